@@ -1,0 +1,378 @@
+//! The ingester: makes writes durable in a WAL, keeps them queryable in memory, and persists
+//! them as sorted, deduplicated Parquet files registered in the catalog.
+//!
+//! ```text
+//!  write(request) ─► encode (protobuf + Arrow IPC) ─► WAL append ─► fsync (group commit)
+//!                 ─► BufferTree[db, table, partition] += batch ─► ack
+//!  persist loop: partitions over size / age (or shutdown) ─► snapshot ─► Persister
+//!                 ─► file registered in catalog ─► snapshot dropped ─► WAL truncated
+//!  query(table) ◄─ snapshot of buffered + persisting batches, projected and time-filtered
+//! ```
+//!
+//! Invariants:
+//! - a `Durability::Sync` write returns only after its WAL record is fsynced;
+//! - rows are queryable from the buffer until the catalog lists the file holding them;
+//! - a WAL segment is deleted only when all its writes are in registered files;
+//! - the hot write path does no sorting, no dedup and no catalog call.
+
+pub mod api;
+pub mod buffer;
+pub mod codec;
+pub mod persist;
+pub mod wal;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+use async_trait::async_trait;
+use ferrite_catalog::CatalogRef;
+use ferrite_model::TIME_COLUMN;
+use object_store::ObjectStore;
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api::{
+    Durability, IngesterQuery, IngesterWrite, PartitionData, QueryError, QueryRequest, QueryResponse,
+    WriteError, WriteRequest,
+};
+use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot};
+use crate::persist::Persister;
+use crate::wal::{Wal, WalError};
+
+/// Ingester settings.
+#[derive(Debug, Clone)]
+pub struct IngesterConfig {
+    /// Directory of the WAL segments.
+    pub wal_dir: PathBuf,
+    /// Rotate a WAL segment after this many bytes.
+    pub wal_segment_bytes: u64,
+    /// Persist a partition once its buffer holds this many bytes.
+    pub persist_partition_bytes: usize,
+    /// Persist a partition once its oldest unpersisted write is this old.
+    pub persist_age: Duration,
+    /// Persist the largest partitions while the whole buffer is over this size.
+    pub buffer_bytes: usize,
+    /// Refuse writes (retryable) while the buffer is over this size.
+    pub max_buffer_bytes: usize,
+    /// Persist operations running at once.
+    pub persist_concurrency: usize,
+    /// How often the persist loop checks sizes and ages.
+    pub persist_check_interval: Duration,
+}
+
+impl IngesterConfig {
+    /// Defaults with the WAL in `wal_dir`.
+    pub fn new(wal_dir: PathBuf) -> Self {
+        Self {
+            wal_dir,
+            wal_segment_bytes: 64 << 20,
+            persist_partition_bytes: 256 << 20,
+            persist_age: Duration::from_secs(300),
+            buffer_bytes: 1 << 30,
+            max_buffer_bytes: 4 << 30,
+            persist_concurrency: 2,
+            persist_check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the ingester could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The WAL could not be opened.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A WAL record could not be decoded.
+    #[error("WAL record {seq} cannot be decoded: {reason}")]
+    Replay {
+        /// Sequence number.
+        seq: u64,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// An ingester. Create with [`Ingester::start`]; stop with [`Ingester::shutdown`].
+#[derive(Debug)]
+pub struct Ingester {
+    inner: Arc<Inner>,
+    persist_loop: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    uuid: uuid::Uuid,
+    config: IngesterConfig,
+    wal: Wal,
+    buffer: Mutex<BufferTree>,
+    persister: Persister,
+    persist_permits: Semaphore,
+    persist_count: AtomicU64,
+    shutting_down: AtomicBool,
+    wake: Notify,
+}
+
+impl Ingester {
+    /// Open the WAL, replay it into the buffer and start the persist loop.
+    pub fn start(
+        config: IngesterConfig,
+        catalog: CatalogRef,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Arc<Self>, StartError> {
+        let (wal, replayed) = Wal::open(&config.wal_dir, config.wal_segment_bytes)?;
+        let mut buffer = BufferTree::default();
+        let replayed_count = replayed.len();
+        for r in replayed {
+            let seq = r.op.sequence_number;
+            let write = r.op.write.unwrap_or_default();
+            let request = codec::decode_write(write).map_err(|e| StartError::Replay {
+                seq,
+                reason: e.to_string(),
+            })?;
+            insert(&mut buffer, seq, request);
+        }
+        if replayed_count > 0 {
+            info!(writes = replayed_count, "buffer restored from WAL");
+        }
+        let inner = Arc::new(Inner {
+            uuid: uuid::Uuid::new_v4(),
+            persist_permits: Semaphore::new(config.persist_concurrency.max(1)),
+            config,
+            wal,
+            buffer: Mutex::new(buffer),
+            persister: Persister::new(catalog, store),
+            persist_count: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let persist_loop = tokio::spawn(persist_loop(Arc::clone(&inner)));
+        Ok(Arc::new(Self {
+            inner,
+            persist_loop: Mutex::new(Some(persist_loop)),
+        }))
+    }
+
+    /// Persist every partition now and wait for it (tests, admin).
+    pub async fn persist_all(&self) {
+        self.inner.persist_all().await;
+    }
+
+    /// Stop taking writes, persist everything, close the WAL.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        if let Some(h) = self.persist_loop.lock().take() {
+            h.abort();
+        }
+        self.inner.persist_all().await;
+        self.inner.truncate_wal();
+        self.inner.wal.close();
+        info!("ingester shut down; everything persisted");
+    }
+
+    /// Number of completed persist operations since start.
+    pub fn persist_count(&self) -> u64 {
+        self.inner.persist_count.load(Ordering::SeqCst)
+    }
+
+    /// Bytes buffered and not yet taken for persistence.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.buffer.lock().buffered_bytes()
+    }
+}
+
+fn insert(buffer: &mut BufferTree, seq: u64, request: WriteRequest) {
+    for t in request.tables {
+        if let Some(b) = Buffered::new(seq, t.batch) {
+            buffer.insert(request.database_id, t.table_id, &t.partition_key, b);
+        }
+    }
+}
+
+#[async_trait]
+impl IngesterWrite for Ingester {
+    async fn write(&self, request: WriteRequest, durability: Durability) -> Result<(), WriteError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(WriteError::ShuttingDown);
+        }
+        let buffered = inner.buffer.lock().buffered_bytes();
+        if buffered > inner.config.max_buffer_bytes {
+            inner.wake.notify_one();
+            return Err(WriteError::Overloaded(format!(
+                "{buffered} bytes wait for persistence (limit {})",
+                inner.config.max_buffer_bytes
+            )));
+        }
+        let no_sync = durability == Durability::NoSync;
+        let bytes = codec::encode_write(&request, no_sync)
+            .map_err(|e| WriteError::Wal(format!("cannot encode write: {e}")))?
+            .encode_to_vec();
+        let (seq, waiter) = inner
+            .wal
+            .append(&bytes, !no_sync)
+            .map_err(|e| WriteError::Wal(e.to_string()))?;
+        if let Some(waiter) = waiter {
+            let synced = match waiter.await {
+                Ok(r) => r,
+                Err(_) => Err("WAL thread stopped".to_string()),
+            };
+            if let Err(e) = synced {
+                inner.wal.buffered(seq);
+                return Err(WriteError::Wal(e));
+            }
+        }
+        insert(&mut inner.buffer.lock(), seq, request);
+        inner.wal.buffered(seq);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IngesterQuery for Ingester {
+    async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
+        // Read the persist count before the data: if a persist finishes in between, the
+        // caller sees a count that makes it refresh the file list, never a stale one.
+        let persist_count = self.inner.persist_count.load(Ordering::SeqCst);
+        let data = self
+            .inner
+            .buffer
+            .lock()
+            .table_data(request.database_id, request.table_id, request.time_range);
+        let mut partitions = Vec::with_capacity(data.len());
+        for (partition_key, buffered) in data {
+            let mut batches = Vec::with_capacity(buffered.len());
+            let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+            for b in buffered {
+                let batch = match request.time_range {
+                    Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => filter_time(&b.batch, lo, hi)?,
+                    _ => b.batch,
+                };
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if let Some(t) = Buffered::new(0, batch.clone()) {
+                    min_time = min_time.min(t.min_time);
+                    max_time = max_time.max(t.max_time);
+                }
+                batches.push(persist::align(&batch, &request.schema).map_err(|e| QueryError::Invalid(e.to_string()))?);
+            }
+            if !batches.is_empty() {
+                partitions.push(PartitionData {
+                    partition_key,
+                    batches,
+                    min_time,
+                    max_time,
+                });
+            }
+        }
+        Ok(QueryResponse {
+            ingester_uuid: self.inner.uuid,
+            persist_count,
+            partitions,
+        })
+    }
+}
+
+fn filter_time(
+    batch: &arrow::record_batch::RecordBatch,
+    lo: i64,
+    hi: i64,
+) -> Result<arrow::record_batch::RecordBatch, QueryError> {
+    let time = batch
+        .column_by_name(TIME_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| QueryError::Invalid("buffered batch has no time column".into()))?;
+    let keep: BooleanArray = time
+        .iter()
+        .map(|t| Some(t.is_some_and(|t| t >= lo && t < hi)))
+        .collect();
+    arrow::compute::filter_record_batch(batch, &keep).map_err(|e| QueryError::Invalid(e.to_string()))
+}
+
+impl Inner {
+    async fn persist_all(self: &Arc<Self>) {
+        loop {
+            let candidates = self.buffer.lock().all();
+            if candidates.is_empty() {
+                break;
+            }
+            let jobs: Vec<_> = candidates
+                .iter()
+                .filter_map(|c| self.buffer.lock().snapshot(c))
+                .map(|s| {
+                    let inner = Arc::clone(self);
+                    tokio::spawn(async move { inner.persist_snapshot(s).await })
+                })
+                .collect();
+            for j in jobs {
+                if let Err(e) = j.await {
+                    error!(error = %e, "persist task failed");
+                }
+            }
+        }
+        // Wait for persists started by the loop before we were called.
+        let _all = self
+            .persist_permits
+            .acquire_many(self.config.persist_concurrency.max(1) as u32)
+            .await;
+    }
+
+    async fn persist_snapshot(self: Arc<Self>, snapshot: Arc<Snapshot>) {
+        let _permit = self.persist_permits.acquire().await;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.persister.persist(Arc::clone(&snapshot)).await {
+                Ok(file) => {
+                    info!(
+                        table_id = %snapshot.table_id,
+                        partition = %snapshot.partition_key,
+                        rows = file.params.row_count,
+                        bytes = file.params.file_size_bytes,
+                        "persisted"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, partition = %snapshot.partition_key, retry_in = ?backoff, "persist failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        self.buffer.lock().persisted(&snapshot);
+        self.persist_count.fetch_add(1, Ordering::SeqCst);
+        self.truncate_wal();
+    }
+
+    fn truncate_wal(&self) {
+        let watermark = self.wal.watermark(|| self.buffer.lock().min_unpersisted_seq());
+        self.wal.truncate(watermark);
+    }
+
+    fn due(&self) -> Vec<PersistCandidate> {
+        let c = &self.config;
+        self.buffer
+            .lock()
+            .due(c.persist_partition_bytes, c.persist_age, c.buffer_bytes)
+    }
+}
+
+async fn persist_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(inner.config.persist_check_interval) => {}
+            _ = inner.wake.notified() => {}
+        }
+        for c in inner.due() {
+            if let Some(s) = inner.buffer.lock().snapshot(&c) {
+                tokio::spawn(Arc::clone(&inner).persist_snapshot(s));
+            }
+        }
+    }
+}

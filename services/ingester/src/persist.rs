@@ -1,0 +1,184 @@
+//! Persistence of one snapshot: sort by primary key, deduplicate, encode Parquet, upload,
+//! then register the file in the catalog.
+//!
+//! ```text
+//!  Snapshot ─► unify schemas ─► concat ─► sort_dedup ─► Parquet (zstd, page stats)
+//!           ─► catalog.create_partition ─► object_store.put ─► catalog.add_parquet_file
+//! ```
+//!
+//! Invariant: the object is uploaded before it is registered, and the caller drops the
+//! snapshot's rows from memory only after registration returned.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, new_null_array};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use ferrite_catalog::{CatalogRef, ParquetFile, ParquetFileParams};
+use ferrite_model::dedup::sort_dedup;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::buffer::Snapshot;
+
+/// Why a persist attempt failed. Every cause is retried by the caller; the rows stay in
+/// memory and in the WAL meanwhile.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// Sorting, deduplicating or encoding failed.
+    #[error("cannot encode partition {partition}: {source}")]
+    Encode {
+        /// Partition key.
+        partition: String,
+        /// Cause.
+        source: ArrowError,
+    },
+    /// Parquet writer failure.
+    #[error("cannot write parquet for partition {partition}: {source}")]
+    Parquet {
+        /// Partition key.
+        partition: String,
+        /// Cause.
+        source: parquet::errors::ParquetError,
+    },
+    /// Upload failed.
+    #[error("cannot upload {path}: {source}")]
+    Upload {
+        /// Object path.
+        path: String,
+        /// Cause.
+        source: object_store::Error,
+    },
+    /// Catalog failure.
+    #[error("catalog: {0}")]
+    Catalog(#[from] ferrite_catalog::Error),
+    /// The blocking task died.
+    #[error("persist task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Writes snapshots to the object store and registers them.
+#[derive(Debug, Clone)]
+pub struct Persister {
+    catalog: CatalogRef,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Persister {
+    /// A persister writing into `store` and registering in `catalog`.
+    pub fn new(catalog: CatalogRef, store: Arc<dyn ObjectStore>) -> Self {
+        Self { catalog, store }
+    }
+
+    /// Persist one snapshot; returns the registered file.
+    pub async fn persist(&self, snapshot: Arc<Snapshot>) -> Result<ParquetFile, PersistError> {
+        let s = Arc::clone(&snapshot);
+        let (batch, bytes) = tokio::task::spawn_blocking(move || encode(&s)).await??;
+        let min_time = time_bound(&batch, arrow::compute::min);
+        let max_time = time_bound(&batch, arrow::compute::max);
+
+        let partition = self
+            .catalog
+            .create_partition(snapshot.table_id, &snapshot.partition_key)
+            .await?;
+        let params = ParquetFileParams {
+            database_id: snapshot.database_id,
+            table_id: snapshot.table_id,
+            partition_id: partition.id,
+            object_store_id: uuid::Uuid::new_v4(),
+            min_time,
+            max_time,
+            row_count: batch.num_rows() as i64,
+            file_size_bytes: bytes.len() as i64,
+            compaction_level: 0,
+            max_sequence_number: snapshot.max_seq() as i64,
+        };
+        let path = params.object_path();
+        self.store
+            .put(&Path::from(path.as_str()), bytes.into())
+            .await
+            .map_err(|source| PersistError::Upload { path, source })?;
+        Ok(self.catalog.add_parquet_file(params).await?)
+    }
+}
+
+fn time_bound(batch: &RecordBatch, f: fn(&arrow::array::TimestampNanosecondArray) -> Option<i64>) -> i64 {
+    batch
+        .column_by_name(ferrite_model::TIME_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref().and_then(f))
+        .unwrap_or(0)
+}
+
+/// Sorted, deduplicated rows of the snapshot and their Parquet encoding.
+fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
+    let partition = snapshot.partition_key.clone();
+    let enc = |source| PersistError::Encode {
+        partition: partition.clone(),
+        source,
+    };
+    let batches: Vec<&RecordBatch> = snapshot.batches.iter().map(|b| &b.batch).collect();
+    let schema = unified_schema(&batches);
+    let aligned = batches
+        .iter()
+        .map(|b| align(b, &schema))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(enc)?;
+    let all = arrow::compute::concat_batches(&schema, &aligned).map_err(enc)?;
+    // Batches are in sequence order and rows in line order: row order is write order.
+    let sorted = sort_dedup(&all, None).map_err(enc)?;
+
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(16 * 1024)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("ferrite:database_id".into(), snapshot.database_id.to_string()),
+            KeyValue::new("ferrite:table_id".into(), snapshot.table_id.to_string()),
+            KeyValue::new("ferrite:partition_key".into(), snapshot.partition_key.clone()),
+        ]))
+        .build();
+    let par = |source| PersistError::Parquet {
+        partition: partition.clone(),
+        source,
+    };
+    let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).map_err(par)?;
+    writer.write(&sorted).map_err(par)?;
+    let bytes = writer.into_inner().map_err(par)?;
+    Ok((sorted, bytes))
+}
+
+/// The union of the batches' columns, sorted by name.
+pub(crate) fn unified_schema(batches: &[&RecordBatch]) -> SchemaRef {
+    let mut fields: BTreeMap<String, Field> = BTreeMap::new();
+    for b in batches {
+        for f in b.schema().fields() {
+            fields.entry(f.name().clone()).or_insert_with(|| f.as_ref().clone());
+        }
+    }
+    Arc::new(Schema::new(fields.into_values().collect::<Vec<_>>()))
+}
+
+/// `batch` with exactly the fields of `schema`: missing columns become nulls.
+pub(crate) fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(Arc::clone(c)),
+            Some(c) => Err(ArrowError::SchemaError(format!(
+                "column '{}' is {} in the buffer but {} was requested",
+                f.name(),
+                c.data_type(),
+                f.data_type()
+            ))),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+}

@@ -1,0 +1,287 @@
+//! Schema on write: checks every parsed line against the database schema and builds the
+//! batches of the lines that pass.
+//!
+//! ```text
+//!  body ─► parse lines ─► for each line: types vs schema ─┬─ conflict ──► LineIssue
+//!                                                         ├─ new table/column ─► SchemaChanges
+//!                                                         └─ ok ─► BatchBuilder[table, day]
+//! ```
+//!
+//! Runs on a blocking thread (it is the CPU-heavy part of a write). When a line needs a
+//! table or column the schema lacks, the result is [`Validated::NeedsSchema`]: the caller
+//! creates them in the catalog and runs validation again with the new schema. Known schema
+//! costs no catalog round trip.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::record_batch::RecordBatch;
+use ferrite_lineproto::{Lines, ParsedLine, Precision};
+use ferrite_model::{ColumnType, DatabaseSchema, NANOS_PER_DAY, TableSchema, day_partition_key};
+
+use crate::builder::{BatchBuilder, field_type};
+
+/// At most this many bad lines are reported in one response.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// One rejected line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIssue {
+    /// 1-based line number.
+    pub line_number: usize,
+    /// The line as sent (cut to 1 KiB).
+    pub original_line: String,
+    /// Why, without the line prefix: "column 'usage' is float in table 'cpu', got integer".
+    pub message: String,
+}
+
+/// Columns (name → type) to create per table, in first-seen order per table.
+pub type SchemaChanges = BTreeMap<String, Vec<(String, ColumnType)>>;
+
+/// Rows of one table and partition, ready for the ingester.
+#[derive(Debug)]
+pub struct TableRows {
+    /// Table name.
+    pub table: String,
+    /// Partition key.
+    pub partition_key: String,
+    /// The rows.
+    pub batch: RecordBatch,
+}
+
+/// The outcome of validating a body.
+#[derive(Debug)]
+pub enum Validated {
+    /// These tables/columns must exist before the body can be written.
+    NeedsSchema(SchemaChanges),
+    /// Everything known: the good lines' rows and the bad lines.
+    Ready {
+        /// Rows grouped by table and partition.
+        rows: Vec<TableRows>,
+        /// Lines written.
+        accepted: usize,
+        /// Lines rejected (at most [`MAX_REPORTED_ERRORS`] kept) …
+        issues: Vec<LineIssue>,
+        /// … out of this many.
+        rejected: usize,
+    },
+}
+
+/// Validate `body` against `schema` (None for a database not created yet).
+pub fn validate(
+    body: &str,
+    precision: Precision,
+    default_time: i64,
+    schema: Option<&DatabaseSchema>,
+) -> Result<Validated, arrow::error::ArrowError> {
+    let empty = BTreeMap::new();
+    let tables = schema.map_or(&empty, |s| &s.tables);
+    let mut lines = Lines::new(body).with_precision(precision);
+    let mut line = ParsedLine::default();
+    let mut builders: HashMap<String, HashMap<i64, BatchBuilder>> = HashMap::new();
+    let mut pending: BTreeMap<String, Vec<(String, ColumnType)>> = BTreeMap::new();
+    let mut issues = Vec::new();
+    let (mut accepted, mut rejected) = (0, 0);
+    let mut reject = |issue: LineIssue, issues: &mut Vec<LineIssue>| {
+        rejected += 1;
+        if issues.len() < MAX_REPORTED_ERRORS {
+            issues.push(issue);
+        }
+    };
+
+    while let Some(result) = lines.next_into(&mut line) {
+        if let Err(e) = result {
+            let message = e.kind.to_string();
+            reject(
+                LineIssue {
+                    line_number: e.line_number,
+                    original_line: e.original_line,
+                    message,
+                },
+                &mut issues,
+            );
+            continue;
+        }
+        let table = tables.get(line.measurement.as_ref());
+        match check_line(&line, table, &mut pending) {
+            Check::Conflict(message) => {
+                reject(
+                    LineIssue {
+                        line_number: line.line_number,
+                        original_line: original_line(body, line.line_number),
+                        message,
+                    },
+                    &mut issues,
+                );
+                continue;
+            }
+            Check::New => continue,
+            Check::Ok => {}
+        }
+        if !pending.is_empty() {
+            // Rows are built once, after the schema exists.
+            continue;
+        }
+        let time = line.timestamp.unwrap_or(default_time);
+        let day = time.div_euclid(NANOS_PER_DAY);
+        builders
+            .entry(line.measurement.to_string())
+            .or_default()
+            .entry(day)
+            .or_insert_with(BatchBuilder::new)
+            .append(&line, time);
+        accepted += 1;
+    }
+    if !pending.is_empty() {
+        return Ok(Validated::NeedsSchema(pending));
+    }
+    let mut rows = Vec::new();
+    for (table, days) in builders {
+        for (day, builder) in days {
+            rows.push(TableRows {
+                table: table.clone(),
+                partition_key: day_partition_key(day * NANOS_PER_DAY),
+                batch: builder.finish()?,
+            });
+        }
+    }
+    Ok(Validated::Ready {
+        rows,
+        accepted,
+        issues,
+        rejected,
+    })
+}
+
+enum Check {
+    Ok,
+    /// The line needs schema that does not exist yet (recorded in `pending`).
+    New,
+    Conflict(String),
+}
+
+fn check_line(
+    line: &ParsedLine<'_>,
+    table: Option<&TableSchema>,
+    pending: &mut BTreeMap<String, Vec<(String, ColumnType)>>,
+) -> Check {
+    let measurement = line.measurement.as_ref();
+    let columns = line
+        .tags
+        .iter()
+        .map(|(k, _)| (k.as_ref(), ColumnType::Tag))
+        .chain(line.fields.iter().map(|(k, v)| (k.as_ref(), field_type(v))));
+    if let Some((name, _)) = line
+        .fields
+        .iter()
+        .find(|(f, _)| line.tags.iter().any(|(t, _)| t == f))
+    {
+        return Check::Conflict(format!(
+            "column '{name}' is both a tag and a field in table '{measurement}'"
+        ));
+    }
+    let mut new = Vec::new();
+    for (name, requested) in columns {
+        let known = table.and_then(|t| t.column_type(name)).or_else(|| {
+            pending
+                .get(measurement)
+                .and_then(|cols| cols.iter().find(|(n, _)| n == name).map(|(_, t)| *t))
+        });
+        match known {
+            Some(existing) if existing != requested => {
+                return Check::Conflict(format!(
+                    "column '{name}' is {existing} in table '{measurement}', got {requested}"
+                ));
+            }
+            Some(_) => {}
+            None => new.push((name.to_string(), requested)),
+        }
+    }
+    if new.is_empty() && table.is_some() {
+        return Check::Ok;
+    }
+    let cols = pending.entry(measurement.to_string()).or_default();
+    if table.is_none() && cols.is_empty() {
+        cols.push((ferrite_model::TIME_COLUMN.to_string(), ColumnType::Time));
+    }
+    cols.extend(new);
+    Check::New
+}
+
+/// The text of physical line `n` (1-based), cut like parse errors are.
+fn original_line(body: &str, n: usize) -> String {
+    let line = body.split('\n').nth(n - 1).unwrap_or("");
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut end = line.len().min(ferrite_lineproto::MAX_ORIGINAL_LINE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrite_model::{ColumnId, DatabaseId, TableId};
+
+    fn schema() -> DatabaseSchema {
+        let mut columns = BTreeMap::new();
+        columns.insert("host".to_string(), (ColumnId(1), ColumnType::Tag));
+        columns.insert("usage".to_string(), (ColumnId(2), ColumnType::F64));
+        columns.insert("time".to_string(), (ColumnId(3), ColumnType::Time));
+        let cpu = TableSchema {
+            id: TableId(1),
+            name: "cpu".into(),
+            columns,
+        };
+        DatabaseSchema {
+            id: DatabaseId(1),
+            name: "db".into(),
+            tables: [("cpu".to_string(), cpu)].into(),
+        }
+    }
+
+    #[test]
+    fn known_schema_needs_no_changes_and_splits_days() {
+        let day = NANOS_PER_DAY;
+        let body = format!("cpu,host=a usage=1 1\ncpu,host=a usage=2 {}\n", day + 5);
+        let Validated::Ready { rows, accepted, issues, .. } =
+            validate(&body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        else {
+            panic!("schema is known");
+        };
+        assert_eq!(accepted, 2);
+        assert!(issues.is_empty());
+        let mut keys: Vec<_> = rows.iter().map(|r| r.partition_key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["1970-01-01", "1970-01-02"]);
+    }
+
+    #[test]
+    fn type_conflicts_name_line_column_and_both_types() {
+        let body = "cpu,host=a usage=1 1\n# comment\ncpu,host=a usage=3i 2\ncpu,usage=x usage=1 3";
+        let Validated::Ready { accepted, issues, rejected, .. } =
+            validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        else {
+            panic!("schema is known");
+        };
+        assert_eq!((accepted, rejected), (1, 2));
+        assert_eq!(issues[0].line_number, 3);
+        assert_eq!(issues[0].message, "column 'usage' is float in table 'cpu', got integer");
+        assert_eq!(issues[0].original_line, "cpu,host=a usage=3i 2");
+        assert_eq!(issues[1].message, "column 'usage' is both a tag and a field in table 'cpu'");
+    }
+
+    #[test]
+    fn new_tables_and_columns_are_requested_once_with_first_seen_types() {
+        let body = "mem free=1i 1\nmem free=2.5 2\ncpu,host=a usage=1,idle=2 3";
+        let Validated::NeedsSchema(changes) = validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        else {
+            panic!("schema is missing");
+        };
+        assert_eq!(
+            changes.get("mem").unwrap(),
+            &vec![("time".to_string(), ColumnType::Time), ("free".to_string(), ColumnType::I64)]
+        );
+        assert_eq!(changes.get("cpu").unwrap(), &vec![("idle".to_string(), ColumnType::F64)]);
+    }
+}

@@ -1,0 +1,230 @@
+//! The write pipeline, from a decoded body to an acknowledged ingester write.
+//!
+//! ```text
+//!  WriteBody ─► SchemaCache.get(db) ─► validate (blocking thread) ─┬─► Ready ─► ingester.write
+//!                     ▲                                            └─► NeedsSchema
+//!                     └──────── catalog: create table, upsert columns ◄┘
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ferrite_catalog::{CatalogRef, Error as CatalogError};
+use ferrite_ingester::api::{Durability, IngesterWrite, TableWrite, WriteError as IngesterError, WriteRequest};
+use ferrite_lineproto::Precision;
+use ferrite_model::{DatabaseSchema, NameError, validate_database_name};
+use parking_lot::RwLock;
+
+use crate::validate::{LineIssue, SchemaChanges, Validated, validate};
+
+/// A write as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct WriteBody {
+    /// Target database (created on first write).
+    pub database: String,
+    /// Line protocol text.
+    pub body: String,
+    /// Timestamp unit.
+    pub precision: Precision,
+    /// Store the good lines when some are bad.
+    pub accept_partial: bool,
+    /// Acknowledge before the WAL is synced.
+    pub no_sync: bool,
+}
+
+/// What happened to a write that was not refused as a whole.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Lines stored.
+    pub accepted: usize,
+    /// Lines rejected …
+    pub rejected: usize,
+    /// … with their reasons (at most 100).
+    pub issues: Vec<LineIssue>,
+}
+
+/// Why a write failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The database name is not acceptable.
+    #[error(transparent)]
+    DatabaseName(#[from] NameError),
+    /// Bad lines and nothing stored (or partial writes off).
+    #[error("{} of the lines were rejected", .0.rejected)]
+    Lines(WriteOutcome),
+    /// The body holds no line at all.
+    #[error("request body contains no line protocol")]
+    Empty,
+    /// A catalog change raced with another writer and lost twice; retry.
+    #[error("schema of database '{0}' changed concurrently; retry the write")]
+    SchemaRace(String),
+    /// The catalog is unreachable (only writes needing new schema fail this way).
+    #[error("catalog unavailable: {0}")]
+    Catalog(CatalogError),
+    /// The ingester refused.
+    #[error(transparent)]
+    Ingester(#[from] IngesterError),
+    /// Building batches failed (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Databases' schemas as last read from the catalog.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    databases: RwLock<HashMap<String, Arc<DatabaseSchema>>>,
+}
+
+impl SchemaCache {
+    fn get(&self, name: &str) -> Option<Arc<DatabaseSchema>> {
+        self.databases.read().get(name).cloned()
+    }
+
+    fn put(&self, schema: DatabaseSchema) -> Arc<DatabaseSchema> {
+        let schema = Arc::new(schema);
+        self.databases
+            .write()
+            .insert(schema.name.clone(), Arc::clone(&schema));
+        schema
+    }
+}
+
+/// Router settings.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Largest accepted request body, before and after gunzip.
+    pub max_request_bytes: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 10 << 20,
+        }
+    }
+}
+
+/// The write side of the front door.
+#[derive(Debug)]
+pub struct Router {
+    catalog: CatalogRef,
+    ingester: Arc<dyn IngesterWrite>,
+    schemas: SchemaCache,
+    config: RouterConfig,
+}
+
+impl Router {
+    /// A router writing through `ingester`, with schema from `catalog`.
+    pub fn new(catalog: CatalogRef, ingester: Arc<dyn IngesterWrite>, config: RouterConfig) -> Self {
+        Self {
+            catalog,
+            ingester,
+            schemas: SchemaCache::default(),
+            config,
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// Validate, extend the schema as needed, and write.
+    pub async fn write(&self, w: WriteBody) -> Result<WriteOutcome, WriteError> {
+        validate_database_name(&w.database)?;
+        let default_time = now_nanos();
+        let body = Arc::new(w.body);
+        let mut schema = self.schemas.get(&w.database);
+        let mut races = 0;
+        let (rows, outcome) = loop {
+            let b = Arc::clone(&body);
+            let s = schema.clone();
+            let precision = w.precision;
+            let validated = tokio::task::spawn_blocking(move || validate(&b, precision, default_time, s.as_deref()))
+                .await
+                .map_err(|e| WriteError::Internal(e.to_string()))?
+                .map_err(|e| WriteError::Internal(e.to_string()))?;
+            match validated {
+                Validated::Ready {
+                    rows,
+                    accepted,
+                    issues,
+                    rejected,
+                } => {
+                    break (
+                        rows,
+                        WriteOutcome {
+                            accepted,
+                            rejected,
+                            issues,
+                        },
+                    );
+                }
+                Validated::NeedsSchema(changes) => match self.apply(&w.database, &changes).await {
+                    Ok(s) => schema = Some(s),
+                    Err(CatalogError::ColumnTypeConflict { .. }) if races < 2 => {
+                        // Another writer created the column with another type first: reload,
+                        // and the lines become type conflicts of their own.
+                        races += 1;
+                        schema = Some(self.reload(&w.database).await.map_err(WriteError::Catalog)?);
+                    }
+                    Err(CatalogError::ColumnTypeConflict { .. }) => return Err(WriteError::SchemaRace(w.database)),
+                    Err(e) => return Err(WriteError::Catalog(e)),
+                },
+            }
+        };
+        if outcome.accepted == 0 && outcome.rejected == 0 {
+            return Err(WriteError::Empty);
+        }
+        if outcome.rejected > 0 && (!w.accept_partial || outcome.accepted == 0) {
+            return Err(WriteError::Lines(outcome));
+        }
+        let schema = schema.ok_or_else(|| WriteError::Internal("rows without a schema".into()))?;
+        let tables = rows
+            .into_iter()
+            .map(|r| {
+                let table = schema
+                    .tables
+                    .get(&r.table)
+                    .ok_or_else(|| WriteError::Internal(format!("table '{}' missing from schema", r.table)))?;
+                Ok(TableWrite {
+                    table_id: table.id,
+                    partition_key: r.partition_key,
+                    batch: r.batch,
+                })
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        let durability = if w.no_sync { Durability::NoSync } else { Durability::Sync };
+        self.ingester
+            .write(
+                WriteRequest {
+                    database_id: schema.id,
+                    tables,
+                },
+                durability,
+            )
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Create the database, tables and columns, then cache the fresh schema.
+    async fn apply(&self, database: &str, changes: &SchemaChanges) -> Result<Arc<DatabaseSchema>, CatalogError> {
+        let db = self.catalog.create_database(database).await?;
+        for (table, columns) in changes {
+            let t = self.catalog.create_table(db.id, table).await?;
+            let cols: Vec<(&str, _)> = columns.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+            self.catalog.upsert_columns(t.id, &cols).await?;
+        }
+        self.reload(database).await
+    }
+
+    async fn reload(&self, database: &str) -> Result<Arc<DatabaseSchema>, CatalogError> {
+        let db = self.catalog.create_database(database).await?;
+        let schema = self.catalog.database_schema(db.id).await?;
+        Ok(self.schemas.put(schema))
+    }
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
