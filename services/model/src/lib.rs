@@ -253,8 +253,10 @@ pub const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// The default partition key of a row: its UTC day, `%Y-%m-%d`.
 pub fn day_partition_key(time_ns: i64) -> String {
-    let day_start = time_ns.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
-    chrono::DateTime::from_timestamp_nanos(day_start)
+    // The date of the instant itself: flooring to the day start first would overflow for
+    // times in the first day representable as i64 nanoseconds (1677-09-21).
+    chrono::DateTime::from_timestamp_nanos(time_ns)
+        .date_naive()
         .format("%Y-%m-%d")
         .to_string()
 }
@@ -324,6 +326,8 @@ mod tests {
         assert_eq!(day_partition_key(s), "2024-03-05");
         assert_eq!(day_partition_key(e - 1), "2024-03-05");
         assert_eq!(day_partition_key(e), "2024-03-06");
+        assert_eq!(day_partition_key(i64::MIN), "1677-09-21");
+        assert_eq!(day_partition_key(i64::MAX), "2262-04-11");
         assert_eq!(day_partition_range("garbage"), None);
     }
 

@@ -51,8 +51,18 @@ pub struct TableRows {
 /// The outcome of validating a body.
 #[derive(Debug)]
 pub enum Validated {
-    /// These tables/columns must exist before the body can be written.
-    NeedsSchema(SchemaChanges),
+    /// These tables/columns must exist before the body can be written. The counts say
+    /// which lines would be written, so a request that will be rejected creates no schema.
+    NeedsSchema {
+        /// Tables and columns to create (only for lines that are otherwise good).
+        changes: SchemaChanges,
+        /// Lines that pass once the schema exists.
+        accepted: usize,
+        /// Lines rejected (at most [`MAX_REPORTED_ERRORS`] kept) …
+        issues: Vec<LineIssue>,
+        /// … out of this many.
+        rejected: usize,
+    },
     /// Everything known: the good lines' rows and the bad lines.
     Ready {
         /// Rows grouped by table and partition.
@@ -77,7 +87,7 @@ pub fn validate(
     let tables = schema.map_or(&empty, |s| &s.tables);
     let mut lines = Lines::new(body).with_precision(precision);
     let mut line = ParsedLine::default();
-    let mut builders: HashMap<String, HashMap<i64, BatchBuilder>> = HashMap::new();
+    let mut builders: HashMap<String, HashMap<i64, (String, BatchBuilder)>> = HashMap::new();
     let mut pending: BTreeMap<String, Vec<(String, ColumnType)>> = BTreeMap::new();
     let mut issues = Vec::new();
     let (mut accepted, mut rejected) = (0, 0);
@@ -114,32 +124,39 @@ pub fn validate(
                 );
                 continue;
             }
-            Check::New => continue,
-            Check::Ok => {}
+            Check::New => {
+                accepted += 1;
+                continue;
+            }
+            Check::Ok => accepted += 1,
         }
         if !pending.is_empty() {
             // Rows are built once, after the schema exists.
             continue;
         }
         let time = line.timestamp.unwrap_or(default_time);
-        let day = time.div_euclid(NANOS_PER_DAY);
         builders
             .entry(line.measurement.to_string())
             .or_default()
-            .entry(day)
-            .or_insert_with(BatchBuilder::new)
+            .entry(time.div_euclid(NANOS_PER_DAY))
+            .or_insert_with(|| (day_partition_key(time), BatchBuilder::new()))
+            .1
             .append(&line, time);
-        accepted += 1;
     }
     if !pending.is_empty() {
-        return Ok(Validated::NeedsSchema(pending));
+        return Ok(Validated::NeedsSchema {
+            changes: pending,
+            accepted,
+            issues,
+            rejected,
+        });
     }
     let mut rows = Vec::new();
     for (table, days) in builders {
-        for (day, builder) in days {
+        for (partition_key, builder) in days.into_values() {
             rows.push(TableRows {
                 table: table.clone(),
-                partition_key: day_partition_key(day * NANOS_PER_DAY),
+                partition_key,
                 batch: builder.finish()?,
             });
         }
@@ -274,7 +291,7 @@ mod tests {
     #[test]
     fn new_tables_and_columns_are_requested_once_with_first_seen_types() {
         let body = "mem free=1i 1\nmem free=2.5 2\ncpu,host=a usage=1,idle=2 3";
-        let Validated::NeedsSchema(changes) = validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        let Validated::NeedsSchema { changes, .. } = validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
         else {
             panic!("schema is missing");
         };

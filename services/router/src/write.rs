@@ -160,7 +160,22 @@ impl Router {
                         },
                     );
                 }
-                Validated::NeedsSchema(changes) => match self.apply(&w.database, &changes).await {
+                Validated::NeedsSchema {
+                    changes,
+                    accepted,
+                    issues,
+                    rejected,
+                } => {
+                    let outcome = WriteOutcome {
+                        accepted,
+                        rejected,
+                        issues,
+                    };
+                    // A request that will be rejected must not leave schema behind.
+                    if rejected > 0 && (!w.accept_partial || accepted == 0) {
+                        return Err(WriteError::Lines(outcome));
+                    }
+                    match self.apply(&w.database, &changes).await {
                     Ok(s) => schema = Some(s),
                     Err(CatalogError::ColumnTypeConflict { .. }) if races < 2 => {
                         // Another writer created the column with another type first: reload,
@@ -168,9 +183,12 @@ impl Router {
                         races += 1;
                         schema = Some(self.reload(&w.database).await.map_err(WriteError::Catalog)?);
                     }
-                    Err(CatalogError::ColumnTypeConflict { .. }) => return Err(WriteError::SchemaRace(w.database)),
-                    Err(e) => return Err(WriteError::Catalog(e)),
-                },
+                        Err(CatalogError::ColumnTypeConflict { .. }) => {
+                            return Err(WriteError::SchemaRace(w.database));
+                        }
+                        Err(e) => return Err(WriteError::Catalog(e)),
+                    }
+                }
             }
         };
         if outcome.accepted == 0 && outcome.rejected == 0 {

@@ -1,0 +1,51 @@
+# ferrite — developer entry points. `make test` on a fresh Debian machine installs what it needs.
+
+CARGO_TARGET_DIR ?= $(HOME)/.cache/ferrite-target
+export CARGO_TARGET_DIR
+VENV := .venv
+PYTEST := $(VENV)/bin/python -m pytest
+FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
+
+.PHONY: help setup build run test test-rust test-python bench bench-lineproto bench-e2e fmt lint clean
+
+help:
+	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
+	@echo "make test    - every test (installs PostgreSQL, mold, the Python clients)"
+	@echo "make bench   - parser, ingest and query benchmarks (see docs/benchmarks.md)"
+
+setup:
+	bash deploy/dev/setup.sh
+
+build: setup
+	cargo build --workspace
+
+run: setup
+	cargo run --release --bin ferrite -- serve
+
+test: setup test-rust test-python
+
+test-rust:
+	cargo test --workspace --no-fail-fast
+
+test-python:
+	cargo build --bin ferrite
+	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
+
+bench: setup bench-lineproto bench-e2e
+
+bench-lineproto:
+	cargo bench -p ferrite-lineproto --bench parse
+
+bench-e2e:
+	cargo build --release --bin ferrite --bin ferrite-bench
+	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	cargo clean

@@ -1,0 +1,199 @@
+//! The catalog: databases, tables, typed columns, partitions and parquet files.
+//!
+//! ```text
+//!  router ──(create db/table, upsert columns)──►┐
+//!  ingester ──(create partition, add file)─────►├─► Catalog ──► SqlCatalog ──► PostgreSQL | SQLite
+//!  querier ──(schema, files of a table)────────►┘
+//! ```
+//!
+//! Invariants:
+//! - every create is an idempotent create-or-get: concurrent callers get the same row;
+//! - a column's type never changes: upserting a column with another type is
+//!   [`Error::ColumnTypeConflict`] and changes nothing;
+//! - a parquet file is visible to readers only once `add_parquet_file` has returned, and it
+//!   is registered before its rows leave an ingester's memory.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferrite_model::{
+    ColumnId, ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId,
+    TableSchema,
+};
+
+mod sql;
+
+pub use sql::SqlCatalog;
+
+/// Result of catalog operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A column exists with another type.
+    #[error("column '{column}' is {existing} in table '{table}', got {requested}")]
+    ColumnTypeConflict {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Type in the catalog.
+        existing: ColumnType,
+        /// Type asked for.
+        requested: ColumnType,
+    },
+    /// No database with that name or id.
+    #[error("database '{0}' not found")]
+    DatabaseNotFound(String),
+    /// No table with that id.
+    #[error("table {0} not found")]
+    TableNotFound(TableId),
+    /// The catalog database cannot be reached or failed the statement.
+    #[error("catalog unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// Migrations failed at start.
+    #[error("catalog migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The DSN names no supported backend.
+    #[error("unsupported catalog DSN '{0}': expected postgres://… or sqlite://…")]
+    InvalidDsn(String),
+    /// A stored row cannot be read back (for example an unknown column type code).
+    #[error("corrupt catalog row: {0}")]
+    Corrupt(String),
+}
+
+/// A database (namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    /// Catalog id.
+    pub id: DatabaseId,
+    /// Unique name.
+    pub name: String,
+}
+
+/// A table (measurement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Catalog id.
+    pub id: TableId,
+    /// Owning database.
+    pub database_id: DatabaseId,
+    /// Name, unique within the database.
+    pub name: String,
+}
+
+/// A typed column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Catalog id.
+    pub id: ColumnId,
+    /// Owning table.
+    pub table_id: TableId,
+    /// Name, unique within the table.
+    pub name: String,
+    /// Fixed at creation.
+    pub column_type: ColumnType,
+}
+
+/// A partition of a table: by default one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// Catalog id.
+    pub id: PartitionId,
+    /// Owning table.
+    pub table_id: TableId,
+    /// Partition key, e.g. `2024-03-05`.
+    pub key: String,
+}
+
+/// What an ingester (or later the compactor) registers for a new parquet file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetFileParams {
+    /// Database of the table.
+    pub database_id: DatabaseId,
+    /// Table the rows belong to.
+    pub table_id: TableId,
+    /// Partition the rows belong to.
+    pub partition_id: PartitionId,
+    /// Unique object id; the object path is derived from it.
+    pub object_store_id: uuid::Uuid,
+    /// Smallest `time` in the file, ns.
+    pub min_time: i64,
+    /// Largest `time` in the file, ns.
+    pub max_time: i64,
+    /// Rows in the file.
+    pub row_count: i64,
+    /// Size of the object.
+    pub file_size_bytes: i64,
+    /// 0 for ingester output; compaction raises it.
+    pub compaction_level: i16,
+    /// Orders overlapping files: a file with a higher value holds later writes. Ingesters use
+    /// their highest WAL sequence number in the file.
+    pub max_sequence_number: i64,
+}
+
+/// A registered parquet file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetFile {
+    /// Catalog id.
+    pub id: ParquetFileId,
+    /// What was registered.
+    pub params: ParquetFileParams,
+    /// Registration time, ns since the epoch.
+    pub created_at: i64,
+}
+
+/// The catalog operations every service uses. [`SqlCatalog`] implements it over sqlx; the
+/// cluster's catalog service client implements it over gRPC.
+#[async_trait]
+pub trait Catalog: Debug + Send + Sync + 'static {
+    /// Create the database if it does not exist; return it either way.
+    async fn create_database(&self, name: &str) -> Result<Database>;
+    /// The database with this name, if any.
+    async fn database_by_name(&self, name: &str) -> Result<Option<Database>>;
+    /// All databases, ordered by name.
+    async fn list_databases(&self) -> Result<Vec<Database>>;
+
+    /// Create the table if it does not exist; return it either way.
+    async fn create_table(&self, database_id: DatabaseId, name: &str) -> Result<Table>;
+    /// All tables of a database, ordered by name.
+    async fn list_tables(&self, database_id: DatabaseId) -> Result<Vec<Table>>;
+
+    /// Add the columns that do not exist yet and return all of `columns` (in input order).
+    /// Fails with [`Error::ColumnTypeConflict`], changing nothing, if any exists with another
+    /// type.
+    async fn upsert_columns(
+        &self,
+        table_id: TableId,
+        columns: &[(&str, ColumnType)],
+    ) -> Result<Vec<Column>>;
+    /// All columns of a table, ordered by name.
+    async fn list_columns(&self, table_id: TableId) -> Result<Vec<Column>>;
+    /// One database with every table and column.
+    async fn database_schema(&self, database_id: DatabaseId) -> Result<DatabaseSchema>;
+    /// One table's schema.
+    async fn table_schema(&self, table_id: TableId) -> Result<TableSchema>;
+
+    /// Create the partition if it does not exist; return it either way.
+    async fn create_partition(&self, table_id: TableId, key: &str) -> Result<Partition>;
+
+    /// Register a persisted parquet file.
+    async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile>;
+    /// The live (not deleted) parquet files of a table, ordered by id.
+    async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>>;
+}
+
+/// Shared handle to a catalog.
+pub type CatalogRef = Arc<dyn Catalog>;
+
+impl ParquetFileParams {
+    /// Where the file lives in the object store, relative to the store's root.
+    pub fn object_path(&self) -> String {
+        format!(
+            "dbs/{}/tables/{}/partitions/{}/{}.parquet",
+            self.database_id, self.table_id, self.partition_id, self.object_store_id
+        )
+    }
+}

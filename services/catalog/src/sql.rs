@@ -1,0 +1,892 @@
+//! [`SqlCatalog`]: the catalog over PostgreSQL (cluster) or SQLite (embedded), one SQL
+//! implementation for both through sqlx's `Any` driver.
+//!
+//! ```text
+//!  connect(dsn) ──► parse DSN ──► pool (AnyPool) ──► migrations/postgres | migrations/sqlite
+//!                                                      (PG: under sqlx's pg_advisory_lock)
+//!  create_*  ──► fast path: SELECT ─┬─ found ──► return it
+//!                                   └─ missing ─► write transaction:
+//!                                        INSERT … ON CONFLICT DO NOTHING RETURNING id
+//!                                        ├─ inserted ──► bump catalog_version
+//!                                        └─ lost the race ──► SELECT the winner's row
+//! ```
+//!
+//! Why one implementation: both dialects accept `$N` placeholders, `ON CONFLICT … DO
+//! NOTHING`, `RETURNING` and partial indexes, so the statements are shared. The differences
+//! are kept small and explicit in [`Backend`]: how a write transaction begins (SQLite takes
+//! the write lock up front with `BEGIN IMMEDIATE`, so a read-then-write transaction cannot
+//! fail with `SQLITE_BUSY` when another writer got in between) and how a UUID parameter is
+//! written (`uuid` column in PostgreSQL, text in SQLite; `Any` only carries text).
+//!
+//! Invariants:
+//! - every create is idempotent and safe under concurrency: the unique constraints decide
+//!   the winner, losers read the winner's row;
+//! - `catalog_version` is bumped in the same transaction as every database, table, column
+//!   and parquet file that is actually created (not when an existing row is returned);
+//! - `upsert_columns` inserts in name order (no lock cycles between concurrent upserts of
+//!   overlapping column sets) and checks every type before committing, so a conflict
+//!   changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use ferrite_model::{
+    ColumnId, ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId,
+    TableSchema,
+};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
+
+use crate::{
+    Catalog, Column, Database, Error, ParquetFile, ParquetFileParams, Partition, Result, Table,
+};
+
+/// `SELECT <the columns of a ParquetFileRow> FROM parquet_files <rest>`, as a literal.
+/// `CAST(… AS TEXT)` turns PostgreSQL's `uuid` into text (`Any` has no uuid type) and is a
+/// no-op in SQLite.
+macro_rules! select_parquet_files {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, database_id, table_id, partition_id, CAST(object_store_id AS TEXT), \
+             min_time, max_time, row_count, file_size_bytes, compaction_level, \
+             max_sequence_number, created_at FROM parquet_files ",
+            $rest
+        )
+    };
+}
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Connections to PostgreSQL per catalog process.
+const PG_MAX_CONNECTIONS: u32 = 10;
+/// Connections to a SQLite file: readers run in parallel under WAL, writers queue on the
+/// file's write lock.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// How long an operation waits for a pooled connection before the catalog reports itself
+/// unavailable. Also bounds the wait while PostgreSQL is down.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle PostgreSQL connections are closed after this long.
+const PG_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Rows per multi-row `INSERT` into `columns` (3 parameters each, far below either
+/// backend's parameter limit).
+const COLUMN_INSERT_CHUNK: usize = 500;
+
+/// Which database server is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// What a DSN asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Postgres { url: String },
+    SqliteFile { url: String, path: PathBuf },
+    SqliteMemory { url: String },
+}
+
+/// The catalog over a SQL database: PostgreSQL for a cluster, SQLite embedded.
+///
+/// Cheap to share behind an `Arc`; all methods take `&self` and use a connection pool.
+#[derive(Debug)]
+pub struct SqlCatalog {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlCatalog {
+    /// Connect to the catalog database and bring its schema up to date.
+    ///
+    /// `dsn` is `postgres://…` / `postgresql://…`, `sqlite://path` / `sqlite:path` (the file
+    /// and its directory are created if missing) or `sqlite::memory:` (a private in-memory
+    /// catalog that lives as long as this value).
+    ///
+    /// On PostgreSQL the migrations run under sqlx's session advisory lock
+    /// (`pg_advisory_lock`, keyed on the database name) on a dedicated connection that is
+    /// closed afterwards, so any number of replicas may start at once: one migrates, the
+    /// others wait and then find nothing to do.
+    pub async fn connect(dsn: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        match parse_dsn(dsn)? {
+            Target::Postgres { url } => {
+                // Its own one-connection pool, closed afterwards: closing ends the session,
+                // which also frees the advisory lock if a migration failed half-way and the
+                // migrator never unlocked.
+                let migrations = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(&url)
+                    .await?;
+                let migrated = migrate(&POSTGRES_MIGRATIONS, &migrations).await;
+                migrations.close().await;
+                migrated?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(PG_MAX_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .idle_timeout(PG_IDLE_TIMEOUT)
+                    // A connection broken by a server restart is noticed here and replaced
+                    // instead of failing the caller's statement.
+                    .test_before_acquire(true)
+                    .connect(&url)
+                    .await?;
+                tracing::info!("catalog connected to PostgreSQL");
+                Ok(Self {
+                    pool,
+                    backend: Backend::Postgres,
+                })
+            }
+            Target::SqliteFile { url, path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot create {}: {e}", dir.display()),
+                        )))
+                    })?;
+                }
+                let pool = AnyPoolOptions::new()
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(&url)
+                    .await?;
+                // WAL lets readers run while one task writes. The mode is stored in the file,
+                // so setting it once covers every connection. (sqlx already sets
+                // busy_timeout = 5 s and foreign_keys = ON on each connection.)
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await?;
+                migrate(&SQLITE_MIGRATIONS, &pool).await?;
+                tracing::info!(path = %path.display(), "catalog opened SQLite file");
+                Ok(Self {
+                    pool,
+                    backend: Backend::Sqlite,
+                })
+            }
+            Target::SqliteMemory { url } => {
+                // One connection that is never closed: an in-memory database lives exactly
+                // as long as its last connection.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(&url)
+                    .await?;
+                migrate(&SQLITE_MIGRATIONS, &pool).await?;
+                Ok(Self {
+                    pool,
+                    backend: Backend::Sqlite,
+                })
+            }
+        }
+    }
+
+    /// The catalog version: bumped in the same transaction as every database, table, column
+    /// and parquet file created, so a changed version means something was added.
+    pub async fn version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT version FROM catalog_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Close every pooled connection; later calls fail. Waits for checked-out connections
+    /// to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that will write. SQLite takes the write lock at `BEGIN IMMEDIATE`
+    /// (waiting up to the busy timeout) rather than at the first write, where a stale read
+    /// snapshot would fail at once with `SQLITE_BUSY`.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
+    /// The statement inserting a parquet file row: the object id needs a cast to `uuid`
+    /// in PostgreSQL and is stored as text in SQLite.
+    fn insert_parquet_file_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => {
+                "INSERT INTO parquet_files (database_id, table_id, partition_id, object_store_id, \
+                 min_time, max_time, row_count, file_size_bytes, compaction_level, \
+                 max_sequence_number, created_at) \
+                 VALUES ($1, $2, $3, CAST($4 AS uuid), $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (object_store_id) DO NOTHING RETURNING id"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO parquet_files (database_id, table_id, partition_id, object_store_id, \
+                 min_time, max_time, row_count, file_size_bytes, compaction_level, \
+                 max_sequence_number, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (object_store_id) DO NOTHING RETURNING id"
+            }
+        }
+    }
+
+    fn parquet_file_by_object_id_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => {
+                select_parquet_files!("WHERE object_store_id = CAST($1 AS uuid)")
+            }
+            Backend::Sqlite => select_parquet_files!("WHERE object_store_id = $1"),
+        }
+    }
+
+    async fn database_by_id(&self, id: DatabaseId) -> Result<Option<Database>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM databases WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, name)| Database {
+            id: DatabaseId(id),
+            name,
+        }))
+    }
+
+    async fn database_exists(&self, id: DatabaseId) -> Result<bool> {
+        Ok(self.database_by_id(id).await?.is_some())
+    }
+
+    async fn table_by_id(&self, id: TableId) -> Result<Option<Table>> {
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT id, database_id, name FROM tables WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, database_id, name)| Table {
+            id: TableId(id),
+            database_id: DatabaseId(database_id),
+            name,
+        }))
+    }
+
+    async fn table_by_name(&self, database_id: DatabaseId, name: &str) -> Result<Option<Table>> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
+                .bind(database_id.get())
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(id.map(|id| Table {
+            id: TableId(id),
+            database_id,
+            name: name.to_owned(),
+        }))
+    }
+
+    async fn partition_by_key(&self, table_id: TableId, key: &str) -> Result<Option<Partition>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM partitions WHERE table_id = $1 AND partition_key = $2",
+        )
+        .bind(table_id.get())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.map(|id| Partition {
+            id: PartitionId(id),
+            table_id,
+            key: key.to_owned(),
+        }))
+    }
+}
+
+/// Apply the pending migrations through `pool`.
+async fn migrate(migrator: &Migrator, pool: &AnyPool) -> Result<()> {
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Raise the catalog version inside the caller's transaction.
+async fn bump_version(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Rows of `columns` as stored: (id, name, type code).
+type ColumnRow = (i64, String, i16);
+
+async fn columns_of<'e, E>(executor: E, table_id: TableId) -> Result<Vec<Column>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows: Vec<ColumnRow> = sqlx::query_as(
+        "SELECT id, name, column_type FROM columns WHERE table_id = $1 ORDER BY name",
+    )
+    .bind(table_id.get())
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|(id, name, code)| {
+            Ok(Column {
+                id: ColumnId(id),
+                table_id,
+                column_type: column_type(code, &name)?,
+                name,
+            })
+        })
+        .collect()
+}
+
+fn column_type(code: i16, column: &str) -> Result<ColumnType> {
+    ColumnType::from_code(code)
+        .ok_or_else(|| Error::Corrupt(format!("column '{column}' has unknown type code {code}")))
+}
+
+/// A requested column stored with another type: (name, existing, requested).
+type Mismatch<'a> = (&'a str, ColumnType, ColumnType);
+
+/// The first requested column, in input order, whose stored type differs.
+fn first_mismatch<'a>(
+    stored: &BTreeMap<&str, &Column>,
+    requested: &[(&'a str, ColumnType)],
+) -> Option<Mismatch<'a>> {
+    requested.iter().find_map(|&(name, requested)| {
+        let existing = stored.get(name)?.column_type;
+        (existing != requested).then_some((name, existing, requested))
+    })
+}
+
+fn conflict(table: &str, (column, existing, requested): Mismatch<'_>) -> Error {
+    Error::ColumnTypeConflict {
+        table: table.to_owned(),
+        column: column.to_owned(),
+        existing,
+        requested,
+    }
+}
+
+/// `columns` in input order, from the stored rows. Every requested name must be stored.
+fn in_input_order(
+    stored: &BTreeMap<&str, &Column>,
+    requested: &[(&str, ColumnType)],
+) -> Result<Vec<Column>> {
+    requested
+        .iter()
+        .map(|&(name, _)| {
+            stored.get(name).map(|c| (*c).clone()).ok_or_else(|| {
+                Error::Corrupt(format!("column '{name}' missing right after its insert"))
+            })
+        })
+        .collect()
+}
+
+fn by_name(columns: &[Column]) -> BTreeMap<&str, &Column> {
+    columns.iter().map(|c| (c.name.as_str(), c)).collect()
+}
+
+fn is_foreign_key_violation(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(sqlx::Error::Database(db)) if db.is_foreign_key_violation())
+}
+
+/// Rows of `parquet_files` as selected by `select_parquet_files!`.
+type ParquetFileRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i16,
+    i64,
+    i64,
+);
+
+fn parquet_file(row: ParquetFileRow) -> Result<ParquetFile> {
+    let (
+        id,
+        database_id,
+        table_id,
+        partition_id,
+        object_store_id,
+        min_time,
+        max_time,
+        row_count,
+        file_size_bytes,
+        compaction_level,
+        max_sequence_number,
+        created_at,
+    ) = row;
+    let object_store_id = uuid::Uuid::parse_str(&object_store_id).map_err(|e| {
+        Error::Corrupt(format!(
+            "parquet file {id} has object store id '{object_store_id}': {e}"
+        ))
+    })?;
+    Ok(ParquetFile {
+        id: ParquetFileId(id),
+        params: ParquetFileParams {
+            database_id: DatabaseId(database_id),
+            table_id: TableId(table_id),
+            partition_id: PartitionId(partition_id),
+            object_store_id,
+            min_time,
+            max_time,
+            row_count,
+            file_size_bytes,
+            compaction_level,
+            max_sequence_number,
+        },
+        created_at,
+    })
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Work out the backend and the URL sqlx should open.
+fn parse_dsn(dsn: &str) -> Result<Target> {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        return Ok(Target::Postgres {
+            url: dsn.to_owned(),
+        });
+    }
+    let Some(rest) = dsn
+        .strip_prefix("sqlite://")
+        .or_else(|| dsn.strip_prefix("sqlite:"))
+    else {
+        return Err(Error::InvalidDsn(dsn.to_owned()));
+    };
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    if path == ":memory:" || (path.is_empty() && params.contains("mode=memory")) {
+        // sqlx names `:memory:` databases per connection attempt, and `Any` re-parses the
+        // URL for every connection; a name of our own keeps the pool on one database.
+        return Ok(Target::SqliteMemory {
+            url: format!(
+                "sqlite:file:ferrite-catalog-{}?mode=memory",
+                uuid::Uuid::new_v4()
+            ),
+        });
+    }
+    if path.is_empty() {
+        return Err(Error::InvalidDsn(dsn.to_owned()));
+    }
+    let path = PathBuf::from(path);
+    let mut url = format!("sqlite://{}", encode_path(&path));
+    if params.is_empty() {
+        url.push_str("?mode=rwc");
+    } else {
+        url.push('?');
+        url.push_str(params);
+        if !params.split('&').any(|p| p.starts_with("mode=")) {
+            url.push_str("&mode=rwc");
+        }
+    }
+    Ok(Target::SqliteFile { url, path })
+}
+
+/// Percent-encode the few characters that would change the meaning of a SQLite URL (sqlx
+/// percent-decodes the path).
+fn encode_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `INSERT` of `n` columns for one table: `$1` is the table id, then name and type code
+/// per row. Built from placeholders only, never from input.
+fn insert_columns_sql(n: usize) -> String {
+    let mut sql = String::from("INSERT INTO columns (table_id, name, column_type) VALUES ");
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
+    }
+    sql.push_str(" ON CONFLICT (table_id, name) DO NOTHING RETURNING id");
+    sql
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn create_database(&self, name: &str) -> Result<Database> {
+        if let Some(db) = self.database_by_name(name).await? {
+            return Ok(db);
+        }
+        let mut tx = self.begin_write().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO databases (name, created_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(now_ns())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match inserted {
+            Some(id) => {
+                bump_version(&mut tx).await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar("SELECT id FROM databases WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(Database {
+            id: DatabaseId(id),
+            name: name.to_owned(),
+        })
+    }
+
+    async fn database_by_name(&self, name: &str) -> Result<Option<Database>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM databases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(|id| Database {
+            id: DatabaseId(id),
+            name: name.to_owned(),
+        }))
+    }
+
+    async fn list_databases(&self) -> Result<Vec<Database>> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM databases ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Database {
+                id: DatabaseId(id),
+                name,
+            })
+            .collect())
+    }
+
+    async fn create_table(&self, database_id: DatabaseId, name: &str) -> Result<Table> {
+        if let Some(table) = self.table_by_name(database_id, name).await? {
+            return Ok(table);
+        }
+        let mut tx = self.begin_write().await?;
+        let inserted: Result<Option<i64>> = sqlx::query_scalar(
+            "INSERT INTO tables (database_id, name) VALUES ($1, $2) \
+             ON CONFLICT (database_id, name) DO NOTHING RETURNING id",
+        )
+        .bind(database_id.get())
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from);
+        let id = match inserted {
+            Ok(Some(id)) => {
+                bump_version(&mut tx).await?;
+                id
+            }
+            Ok(None) => {
+                sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
+                    .bind(database_id.get())
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(Error::DatabaseNotFound(database_id.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(Table {
+            id: TableId(id),
+            database_id,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn list_tables(&self, database_id: DatabaseId) -> Result<Vec<Table>> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM tables WHERE database_id = $1 ORDER BY name")
+                .bind(database_id.get())
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Table {
+                id: TableId(id),
+                database_id,
+                name,
+            })
+            .collect())
+    }
+
+    async fn upsert_columns(
+        &self,
+        table_id: TableId,
+        columns: &[(&str, ColumnType)],
+    ) -> Result<Vec<Column>> {
+        if columns.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // Fast path, no write lock: every column already there (the common case once a
+        // table's schema has settled) or a conflict, which is final because types never
+        // change.
+        let stored = columns_of(&self.pool, table_id).await?;
+        let stored_by_name = by_name(&stored);
+        if let Some(mismatch) = first_mismatch(&stored_by_name, columns) {
+            let table = self
+                .table_by_id(table_id)
+                .await?
+                .ok_or(Error::TableNotFound(table_id))?;
+            return Err(conflict(&table.name, mismatch));
+        }
+        let missing: BTreeMap<&str, ColumnType> = columns
+            .iter()
+            .rev() // so that the first occurrence of a repeated name wins
+            .filter(|(name, _)| !stored_by_name.contains_key(name))
+            .map(|&(name, t)| (name, t))
+            .collect();
+        if missing.is_empty() {
+            return in_input_order(&stored_by_name, columns);
+        }
+
+        let mut tx = self.begin_write().await?;
+        let table: Option<String> = sqlx::query_scalar("SELECT name FROM tables WHERE id = $1")
+            .bind(table_id.get())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let table = table.ok_or(Error::TableNotFound(table_id))?;
+
+        // Name order (the BTreeMap's) in every transaction: two upserts of overlapping sets
+        // take the unique-index locks in the same order and cannot deadlock.
+        let missing: Vec<(&str, ColumnType)> = missing.into_iter().collect();
+        let mut inserted = 0;
+        for chunk in missing.chunks(COLUMN_INSERT_CHUNK) {
+            let sql = insert_columns_sql(chunk.len());
+            let mut insert = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).bind(table_id.get());
+            for &(name, t) in chunk {
+                insert = insert.bind(name).bind(t.code());
+            }
+            inserted += insert.fetch_all(&mut *tx).await?.len();
+        }
+        if inserted > 0 {
+            bump_version(&mut tx).await?;
+        }
+
+        let stored = columns_of(&mut *tx, table_id).await?;
+        let stored_by_name = by_name(&stored);
+        if let Some(mismatch) = first_mismatch(&stored_by_name, columns) {
+            // Undo the columns inserted above: a conflict changes nothing.
+            tx.rollback().await?;
+            return Err(conflict(&table, mismatch));
+        }
+        let result = in_input_order(&stored_by_name, columns)?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn list_columns(&self, table_id: TableId) -> Result<Vec<Column>> {
+        columns_of(&self.pool, table_id).await
+    }
+
+    async fn database_schema(&self, database_id: DatabaseId) -> Result<DatabaseSchema> {
+        let db = self
+            .database_by_id(database_id)
+            .await?
+            .ok_or_else(|| Error::DatabaseNotFound(database_id.to_string()))?;
+        // One statement, so tables and their columns come from one snapshot.
+        let rows: Vec<(i64, String, Option<i64>, Option<String>, Option<i16>)> = sqlx::query_as(
+            "SELECT t.id, t.name, c.id, c.name, c.column_type \
+             FROM tables t LEFT JOIN columns c ON c.table_id = t.id \
+             WHERE t.database_id = $1",
+        )
+        .bind(database_id.get())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tables: BTreeMap<String, TableSchema> = BTreeMap::new();
+        for (table_id, table_name, column_id, column_name, code) in rows {
+            let table = tables
+                .entry(table_name)
+                .or_insert_with_key(|name| TableSchema {
+                    id: TableId(table_id),
+                    name: name.clone(),
+                    columns: BTreeMap::new(),
+                });
+            if let (Some(id), Some(name), Some(code)) = (column_id, column_name, code) {
+                let t = column_type(code, &name)?;
+                table.columns.insert(name, (ColumnId(id), t));
+            }
+        }
+        Ok(DatabaseSchema {
+            id: db.id,
+            name: db.name,
+            tables,
+        })
+    }
+
+    async fn table_schema(&self, table_id: TableId) -> Result<TableSchema> {
+        let table = self
+            .table_by_id(table_id)
+            .await?
+            .ok_or(Error::TableNotFound(table_id))?;
+        let columns = columns_of(&self.pool, table_id).await?;
+        Ok(TableSchema {
+            id: table.id,
+            name: table.name,
+            columns: columns
+                .into_iter()
+                .map(|c| (c.name, (c.id, c.column_type)))
+                .collect(),
+        })
+    }
+
+    async fn create_partition(&self, table_id: TableId, key: &str) -> Result<Partition> {
+        if let Some(partition) = self.partition_by_key(table_id, key).await? {
+            return Ok(partition);
+        }
+        // A single statement: nothing else to keep in step, so no explicit transaction.
+        let inserted: Result<Option<i64>> = sqlx::query_scalar(
+            "INSERT INTO partitions (table_id, partition_key) VALUES ($1, $2) \
+             ON CONFLICT (table_id, partition_key) DO NOTHING RETURNING id",
+        )
+        .bind(table_id.get())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::from);
+        match inserted {
+            Ok(Some(id)) => Ok(Partition {
+                id: PartitionId(id),
+                table_id,
+                key: key.to_owned(),
+            }),
+            Ok(None) => self
+                .partition_by_key(table_id, key)
+                .await?
+                .ok_or_else(|| Error::Corrupt(format!("partition '{key}' vanished"))),
+            Err(e) if is_foreign_key_violation(&e) => Err(Error::TableNotFound(table_id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {
+        let object_store_id = params.object_store_id.hyphenated().to_string();
+        let mut tx = self.begin_write().await?;
+        let inserted: Result<Option<i64>> = sqlx::query_scalar(self.insert_parquet_file_sql())
+            .bind(params.database_id.get())
+            .bind(params.table_id.get())
+            .bind(params.partition_id.get())
+            .bind(&object_store_id)
+            .bind(params.min_time)
+            .bind(params.max_time)
+            .bind(params.row_count)
+            .bind(params.file_size_bytes)
+            .bind(params.compaction_level)
+            .bind(params.max_sequence_number)
+            .bind(now_ns())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::from);
+        match inserted {
+            Ok(Some(_)) => bump_version(&mut tx).await?,
+            // Registered before (an ingester retrying after a lost reply): return that row.
+            Ok(None) => {}
+            Err(e) if is_foreign_key_violation(&e) => {
+                tx.rollback().await?;
+                return Err(if self.database_exists(params.database_id).await? {
+                    Error::TableNotFound(params.table_id)
+                } else {
+                    Error::DatabaseNotFound(params.database_id.to_string())
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let row: ParquetFileRow = sqlx::query_as(self.parquet_file_by_object_id_sql())
+            .bind(&object_store_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        parquet_file(row)
+    }
+
+    async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>> {
+        let rows: Vec<ParquetFileRow> = sqlx::query_as(select_parquet_files!(
+            "WHERE table_id = $1 AND to_delete IS NULL ORDER BY id"
+        ))
+        .bind(table_id.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(parquet_file).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsn_selects_the_backend() {
+        assert_eq!(
+            parse_dsn("postgres://u@h/db").unwrap(),
+            Target::Postgres {
+                url: "postgres://u@h/db".into()
+            }
+        );
+        assert!(matches!(
+            parse_dsn("postgresql://h/db").unwrap(),
+            Target::Postgres { .. }
+        ));
+        assert_eq!(
+            parse_dsn("sqlite:///var/lib/ferrite/catalog.db").unwrap(),
+            Target::SqliteFile {
+                url: "sqlite:///var/lib/ferrite/catalog.db?mode=rwc".into(),
+                path: "/var/lib/ferrite/catalog.db".into(),
+            }
+        );
+        assert_eq!(
+            parse_dsn("sqlite:data/my catalog.db").unwrap(),
+            Target::SqliteFile {
+                url: "sqlite://data/my%20catalog.db?mode=rwc".into(),
+                path: "data/my catalog.db".into(),
+            }
+        );
+        assert!(matches!(
+            parse_dsn("sqlite::memory:").unwrap(),
+            Target::SqliteMemory { .. }
+        ));
+        assert!(matches!(
+            parse_dsn("sqlite://:memory:").unwrap(),
+            Target::SqliteMemory { .. }
+        ));
+        assert!(matches!(
+            parse_dsn("mysql://h/db"),
+            Err(Error::InvalidDsn(_))
+        ));
+        assert!(matches!(parse_dsn("sqlite://"), Err(Error::InvalidDsn(_))));
+    }
+
+    #[test]
+    fn column_insert_binds_the_table_once() {
+        assert_eq!(
+            insert_columns_sql(2),
+            "INSERT INTO columns (table_id, name, column_type) VALUES ($1, $2, $3), ($1, $4, $5) \
+             ON CONFLICT (table_id, name) DO NOTHING RETURNING id"
+        );
+    }
+}

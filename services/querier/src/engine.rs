@@ -1,0 +1,266 @@
+//! The query engine: one DataFusion session per query over a snapshot of the database's
+//! tables.
+//!
+//! ```text
+//!  sql(db, query, params)
+//!    catalog: database_by_name ─► database_schema ─► SessionContext (public.iox.<table>)
+//!    parse + plan (+ bind $params)                  ◄── errors here are the client's (400)
+//!    physical plan: QuerierTable::scan per table    ◄── ingesters, then catalog files
+//!    execute: a stream of RecordBatches
+//! ```
+//!
+//! Execution: DataFusion is CPU heavy. Its streams are ordinary futures and run wherever
+//! they are polled; by default that is the caller's tokio runtime, which DataFusion shares
+//! cooperatively (its operators yield between batches). With
+//! [`QuerierConfig::execution_threads`] set, plans execute on a dedicated multi-threaded
+//! runtime instead and batches cross to the caller through a small channel, so a heavy query
+//! cannot starve the I/O threads that serve writes and health checks.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::common::TableReference;
+use ferrite_catalog::Catalog;
+use ferrite_ingester::api::IngesterQuery;
+use futures::{SinkExt, StreamExt};
+use object_store::ObjectStore;
+
+use crate::error::{QueryError, Result, Stage};
+use crate::params::QueryParams;
+use crate::table::QuerierTable;
+
+/// Catalog name user tables live in (the IOx convention clients rely on).
+pub const CATALOG_NAME: &str = "public";
+/// Schema name user tables live in.
+pub const SCHEMA_NAME: &str = "iox";
+/// The URL the object store is registered under in DataFusion; file paths are relative to it.
+pub const OBJECT_STORE_URL: &str = "ferrite://store/";
+
+/// Tuning of the query engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuerierConfig {
+    /// Partitions DataFusion splits a plan into (parallelism). Default: available cores.
+    pub target_partitions: usize,
+    /// Rows per record batch. Default 8192.
+    pub batch_size: usize,
+    /// Worker threads of a dedicated query-execution runtime; `None` executes on the caller's
+    /// runtime.
+    pub execution_threads: Option<usize>,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> Self {
+        Self {
+            target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_size: 8192,
+            execution_threads: None,
+        }
+    }
+}
+
+/// Runs SQL over the catalog's Parquet files and the ingesters' unpersisted rows.
+#[derive(Debug)]
+pub struct QueryEngine {
+    catalog: Arc<dyn Catalog>,
+    ingesters: Arc<[Arc<dyn IngesterQuery>]>,
+    /// Shared by every query: object store registry, memory pool, parquet metadata cache.
+    runtime: Arc<RuntimeEnv>,
+    store_url: ObjectStoreUrl,
+    config: QuerierConfig,
+    executor: Option<DedicatedRuntime>,
+}
+
+impl QueryEngine {
+    /// An engine reading files from `object_store` and unpersisted rows from every one of
+    /// `ingesters`.
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        ingesters: Vec<Arc<dyn IngesterQuery>>,
+        object_store: Arc<dyn ObjectStore>,
+        config: QuerierConfig,
+    ) -> Result<Self> {
+        let store_url = ObjectStoreUrl::parse(OBJECT_STORE_URL)
+            .map_err(|e| QueryError::Internal(format!("object store url: {e}")))?;
+        let runtime = RuntimeEnvBuilder::new()
+            .build_arc()
+            .map_err(|e| QueryError::Internal(format!("datafusion runtime: {e}")))?;
+        runtime.register_object_store(store_url.as_ref(), object_store);
+        let executor = config
+            .execution_threads
+            .map(DedicatedRuntime::new)
+            .transpose()?;
+        Ok(Self {
+            catalog,
+            ingesters: ingesters.into(),
+            runtime,
+            store_url,
+            config,
+            executor,
+        })
+    }
+
+    /// Run `query` against `database` with `params` bound to its `$name` placeholders. The
+    /// schema is that of every batch in the stream (also when there are none).
+    pub async fn sql(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        let (ctx, df) = self.plan(database, query, params).await?;
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+        let schema = plan.schema();
+        let task_ctx = ctx.task_ctx();
+        let stream = match &self.executor {
+            None => execute_stream(plan, task_ctx)
+                .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?,
+            Some(executor) => executor.execute(plan, task_ctx, Arc::clone(&schema)),
+        };
+        Ok((schema, stream))
+    }
+
+    /// The schema `query` would return, without running it (Flight's GetFlightInfo).
+    pub async fn sql_schema(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<SchemaRef> {
+        let (_, df) = self.plan(database, query, params).await?;
+        Ok(Arc::clone(df.schema().inner()))
+    }
+
+    async fn plan(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<(SessionContext, DataFrame)> {
+        let ctx = self.session(database).await?;
+        // Queries only: no DDL, DML or SET. SHOW TABLES / SHOW COLUMNS plan as queries over
+        // information_schema and stay allowed.
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
+        let mut df = ctx.sql_with_options(query, options).await.map_err(planning)?;
+        if !params.is_empty() {
+            df = df
+                .with_param_values(params.to_param_values())
+                .map_err(planning)?;
+        }
+        Ok((ctx, df))
+    }
+
+    /// A session whose default catalog and schema are `public.iox`, holding every table of
+    /// `database` as the catalog knows it now.
+    async fn session(&self, database: &str) -> Result<SessionContext> {
+        let db = self
+            .catalog
+            .database_by_name(database)
+            .await?
+            .ok_or_else(|| QueryError::DatabaseNotFound(database.to_string()))?;
+        let schema = self.catalog.database_schema(db.id).await?;
+
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+            .with_create_default_catalog_and_schema(true)
+            .with_target_partitions(self.config.target_partitions.max(1))
+            .with_batch_size(self.config.batch_size.max(1));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.runtime))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for (name, table) in schema.tables {
+            let provider = QuerierTable::new(
+                db.id,
+                table,
+                Arc::clone(&self.catalog),
+                Arc::clone(&self.ingesters),
+                self.store_url.clone(),
+            );
+            // `bare`: a table name is never parsed, so names with dots or quotes work.
+            ctx.register_table(TableReference::bare(name), Arc::new(provider))
+                .map_err(|e| QueryError::Internal(format!("registering table: {e}")))?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// A tokio runtime that only executes query plans.
+struct DedicatedRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for DedicatedRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedicatedRuntime").finish_non_exhaustive()
+    }
+}
+
+impl DedicatedRuntime {
+    fn new(threads: usize) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("ferrite-query")
+            .enable_all()
+            .build()
+            .map_err(|e| QueryError::Internal(format!("query runtime: {e}")))?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Poll `plan` on this runtime; the returned stream only receives its batches. Dropping
+    /// the returned stream stops the plan at its next batch.
+    fn execute(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        task_ctx: Arc<datafusion::execution::TaskContext>,
+        schema: SchemaRef,
+    ) -> SendableRecordBatchStream {
+        let (mut tx, rx) = futures::channel::mpsc::channel(2);
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(async move {
+                let mut stream = match execute_stream(plan, task_ctx) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    if tx.send(item).await.is_err() {
+                        return; // the consumer went away
+                    }
+                }
+            });
+        }
+        Box::pin(RecordBatchStreamAdapter::new(schema, rx))
+    }
+}
+
+impl Drop for DedicatedRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; shutting down in the background is allowed anywhere,
+        // including inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Why a query failed, and the one place that turns a failure into an HTTP status or a gRPC
+//! status. Every variant is matched exhaustively, so a new cause forces a decision on both
+//! wires.
+
+use axum::http::StatusCode;
+use datafusion::error::DataFusionError;
+
+/// Longest message sent in a gRPC status (IOx cuts at the same length).
+const MAX_STATUS_MESSAGE: usize = 2000;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// No database with that name.
+    #[error("database not found: {0}")]
+    DatabaseNotFound(String),
+    /// The SQL text does not parse or does not plan (unknown table or column, type errors,
+    /// unbound parameters, statements that are not queries).
+    #[error("error while planning query: {0}")]
+    Plan(#[source] DataFusionError),
+    /// The query parameters are not a JSON object of scalars, or a value has no SQL type.
+    #[error("invalid query parameters: {0}")]
+    InvalidParams(String),
+    /// The request itself is malformed: a missing `db` or `q`, an unknown format, a ticket that
+    /// decodes as none of the accepted encodings, conflicting database headers.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A valid request for something not built yet (InfluxQL).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The catalog failed to answer.
+    #[error("catalog error: {0}")]
+    Catalog(#[from] ferrite_catalog::Error),
+    /// An ingester failed to return its unpersisted data: answering without it would silently
+    /// drop acknowledged writes, so the query fails.
+    #[error("ingester query failed: {0}")]
+    Ingester(#[from] ferrite_ingester::api::QueryError),
+    /// The query failed while running.
+    #[error("error while executing query: {0}")]
+    Execution(#[source] DataFusionError),
+    /// A bug or broken invariant inside the querier.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of querier operations.
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Where a DataFusion error was raised: the same error class means different things before
+/// and after the plan starts running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Parsing, logical planning, parameter binding: everything here is caused by the input.
+    Planning,
+    /// Physical planning (which contacts ingesters and the catalog) and execution.
+    Execution,
+}
+
+impl QueryError {
+    /// Classify a DataFusion error raised at `stage`. Our own errors travel through DataFusion
+    /// as `External(QueryError)` and come back out unchanged.
+    pub(crate) fn from_datafusion(err: DataFusionError, stage: Stage) -> Self {
+        let err = match err {
+            DataFusionError::External(boxed) => match boxed.downcast::<Self>() {
+                Ok(ours) => return *ours,
+                Err(other) => DataFusionError::External(other),
+            },
+            other => other,
+        };
+        if let Some(ours) = find_query_error(&err) {
+            // Wrapped inside context or shared errors: keep the class, lose ownership.
+            return ours;
+        }
+        let input_error = match err.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => true,
+            DataFusionError::Internal(_) => {
+                return Self::Internal(err.to_string());
+            }
+            _ => stage == Stage::Planning,
+        };
+        if input_error {
+            Self::Plan(err)
+        } else {
+            Self::Execution(err)
+        }
+    }
+
+    /// Classify an error read from a result stream returned by
+    /// [`crate::QueryEngine::sql`] (the query was valid; it failed while running).
+    pub fn from_stream_error(err: DataFusionError) -> Self {
+        Self::from_datafusion(err, Stage::Execution)
+    }
+
+    /// Wrap for transport through DataFusion (e.g. out of `TableProvider::scan`).
+    pub(crate) fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+
+    /// HTTP status of this error on the query APIs.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::DatabaseNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Plan(_) | Self::InvalidParams(_) | Self::InvalidRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unsupported(_) => StatusCode::BAD_REQUEST,
+            Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Ingester(ferrite_ingester::api::QueryError::Invalid(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// gRPC code of this error on Flight.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::DatabaseNotFound(_) => tonic::Code::NotFound,
+            Self::Plan(_) | Self::InvalidParams(_) | Self::InvalidRequest(_) => {
+                tonic::Code::InvalidArgument
+            }
+            Self::Unsupported(_) => tonic::Code::InvalidArgument,
+            Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(_)) => {
+                tonic::Code::Unavailable
+            }
+            Self::Ingester(ferrite_ingester::api::QueryError::Invalid(_)) => tonic::Code::Internal,
+            Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    /// This error as a gRPC status, the message cut to 2000 characters.
+    pub fn to_status(&self) -> tonic::Status {
+        let mut message = self.to_string();
+        if message.len() > MAX_STATUS_MESSAGE {
+            let mut end = MAX_STATUS_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        tonic::Status::new(self.grpc_code(), message)
+    }
+}
+
+impl From<QueryError> for tonic::Status {
+    fn from(err: QueryError) -> Self {
+        err.to_status()
+    }
+}
+
+/// A [`QueryError`] nested anywhere inside `err` (context, shared or external wrappers),
+/// rebuilt with its class and message.
+fn find_query_error(err: &DataFusionError) -> Option<QueryError> {
+    match err {
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<QueryError>()
+            .map(QueryError::shallow_copy),
+        DataFusionError::Context(_, inner) => find_query_error(inner),
+        DataFusionError::Shared(inner) => find_query_error(inner),
+        _ => None,
+    }
+}
+
+impl QueryError {
+    /// Same class and message, for errors reached only by reference.
+    fn shallow_copy(&self) -> Self {
+        match self {
+            Self::DatabaseNotFound(db) => Self::DatabaseNotFound(db.clone()),
+            Self::Plan(e) => Self::Plan(DataFusionError::Plan(e.to_string())),
+            Self::InvalidParams(m) => Self::InvalidParams(m.clone()),
+            Self::InvalidRequest(m) => Self::InvalidRequest(m.clone()),
+            Self::Unsupported(m) => Self::Unsupported(m.clone()),
+            Self::Catalog(e) => Self::Internal(format!("catalog error: {e}")),
+            Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(m)) => {
+                Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(m.clone()))
+            }
+            Self::Ingester(ferrite_ingester::api::QueryError::Invalid(m)) => {
+                Self::Ingester(ferrite_ingester::api::QueryError::Invalid(m.clone()))
+            }
+            Self::Execution(e) => Self::Execution(DataFusionError::Execution(e.to_string())),
+            Self::Internal(m) => Self::Internal(m.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_errors_survive_a_trip_through_datafusion() {
+        let err = QueryError::DatabaseNotFound("x".into()).into_datafusion();
+        let err = DataFusionError::Context("scan".into(), Box::new(err));
+        let back = QueryError::from_datafusion(err, Stage::Execution);
+        assert!(matches!(back, QueryError::DatabaseNotFound(ref d) if d == "x"));
+        assert_eq!(back.http_status(), StatusCode::NOT_FOUND);
+        assert_eq!(back.grpc_code(), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn planning_errors_are_bad_input_and_execution_errors_are_internal() {
+        let plan = QueryError::from_datafusion(
+            DataFusionError::Execution("cast failed".into()),
+            Stage::Planning,
+        );
+        assert_eq!(plan.http_status(), StatusCode::BAD_REQUEST);
+        let exec = QueryError::from_datafusion(
+            DataFusionError::Execution("disk full".into()),
+            Stage::Execution,
+        );
+        assert_eq!(exec.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let plan_late = QueryError::from_datafusion(
+            DataFusionError::Plan("no such column".into()),
+            Stage::Execution,
+        );
+        assert_eq!(plan_late.grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn long_messages_are_cut_for_grpc() {
+        let status = QueryError::InvalidRequest("é".repeat(3000)).to_status();
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,38 @@
+//! ferrite's querier: SQL over persisted Parquet files and the ingesters' unpersisted rows,
+//! served over HTTP (`/api/v3/query_sql`) and Arrow Flight (IOx tickets and Flight SQL).
+//!
+//! ```text
+//!  HTTP /api/v3/query_sql ──┐                      ┌─► ingesters: unpersisted rows (FIRST)
+//!  Flight DoGet(ticket) ────┼─► QueryEngine::sql ──┤
+//!  Flight SQL statement ────┘   (DataFusion)       └─► catalog: parquet files (SECOND)
+//!                                    │                    └─► object store: Parquet
+//!                                    ▼
+//!          QuerierTable::scan: time pruning ─► lone files: parquet scan
+//!                                          └─► overlapping chunks: Sort ─► DedupExec
+//! ```
+//!
+//! Invariants:
+//! - ingesters are asked before the catalog, so a persist racing a query is seen at least
+//!   once, and dedup makes "at least once" exactly once;
+//! - a later write of a primary key (tags + time) wins field by field, as in ingester
+//!   persistence (both use [`ferrite_model::dedup::sort_dedup`]);
+//! - user tables live in catalog `public`, schema `iox`, with `information_schema` enabled;
+//!   tags leave as plain Utf8 and `time` as Timestamp(ns) on every wire;
+//! - errors map to HTTP and gRPC status in one place ([`QueryError::http_status`],
+//!   [`QueryError::grpc_code`]), with no catch-all arm.
+
+mod dedup;
+mod engine;
+mod error;
+mod flight;
+mod http;
+mod params;
+mod table;
+mod time_range;
+
+pub use engine::{CATALOG_NAME, OBJECT_STORE_URL, QuerierConfig, QueryEngine, SCHEMA_NAME};
+pub use error::{QueryError, Result};
+pub use flight::{FlightQueryService, database_from_metadata, flight_service};
+pub use http::http_routes;
+pub use params::QueryParams;
+pub use time_range::TimeRange;

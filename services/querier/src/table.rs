@@ -1,0 +1,562 @@
+//! The table provider: one user table, read from persisted Parquet files and the ingesters'
+//! unpersisted rows, deduplicated where chunks overlap.
+//!
+//! ```text
+//!  scan(projection, filters, limit)
+//!    1. time range ◄── filters on `time`
+//!    2. ingesters: unpersisted partitions in the range   (FIRST)
+//!    3. catalog: parquet files of the table, pruned by [min_time, max_time]   (SECOND)
+//!    4. chunks grouped by overlapping time ranges:
+//!         lone file ────────────────► DataSourceExec(parquet, all filters for pruning) ─┐
+//!         overlapping files/ingester ► Union ► Filter(pk-only) ► Sort ► DedupExec ─────┤► Union
+//! ```
+//!
+//! Invariants:
+//! - ingesters are asked before the catalog. An ingester registers a file in the catalog
+//!   before the file's rows leave its memory, so rows persisted between the two calls are
+//!   seen at least once (in the file), and dedup removes the copy seen twice;
+//! - only predicates on primary-key columns (tags, `time`) run below dedup: every row of one
+//!   key has the same tags and time, so such a predicate keeps or drops a key's rows together.
+//!   A field predicate below dedup could drop the later write and resurrect an older value;
+//! - every returned batch has exactly the table's projected schema: tags Utf8, `time`
+//!   Timestamp(ns), columns a file lacks as nulls.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array, new_null_array};
+use arrow::compute::cast;
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column as LogicalColumn, DFSchema, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema as ScanSchema;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{PhysicalExpr, conjunction};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use ferrite_catalog::{Catalog, ParquetFile};
+use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse};
+use ferrite_model::{DatabaseId, TIME_COLUMN, TableSchema};
+use futures::future::try_join_all;
+
+use crate::dedup::{DedupExec, ORDER_COLUMN, order_field};
+use crate::error::QueryError;
+use crate::time_range::TimeRange;
+
+/// One user table as DataFusion sees it.
+#[derive(Debug)]
+pub(crate) struct QuerierTable {
+    database_id: DatabaseId,
+    table: TableSchema,
+    /// Arrow schema of the whole table: columns sorted by name.
+    schema: SchemaRef,
+    /// Tags in lexicographic order, then `time`.
+    primary_key: Vec<String>,
+    catalog: Arc<dyn Catalog>,
+    ingesters: Arc<[Arc<dyn IngesterQuery>]>,
+    store_url: ObjectStoreUrl,
+}
+
+impl QuerierTable {
+    pub(crate) fn new(
+        database_id: DatabaseId,
+        table: TableSchema,
+        catalog: Arc<dyn Catalog>,
+        ingesters: Arc<[Arc<dyn IngesterQuery>]>,
+        store_url: ObjectStoreUrl,
+    ) -> Self {
+        let schema = table.arrow_schema();
+        let mut primary_key: Vec<String> =
+            table.tag_columns().into_iter().map(str::to_string).collect();
+        primary_key.push(TIME_COLUMN.to_string());
+        Self {
+            database_id,
+            table,
+            schema,
+            primary_key,
+            catalog,
+            ingesters,
+            store_url,
+        }
+    }
+
+    /// True when `expr` may run below dedup: it reads only primary-key columns and gives the
+    /// same answer every time it is evaluated.
+    fn is_key_only(&self, expr: &Expr) -> bool {
+        let columns = expr.column_refs();
+        !columns.is_empty()
+            && !expr.is_volatile()
+            && columns
+                .iter()
+                .all(|c| self.primary_key.iter().any(|k| *k == c.name))
+    }
+
+    async fn ingester_data(
+        &self,
+        read_schema: &SchemaRef,
+        range: TimeRange,
+    ) -> Result<Vec<QueryResponse>, QueryError> {
+        let request = QueryRequest {
+            database_id: self.database_id,
+            table_id: self.table.id,
+            schema: Arc::clone(read_schema),
+            time_range: range.to_half_open(),
+        };
+        Ok(try_join_all(
+            self.ingesters
+                .iter()
+                .map(|ingester| ingester.query(request.clone())),
+        )
+        .await?)
+    }
+
+    /// A parquet scan of files that need no dedup.
+    fn plain_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<&ParquetFile>,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut source = ParquetSource::new(ScanSchema::from(Arc::clone(&self.schema)))
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        if let Some(predicate) = physical_predicate(state, filters, &self.schema) {
+            source = source.with_predicate(predicate);
+        }
+        let files = files.into_iter().map(|f| partitioned_file(f, None)).collect();
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(file_groups(files, state.config().target_partitions()))
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+
+    /// Files and ingester rows whose time ranges overlap, merged by primary key.
+    fn dedup_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<(u64, &ParquetFile)>,
+        ingester_batches: Vec<RecordBatch>,
+        read_schema: &SchemaRef,
+        key_filters: &[Expr],
+        output_schema: &SchemaRef,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input_schema = with_order_column(read_schema);
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
+        if !files.is_empty() {
+            let scan_schema = ScanSchema::builder(Arc::clone(read_schema))
+                .with_table_partition_cols(vec![order_field()])
+                .build();
+            let mut source = ParquetSource::new(scan_schema)
+            .with_table_parquet_options(state.table_options().parquet.clone());
+            if let Some(predicate) = physical_predicate(state, key_filters, &input_schema) {
+                source = source.with_predicate(predicate);
+            }
+            let files = files
+                .into_iter()
+                .map(|(order, f)| partitioned_file(f, Some(order)))
+                .collect();
+            let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+                .with_file_groups(file_groups(files, state.config().target_partitions()))
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        if !ingester_batches.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[ingester_batches],
+                Arc::clone(&input_schema),
+                None,
+            )?);
+        }
+        let mut plan = UnionExec::try_new(inputs)?;
+        if let Some(predicate) = physical_predicate(state, key_filters, &input_schema) {
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+        }
+        plan = sorted_for_dedup(plan, &self.primary_key)?;
+        plan = Arc::new(DedupExec::try_new(
+            plan,
+            self.primary_key.clone(),
+            Arc::clone(read_schema),
+        )?);
+        if output_schema.fields() == read_schema.fields() {
+            return Ok(plan);
+        }
+        let exprs = output_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let column: Arc<dyn PhysicalExpr> =
+                    Arc::new(Column::new_with_schema(f.name(), read_schema)?);
+                Ok((column, f.name().clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+    }
+}
+
+#[async_trait]
+impl TableProvider for QuerierTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Used to prune files, row groups and pages and (for keys) below dedup, never as the
+        // only filter: DataFusion applies every filter again above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let output_schema = Arc::new(match projection {
+            Some(p) => self.schema.project(p)?,
+            None => self.schema.as_ref().clone(),
+        });
+        let filters: Vec<Expr> = filters
+            .iter()
+            .map(|f| unqualify(f.clone()))
+            .collect::<Result<_>>()?;
+        let range = TimeRange::from_filters(&filters);
+        if range.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(output_schema)));
+        }
+
+        // What dedup needs on top of the projection: the primary key.
+        let mut read_indices: BTreeSet<usize> = match projection {
+            Some(p) => p.iter().copied().collect(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        for key in &self.primary_key {
+            read_indices.insert(self.schema.index_of(key)?);
+        }
+        let read_schema = Arc::new(
+            self.schema
+                .project(&read_indices.into_iter().collect::<Vec<_>>())?,
+        );
+
+        // Ingesters first, catalog second: see the module invariants.
+        let responses = self
+            .ingester_data(&read_schema, range)
+            .await
+            .map_err(QueryError::into_datafusion)?;
+        let mut files = self
+            .catalog
+            .parquet_files(self.table.id)
+            .await
+            .map_err(|e| QueryError::Catalog(e).into_datafusion())?;
+        files.retain(|f| range.overlaps(f.params.min_time, f.params.max_time));
+        // Write order: files by the sequence numbers they hold, ingester data after all files.
+        files.sort_by_key(|f| (f.params.max_sequence_number, f.id));
+
+        let mut chunks: Vec<Chunk<'_>> = files
+            .iter()
+            .enumerate()
+            .map(|(rank, file)| Chunk {
+                min_time: file.params.min_time,
+                max_time: file.params.max_time,
+                data: ChunkData::File(rank as u64, file),
+            })
+            .collect();
+        let input_schema = with_order_column(&read_schema);
+        let mut next_order = files.len() as u64;
+        for response in &responses {
+            for partition in &response.partitions {
+                let mut batches = Vec::with_capacity(partition.batches.len());
+                for batch in &partition.batches {
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    batches.push(with_write_order(batch, &input_schema, next_order)?);
+                    next_order += batch.num_rows() as u64;
+                }
+                if !batches.is_empty() {
+                    chunks.push(Chunk {
+                        min_time: partition.min_time,
+                        max_time: partition.max_time,
+                        data: ChunkData::Ingester(batches),
+                    });
+                }
+            }
+        }
+
+        let key_filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| self.is_key_only(f))
+            .cloned()
+            .collect();
+        let mut plain_files = vec![];
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = vec![];
+        for group in group_overlapping(chunks) {
+            match group.as_slice() {
+                [
+                    Chunk {
+                        data: ChunkData::File(_, file),
+                        ..
+                    },
+                ] => plain_files.push(*file),
+                _ => {
+                    let mut group_files = vec![];
+                    let mut group_batches = vec![];
+                    for chunk in group {
+                        match chunk.data {
+                            ChunkData::File(order, file) => group_files.push((order, file)),
+                            ChunkData::Ingester(batches) => group_batches.extend(batches),
+                        }
+                    }
+                    plans.push(self.dedup_scan(
+                        state,
+                        group_files,
+                        group_batches,
+                        &read_schema,
+                        &key_filters,
+                        &output_schema,
+                    )?);
+                }
+            }
+        }
+        if !plain_files.is_empty() {
+            plans.push(self.plain_scan(state, plain_files, projection, &filters, limit)?);
+        }
+        if plans.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(output_schema)));
+        }
+        UnionExec::try_new(plans)
+    }
+}
+
+/// `plan` sorted into one partition in [`DedupExec::sort_order`]: partitions are sorted in
+/// parallel, then merged.
+pub(crate) fn sorted_for_dedup(
+    plan: Arc<dyn ExecutionPlan>,
+    primary_key: &[String],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let order = DedupExec::sort_order(&plan.schema(), primary_key)?;
+    if plan.output_partitioning().partition_count() <= 1 {
+        return Ok(Arc::new(SortExec::new(order, plan)));
+    }
+    let sorted = Arc::new(SortExec::new(order.clone(), plan).with_preserve_partitioning(true));
+    Ok(Arc::new(SortPreservingMergeExec::new(order, sorted)))
+}
+
+/// A unit of data with a known time range.
+#[derive(Debug)]
+struct Chunk<'a> {
+    min_time: i64,
+    max_time: i64,
+    data: ChunkData<'a>,
+}
+
+#[derive(Debug)]
+enum ChunkData<'a> {
+    /// A persisted file (deduplicated within itself) and its write-order rank.
+    File(u64, &'a ParquetFile),
+    /// Unpersisted rows with their write-order column: may repeat keys.
+    Ingester(Vec<RecordBatch>),
+}
+
+/// Group chunks whose `[min_time, max_time]` ranges overlap, transitively. Rows of one key
+/// share a time, so they are always inside one group.
+fn group_overlapping(mut chunks: Vec<Chunk<'_>>) -> Vec<Vec<Chunk<'_>>> {
+    chunks.sort_by_key(|c| (c.min_time, c.max_time));
+    let mut groups: Vec<Vec<Chunk<'_>>> = vec![];
+    let mut group_max = i64::MIN;
+    for chunk in chunks {
+        match groups.last_mut() {
+            Some(group) if chunk.min_time <= group_max => {
+                group_max = group_max.max(chunk.max_time);
+                group.push(chunk);
+            }
+            _ => {
+                group_max = chunk.max_time;
+                groups.push(vec![chunk]);
+            }
+        }
+    }
+    groups
+}
+
+/// `schema` followed by the write-order column.
+fn with_order_column(schema: &SchemaRef) -> SchemaRef {
+    let mut fields = schema.fields().to_vec();
+    fields.push(order_field());
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// An ingester batch in exactly `input_schema` (the read schema plus the order column),
+/// numbering rows in write order from `first`. Columns the ingester left out become nulls.
+fn with_write_order(batch: &RecordBatch, input_schema: &SchemaRef, first: u64) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(input_schema.fields().len());
+    for field in input_schema.fields() {
+        if field.name() == ORDER_COLUMN {
+            columns.push(Arc::new(UInt64Array::from_iter_values(
+                first..first + rows as u64,
+            )));
+            continue;
+        }
+        let column = match batch.schema().index_of(field.name()) {
+            Ok(i) => Arc::clone(batch.column(i)),
+            Err(_) => new_null_array(field.data_type(), rows),
+        };
+        let column = if column.data_type() == field.data_type() {
+            column
+        } else {
+            cast(&column, field.data_type())?
+        };
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(input_schema), columns)?)
+}
+
+fn partitioned_file(file: &ParquetFile, order: Option<u64>) -> PartitionedFile {
+    let size = u64::try_from(file.params.file_size_bytes).unwrap_or_default();
+    let pf = PartitionedFile::new(file.params.object_path(), size);
+    match order {
+        Some(order) => pf.with_partition_values(vec![ScalarValue::UInt64(Some(order))]),
+        None => pf,
+    }
+}
+
+/// Spread files over at most `target` groups, largest first onto the lightest group.
+fn file_groups(mut files: Vec<PartitionedFile>, target: usize) -> Vec<FileGroup> {
+    let groups = target.clamp(1, files.len().max(1));
+    files.sort_by_key(|f| std::cmp::Reverse(f.effective_size()));
+    let mut buckets: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, vec![]); groups];
+    for file in files {
+        let lightest = buckets
+            .iter_mut()
+            .min_by_key(|(size, _)| *size)
+            .expect("at least one group");
+        lightest.0 += file.effective_size();
+        lightest.1.push(file);
+    }
+    buckets
+        .into_iter()
+        .filter(|(_, files)| !files.is_empty())
+        .map(|(_, files)| FileGroup::new(files))
+        .collect()
+}
+
+/// The AND of every filter that converts to a physical expression over `schema`; filters that
+/// do not (subqueries, columns outside `schema`) are left to the filter above the scan.
+fn physical_predicate(
+    state: &dyn Session,
+    filters: &[Expr],
+    schema: &SchemaRef,
+) -> Option<Arc<dyn PhysicalExpr>> {
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).ok()?;
+    let exprs: Vec<_> = filters
+        .iter()
+        .filter(|f| {
+            f.column_refs()
+                .iter()
+                .all(|c| schema.field_with_name(&c.name).is_ok())
+        })
+        .filter_map(|f| state.create_physical_expr(f.clone(), &df_schema).ok())
+        .collect();
+    (!exprs.is_empty()).then(|| conjunction(exprs))
+}
+
+/// Drop table qualifiers so filters resolve against our unqualified scan schemas.
+fn unqualify(expr: Expr) -> Result<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            LogicalColumn::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+impl From<QueryError> for DataFusionError {
+    fn from(err: QueryError) -> Self {
+        err.into_datafusion()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(min: i64, max: i64) -> Chunk<'static> {
+        Chunk {
+            min_time: min,
+            max_time: max,
+            data: ChunkData::Ingester(vec![]),
+        }
+    }
+
+    fn ranges(groups: &[Vec<Chunk<'_>>]) -> Vec<Vec<(i64, i64)>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|c| (c.min_time, c.max_time)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_chunks_are_grouped_transitively() {
+        let groups = group_overlapping(vec![
+            chunk(20, 30),
+            chunk(0, 10),
+            chunk(10, 12),
+            chunk(31, 40),
+            chunk(5, 6),
+            chunk(35, 50),
+            chunk(100, 100),
+        ]);
+        assert_eq!(
+            ranges(&groups),
+            vec![
+                vec![(0, 10), (5, 6), (10, 12)],
+                vec![(20, 30)],
+                vec![(31, 40), (35, 50)],
+                vec![(100, 100)],
+            ]
+        );
+    }
+
+    #[test]
+    fn files_are_balanced_over_groups() {
+        let files = (1..=5)
+            .map(|i| PartitionedFile::new(format!("f{i}"), i * 10))
+            .collect();
+        let groups = file_groups(files, 2);
+        assert_eq!(groups.len(), 2);
+        let sizes: Vec<u64> = groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.effective_size()).sum())
+            .collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 150);
+        assert!(sizes.iter().all(|s| *s >= 70 && *s <= 80), "{sizes:?}");
+        assert_eq!(file_groups(vec![], 4).len(), 0);
+    }
+}

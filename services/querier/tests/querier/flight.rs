@@ -1,0 +1,196 @@
+//! Flight and Flight SQL over real gRPC.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{Any, CommandStatementQuery, ProstMessageExt};
+use arrow_flight::{FlightClient, FlightDescriptor, Ticket};
+use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
+use ferrite_proto::influxdata::iox::querier::v1::query_param_value::Value as ProtoValue;
+use ferrite_proto::influxdata::iox::querier::v1::{QueryParamValue, ReadInfo};
+use futures::TryStreamExt;
+use prost::Message;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use crate::harness::*;
+
+const Q: &str = "SELECT host, region, usage, time FROM cpu ORDER BY host";
+
+const EXPECTED: &[&str] = &[
+    "+------+--------+-------+---------------------+",
+    "| host | region | usage | time                |",
+    "+------+--------+-------+---------------------+",
+    "| a    | eu     | 2.5   | 2024-01-01T00:00:00 |",
+    "| b    | us     | 3.0   | 2024-01-01T00:00:00 |",
+    "+------+--------+-------+---------------------+",
+];
+
+async fn server() -> (Fixture, Channel) {
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.persist(&t, &cpu(&[json!(["a", "eu", 1.5, 1, JAN1]), json!(["b", "us", 3.0, 2, JAN1])]), 1)
+        .await;
+    f.buffer(&t, cpu(&[json!(["a", "eu", 2.5, null, JAN1])]));
+    let channel = serve_flight(std::sync::Arc::clone(&f.engine)).await;
+    (f, channel)
+}
+
+/// DoGet as influxdb3-python does it: a bearer token header and the ticket bytes.
+async fn do_get(channel: &Channel, ticket: Vec<u8>) -> Result<Vec<RecordBatch>, FlightError> {
+    let mut client = FlightClient::new(channel.clone());
+    client.add_header("authorization", "Bearer some-token")?;
+    let stream = client.do_get(Ticket::new(ticket)).await?;
+    stream.try_collect().await
+}
+
+fn assert_wire_types(batches: &[RecordBatch]) {
+    assert_eq!(column_type(batches, "host"), DataType::Utf8);
+    assert_eq!(column_type(batches, "region"), DataType::Utf8);
+    assert_eq!(
+        column_type(batches, "time"),
+        DataType::Timestamp(TimeUnit::Nanosecond, None)
+    );
+}
+
+fn status(e: FlightError) -> tonic::Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => panic!("not a gRPC status: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn do_get_with_a_json_ticket() {
+    let (f, channel) = server().await;
+    let ticket = json!({"database": f.db, "sql_query": Q, "query_type": "sql"});
+    let out = do_get(&channel, ticket.to_string().into_bytes()).await.unwrap();
+    assert_eq!(pretty_lines(&out), EXPECTED);
+    assert_wire_types(&out);
+
+    // The bucket alias and params, as the Python client sends them.
+    let ticket = json!({"bucket": f.db, "sql_query": "SELECT host FROM cpu WHERE usage > $u", "params": {"u": 2.9}});
+    let out = do_get(&channel, ticket.to_string().into_bytes()).await.unwrap();
+    assert_eq!(pretty_lines(&out), vec!["+------+", "| host |", "+------+", "| b    |", "+------+"]);
+}
+
+#[tokio::test]
+async fn do_get_with_protobuf_tickets_bare_and_in_any() {
+    let (f, channel) = server().await;
+    let info = ReadInfo {
+        database: f.db.clone(),
+        sql_query: "SELECT host, region, usage, time FROM cpu WHERE host <> $skip ORDER BY host".into(),
+        query_type: QueryType::Sql.into(),
+        params: [(
+            "skip".to_string(),
+            QueryParamValue {
+                value: Some(ProtoValue::String("zz".into())),
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let out = do_get(&channel, info.encode_to_vec()).await.unwrap();
+    assert_eq!(pretty_lines(&out), EXPECTED);
+    let any = Any {
+        type_url: "type.googleapis.com/influxdata.iox.querier.v1.ReadInfo".into(),
+        value: info.encode_to_vec().into(),
+    };
+    let out = do_get(&channel, any.encode_to_vec()).await.unwrap();
+    assert_eq!(pretty_lines(&out), EXPECTED);
+    assert_wire_types(&out);
+}
+
+#[tokio::test]
+async fn do_get_errors_map_to_grpc_codes() {
+    let (f, channel) = server().await;
+    let cases = [
+        (json!({"database": "nope", "sql_query": "SELECT 1"}).to_string(), tonic::Code::NotFound, "database not found: nope"),
+        (json!({"database": f.db, "sql_query": "SELEKT"}).to_string(), tonic::Code::InvalidArgument, "error while planning query"),
+        (json!({"database": f.db, "sql_query": "SHOW MEASUREMENTS", "query_type": "influxql"}).to_string(), tonic::Code::InvalidArgument, "InfluxQL is not supported yet"),
+        ("garbage".to_string(), tonic::Code::InvalidArgument, "invalid ticket"),
+        (json!({"sql_query": "SELECT 1"}).to_string(), tonic::Code::InvalidArgument, "invalid JSON ticket"),
+    ];
+    for (ticket, code, message) in cases {
+        let s = status(do_get(&channel, ticket.clone().into_bytes()).await.unwrap_err());
+        assert_eq!(s.code(), code, "{ticket}: {s:?}");
+        assert!(s.message().contains(message), "{ticket}: {s:?}");
+    }
+    f.ingester.set_mode(IngesterMode::Invalid);
+    let ticket = json!({"database": f.db, "sql_query": Q}).to_string();
+    let s = status(do_get(&channel, ticket.into_bytes()).await.unwrap_err());
+    assert_eq!(s.code(), tonic::Code::Internal, "{s:?}");
+}
+
+#[tokio::test]
+async fn flight_sql_statement_with_the_database_header() {
+    let (f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel.clone());
+    client.set_header("database", f.db.clone());
+    let info = client.execute(Q.to_string(), None).await.unwrap();
+    assert_eq!(info.endpoint.len(), 1);
+    let endpoint = &info.endpoint[0];
+    assert!(endpoint.location.is_empty());
+    let schema = info.clone().try_decode_schema().unwrap();
+    assert_eq!(schema.field_with_name("host").unwrap().data_type(), &DataType::Utf8);
+    assert_eq!(
+        schema.field_with_name("time").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Nanosecond, None)
+    );
+    let ticket = endpoint.ticket.clone().unwrap();
+    let out: Vec<RecordBatch> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(pretty_lines(&out), EXPECTED);
+    assert_wire_types(&out);
+    assert_eq!(out[0].schema().fields().len(), schema.fields().len());
+
+    // The other header names work too; the ticket alone carries the database to DoGet.
+    for header in ["bucket", "bucket-name", "iox-namespace-name"] {
+        let mut client = FlightSqlServiceClient::new(channel.clone());
+        client.set_header(header, f.db.clone());
+        let info = client.execute("SELECT 1 AS one".into(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let out: Vec<RecordBatch> = FlightSqlServiceClient::new(channel.clone())
+            .do_get(ticket)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1, "{header}");
+    }
+}
+
+async fn flight_info_status(channel: &Channel, headers: &[(&str, &str)]) -> tonic::Status {
+    let mut client = FlightClient::new(channel.clone());
+    for (k, v) in headers {
+        client.add_header(k, v).unwrap();
+    }
+    let cmd = CommandStatementQuery {
+        query: "SELECT 1".into(),
+        transaction_id: None,
+    };
+    let descriptor = FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec());
+    status(client.get_flight_info(descriptor).await.unwrap_err())
+}
+
+#[tokio::test]
+async fn flight_sql_database_header_errors() {
+    let (f, channel) = server().await;
+    let s = flight_info_status(&channel, &[]).await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert_eq!(s.message(), "no 'database' header");
+    let s = flight_info_status(&channel, &[("database", &f.db), ("bucket", "other")]).await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert!(s.message().contains("conflicting"), "{s:?}");
+    let s = flight_info_status(&channel, &[("database", "nope")]).await;
+    assert_eq!(s.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn handshake_hands_the_password_back_as_a_bearer_token() {
+    let (_f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.handshake("user", "secret-token").await.unwrap();
+    assert_eq!(client.token().map(String::as_str), Some("secret-token"));
+}

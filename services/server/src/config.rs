@@ -1,0 +1,140 @@
+//! Command-line and environment configuration. Every flag has a `FERRITE_*` environment
+//! equivalent, so containers are configured with env vars.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use object_store::ObjectStore;
+
+/// Where Parquet files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectStoreKind {
+    /// In memory: lost at exit (tests, experiments).
+    Memory,
+    /// A local directory (`<data-dir>/objects` unless `--object-store-dir` is given).
+    File,
+    /// An S3-compatible service (AWS S3, MinIO, …).
+    S3,
+}
+
+/// Object store settings.
+#[derive(Debug, Clone, Args)]
+pub struct ObjectStoreConfig {
+    /// Object store kind.
+    #[arg(long, env = "FERRITE_OBJECT_STORE", value_enum, default_value = "file")]
+    pub object_store: ObjectStoreKind,
+    /// Directory of the `file` object store.
+    #[arg(long, env = "FERRITE_OBJECT_STORE_DIR")]
+    pub object_store_dir: Option<PathBuf>,
+    /// S3 bucket.
+    #[arg(long, env = "FERRITE_BUCKET")]
+    pub bucket: Option<String>,
+    /// S3 endpoint URL, for S3-compatible servers such as MinIO (`http://127.0.0.1:9000`).
+    #[arg(long, env = "FERRITE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "FERRITE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// S3 access key id.
+    #[arg(long, env = "FERRITE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "FERRITE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Allow plain-HTTP endpoints (MinIO on a private network).
+    #[arg(long, env = "FERRITE_S3_ALLOW_HTTP", default_value_t = false)]
+    pub s3_allow_http: bool,
+}
+
+impl ObjectStoreConfig {
+    /// Build the store. `default_dir` is used by `file` when no directory is configured.
+    pub fn build(&self, default_dir: PathBuf) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        Ok(match self.object_store {
+            ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
+            ObjectStoreKind::File => {
+                let dir = self.object_store_dir.clone().unwrap_or(default_dir);
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                        .with_context(|| format!("object store directory {}", dir.display()))?,
+                )
+            }
+            ObjectStoreKind::S3 => {
+                let bucket = self
+                    .bucket
+                    .as_deref()
+                    .context("--object-store s3 needs --bucket (FERRITE_BUCKET)")?;
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(&self.s3_region)
+                    .with_allow_http(self.s3_allow_http);
+                if let Some(e) = &self.s3_endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(k) = &self.s3_access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = &self.s3_secret_access_key {
+                    b = b.with_secret_access_key(s);
+                }
+                Arc::new(b.build().context("configuring the S3 object store")?)
+            }
+        })
+    }
+}
+
+/// `ferrite serve`: every service in one process on embedded defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address for HTTP and gRPC (one port).
+    #[arg(long, env = "FERRITE_BIND", default_value = "127.0.0.1:8181")]
+    pub bind: SocketAddr,
+    /// Directory for the catalog, WAL and (with `--object-store file`) Parquet files.
+    /// Default: `~/.ferrite`.
+    #[arg(long, env = "FERRITE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Catalog DSN (`sqlite://…` or `postgres://…`). Default: SQLite in the data directory.
+    #[arg(long, env = "FERRITE_CATALOG_DSN")]
+    pub catalog_dsn: Option<String>,
+    #[command(flatten)]
+    pub object_store: ObjectStoreConfig,
+    /// Largest accepted write body in bytes (before and after gunzip).
+    #[arg(long, env = "FERRITE_MAX_REQUEST_BYTES", default_value_t = 10 << 20)]
+    pub max_request_bytes: usize,
+    /// Persist a partition once it buffers this many bytes.
+    #[arg(long, env = "FERRITE_PERSIST_PARTITION_BYTES", default_value_t = 256 << 20)]
+    pub persist_partition_bytes: usize,
+    /// Persist a partition once its oldest unpersisted write is this many seconds old.
+    #[arg(long, env = "FERRITE_PERSIST_AGE_SECONDS", default_value_t = 300)]
+    pub persist_age_seconds: u64,
+    /// Persist the largest partitions while the buffer exceeds this many bytes.
+    #[arg(long, env = "FERRITE_BUFFER_BYTES", default_value_t = 1 << 30)]
+    pub buffer_bytes: usize,
+    /// Refuse writes with 503 while the buffer exceeds this many bytes.
+    #[arg(long, env = "FERRITE_MAX_BUFFER_BYTES", default_value_t = 4 << 30)]
+    pub max_buffer_bytes: usize,
+    /// How long a clean shutdown waits for open connections before persisting.
+    #[arg(long, env = "FERRITE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl ServeConfig {
+    /// The data directory, `~/.ferrite` by default.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.data_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(dirs::home_dir()
+                .context("no home directory: pass --data-dir")?
+                .join(".ferrite")),
+        }
+    }
+
+    /// Persist age as a duration.
+    pub fn persist_age(&self) -> Duration {
+        Duration::from_secs(self.persist_age_seconds)
+    }
+}

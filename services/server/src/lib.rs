@@ -1,0 +1,5 @@
+//! The `ferrite` binary's wiring: configuration, and the processes it can run. Service logic
+//! lives in the service crates; this crate only connects them.
+
+pub mod config;
+pub mod serve;

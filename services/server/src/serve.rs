@@ -1,0 +1,189 @@
+//! `ferrite serve`: router, ingester, querier and catalog in one process, wired through the
+//! same interfaces the cluster uses.
+//!
+//! ```text
+//!  :8181 ─┬─ HTTP  /api/v2/write /write /api/v3/write_lp ─► Router ─► Ingester (WAL, buffer)
+//!         ├─ HTTP  /api/v3/query_sql                      ─► QueryEngine ◄─ Ingester, catalog, files
+//!         ├─ gRPC  arrow.flight.protocol.FlightService    ─► QueryEngine
+//!         └─ HTTP  /health /ping
+//!  SIGTERM / Ctrl-C ─► stop accepting ─► drain connections ─► ingester persists all ─► exit
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ferrite_catalog::{CatalogRef, SqlCatalog};
+use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
+use ferrite_ingester::{Ingester, IngesterConfig};
+use ferrite_querier::{QuerierConfig, QueryEngine};
+use ferrite_router::{Router, RouterConfig};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tracing::info;
+
+use crate::config::ServeConfig;
+
+/// The version reported by `/ping` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A running all-in-one server.
+#[derive(Debug)]
+pub struct Server {
+    /// Address it listens on (useful with port 0).
+    pub addr: std::net::SocketAddr,
+    ingester: Arc<Ingester>,
+    app: axum::Router,
+    listener: TcpListener,
+    grace: Duration,
+}
+
+impl Server {
+    /// Open the catalog, object store and WAL, replay the WAL, and bind the port.
+    pub async fn start(config: &ServeConfig) -> anyhow::Result<Self> {
+        let data_dir = config.data_dir()?;
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let dsn = match &config.catalog_dsn {
+            Some(d) => d.clone(),
+            None => format!("sqlite://{}", data_dir.join("catalog.sqlite").display()),
+        };
+        let catalog: CatalogRef = Arc::new(
+            SqlCatalog::connect(&dsn)
+                .await
+                .with_context(|| format!("opening catalog {dsn}"))?,
+        );
+        let store = config.object_store.build(data_dir.join("objects"))?;
+
+        let mut ic = IngesterConfig::new(data_dir.join("wal"));
+        ic.persist_partition_bytes = config.persist_partition_bytes;
+        ic.persist_age = config.persist_age();
+        ic.buffer_bytes = config.buffer_bytes;
+        ic.max_buffer_bytes = config.max_buffer_bytes;
+        let ingester = Ingester::start(ic, Arc::clone(&catalog), Arc::clone(&store)).context("starting the ingester")?;
+
+        let router = Arc::new(Router::new(
+            Arc::clone(&catalog),
+            Arc::clone(&ingester) as Arc<dyn IngesterWrite>,
+            RouterConfig {
+                max_request_bytes: config.max_request_bytes,
+            },
+        ));
+        let engine = Arc::new(
+            QueryEngine::new(
+                Arc::clone(&catalog),
+                vec![Arc::clone(&ingester) as Arc<dyn IngesterQuery>],
+                store,
+                QuerierConfig::default(),
+            )
+            .context("starting the query engine")?,
+        );
+
+        let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))).into_axum_router();
+        let http = axum::Router::new()
+            .merge(ferrite_router::http_routes(router))
+            .merge(ferrite_querier::http_routes(engine))
+            .merge(common_routes());
+        let app = one_port(http, grpc);
+
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            addr,
+            ingester,
+            app,
+            listener,
+            grace: Duration::from_secs(config.shutdown_grace_seconds),
+        })
+    }
+
+    /// Serve until `shutdown` resolves, then drain and persist everything.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut stop_rx2 = stop_rx.clone();
+        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        let server = tokio::spawn(async move { serve.await });
+        shutdown.await;
+        info!("shutting down: no new connections; draining");
+        let _ = stop_tx.send(true);
+        let _ = stop_rx2.wait_for(|s| *s).await;
+        // Long-lived idle connections (Flight clients) would keep a graceful drain open
+        // forever; the grace period bounds it.
+        match tokio::time::timeout(self.grace, server).await {
+            Ok(r) => r.context("server task")?.context("serving")?,
+            Err(_) => info!("grace period over; closing remaining connections"),
+        }
+        self.ingester.shutdown().await;
+        Ok(())
+    }
+}
+
+/// HTTP and gRPC on one port: a request whose `content-type` is `application/grpc…` goes to
+/// the gRPC services, everything else to the HTTP API (where unknown paths are a JSON 404).
+pub fn one_port(http: axum::Router, grpc: axum::Router) -> axum::Router {
+    let http = http.fallback(|uri: axum::http::Uri| async move {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": format!("no such endpoint: {}", uri.path())})),
+        )
+    });
+    let dispatch = tower::service_fn(move |req: axum::extract::Request| {
+        let is_grpc = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        let target = if is_grpc { grpc.clone() } else { http.clone() };
+        async move { target.oneshot(req).await }
+    });
+    axum::Router::new().fallback_service(dispatch)
+}
+
+/// `/health` and `/ping`, served by every process.
+pub fn common_routes() -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/ping", get(ping).head(ping))
+}
+
+async fn ping() -> Response {
+    let mut r = (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"version": VERSION, "revision": "", "product": "ferrite"})),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("X-Influxdb-Version", HeaderValue::from_static(VERSION));
+    h.insert("X-Influxdb-Build", HeaderValue::from_static("ferrite"));
+    r
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

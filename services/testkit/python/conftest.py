@@ -1,0 +1,69 @@
+"""Fixtures: one shared `ferrite serve` for the session, per-test database names, and a
+factory for tests that need their own server (restart, crash, small request limit)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferrite_e2e import FerriteBinaryMissing, FerriteServer, find_ferrite_bin, unique_db
+
+
+@pytest.fixture(scope="session")
+def ferrite_bin():
+    try:
+        return find_ferrite_bin()
+    except FerriteBinaryMissing as e:
+        pytest.exit(f"ferrite e2e: {e}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def server(ferrite_bin, tmp_path_factory):
+    """The shared server. Teardown: SIGTERM, and it must exit 0."""
+    base = tmp_path_factory.mktemp("ferrite-shared")
+    srv = FerriteServer(ferrite_bin, base / "data", base / "ferrite.log")
+    srv.start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"shared ferrite exited {code} after SIGTERM\n{srv.log_tail()}"
+
+
+@pytest.fixture
+def db(request):
+    """A database name of this test's own (databases are created on first write)."""
+    return unique_db(request.node.name.replace("test_", "", 1))
+
+
+@pytest.fixture
+def make_server(ferrite_bin, tmp_path):
+    """Start extra servers: `make_server(*args)`; each is SIGTERMed at teardown if still up
+    (and must then exit 0). Data lives under this test's tmp_path."""
+    servers: list[FerriteServer] = []
+
+    def make(*args: str, name: str | None = None, start: bool = True) -> FerriteServer:
+        name = name or f"srv{len(servers)}"
+        srv = FerriteServer(ferrite_bin, tmp_path / name / "data", tmp_path / name / "ferrite.log", args)
+        (tmp_path / name).mkdir(parents=True, exist_ok=True)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    failures = []
+    for srv in servers:
+        if srv.running():
+            code = srv.stop()
+            if code != 0:
+                failures.append(f"{srv.data_dir}: exit {code}\n{srv.log_tail()}")
+    assert not failures, "ferrite did not exit 0 on SIGTERM:\n" + "\n".join(failures)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the tail of the shared server's log to the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
+        if isinstance(srv, FerriteServer):
+            rep.sections.append(("ferrite log", srv.log_tail(40)))

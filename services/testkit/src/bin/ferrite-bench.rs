@@ -1,0 +1,178 @@
+//! `ferrite-bench`: end-to-end ingest and query benchmarks against a real `ferrite serve`.
+//!
+//! ```text
+//!  TSBS cpu-only batches (pre-generated, 5,000 lines) ─► N concurrent HTTP clients
+//!      ─► POST /api/v2/write (durable: acknowledged after WAL fsync) ─► rows/s
+//!  load up to --query-rows ─► SIGTERM (persist) ─► restart
+//!      ─► "one host, last hour" SQL via /api/v3/query_sql ─► p50 / p95 / max latency
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ferrite_testkit::server::FerriteServer;
+use ferrite_testkit::tsbs::{CpuOnly, TSBS_INTERVAL_NS};
+use tokio::sync::Mutex;
+
+#[derive(Debug)]
+struct Args {
+    ferrite: PathBuf,
+    clients: usize,
+    batch_lines: usize,
+    ingest_rows: usize,
+    query_rows: usize,
+    hosts: usize,
+    query_runs: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        ferrite: PathBuf::from("target/release/ferrite"),
+        clients: 4,
+        batch_lines: 5_000,
+        ingest_rows: 2_000_000,
+        query_rows: 10_000_000,
+        hosts: 1_000,
+        query_runs: 50,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--ferrite" => a.ferrite = PathBuf::from(value()?),
+            "--clients" => a.clients = value()?.parse()?,
+            "--batch-lines" => a.batch_lines = value()?.parse()?,
+            "--ingest-rows" => a.ingest_rows = value()?.parse()?,
+            "--query-rows" => a.query_rows = value()?.parse()?,
+            "--hosts" => a.hosts = value()?.parse()?,
+            "--query-runs" => a.query_runs = value()?.parse()?,
+            "--help" | "-h" => {
+                println!(
+                    "ferrite-bench [--ferrite PATH] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
+                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// Send every batch with `clients` concurrent connections; returns the elapsed time.
+async fn ingest(url: &str, db: &str, batches: Vec<String>, clients: usize) -> anyhow::Result<Duration> {
+    let queue = Arc::new(Mutex::new(batches));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (queue, url) = (Arc::clone(&queue), format!("{url}/api/v2/write?bucket={db}"));
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let Some(body) = queue.lock().await.pop() else {
+                    return anyhow::Ok(());
+                };
+                loop {
+                    let r = client.post(&url).body(body.clone()).send().await?;
+                    match r.status().as_u16() {
+                        204 => break,
+                        // Backpressure: honour it like the InfluxDB clients do.
+                        503 | 429 => tokio::time::sleep(Duration::from_millis(200)).await,
+                        s => bail!("write failed: {s} {}", r.text().await?),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(start.elapsed())
+}
+
+fn generate(generator: &mut CpuOnly, rows: usize, batch_lines: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(rows / batch_lines + 1);
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(batch_lines);
+        out.push(generator.lines(n));
+        left -= n;
+    }
+    out.reverse(); // popped from the back: send in time order
+    out
+}
+
+async fn query_ms(client: &reqwest::Client, url: &str, db: &str, sql: &str) -> anyhow::Result<(f64, usize)> {
+    let start = Instant::now();
+    let r = client
+        .get(format!("{url}/api/v3/query_sql"))
+        .query(&[("db", db), ("q", sql), ("format", "json")])
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("query failed: {} {}", r.status(), r.text().await?);
+    }
+    let rows: serde_json::Value = r.json().await?;
+    Ok((start.elapsed().as_secs_f64() * 1e3, rows.as_array().map_or(0, Vec::len)))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = parse_args()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("ferrite-bench: {cores} cores, {} clients, {}-line batches", a.clients, a.batch_lines);
+
+    // 1. Durable ingest throughput.
+    let mut server = FerriteServer::start(&a.ferrite, &[]).await?;
+    let url = server.url();
+    let mut generator = CpuOnly::new(a.hosts, 1);
+    let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
+    let bytes: usize = batches.iter().map(String::len).sum();
+    let took = ingest(&url, "bench", batches, a.clients).await?;
+    let rows_per_s = a.ingest_rows as f64 / took.as_secs_f64();
+    println!(
+        "ingest: {} rows ({:.0} MiB) in {:.2} s = {:.0} rows/s ({:.1} MiB/s), acknowledged after fsync",
+        a.ingest_rows,
+        bytes as f64 / (1 << 20) as f64,
+        took.as_secs_f64(),
+        rows_per_s,
+        bytes as f64 / (1 << 20) as f64 / took.as_secs_f64()
+    );
+
+    // 2. Load up to query_rows, persist with a clean restart, then query one host's last hour.
+    let mut loaded = a.ingest_rows;
+    while loaded < a.query_rows {
+        let n = (a.query_rows - loaded).min(1_000_000);
+        let batches = generate(&mut generator, n, a.batch_lines);
+        ingest(&url, "bench", batches, a.clients).await?;
+        loaded += n;
+    }
+    let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
+    server.terminate()?;
+    server.restart().await?;
+    let client = reqwest::Client::new();
+    let hour_start = last - 3_600_000_000_000;
+    let sql = format!(
+        "SELECT * FROM cpu WHERE hostname = 'host_42' AND time > to_timestamp_nanos({hour_start}) ORDER BY time"
+    );
+    let (_, rows) = query_ms(&client, &url, "bench", &sql).await?; // warm-up
+    let mut times = Vec::with_capacity(a.query_runs);
+    for _ in 0..a.query_runs {
+        times.push(query_ms(&client, &url, "bench", &sql).await?.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    println!(
+        "query: one host's last hour ({rows} rows) out of {loaded} rows, persisted: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} runs",
+        pct(0.5),
+        pct(0.95),
+        times[times.len() - 1],
+        a.query_runs
+    );
+    let (ms, n) = query_ms(&client, &url, "bench", "SELECT count(*) FROM cpu").await?;
+    println!("query: count(*) over all rows ({n} row result): {ms:.1} ms");
+    server.terminate()?;
+    Ok(())
+}
