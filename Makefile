@@ -37,7 +37,7 @@ bench-lineproto:
 	cargo bench -p ferrite-lineproto --bench parse
 
 bench-e2e:
-	cargo build --release --bin ferrite --bin ferrite-bench
+	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
 	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite
 
 fmt:

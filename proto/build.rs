@@ -1,27 +1,33 @@
-//! Generates Rust from `protos/` with a vendored protoc, so no system protoc is needed.
+//! Generates Rust from every `.proto` under `protos/` with a vendored protoc, so no system
+//! protoc is needed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            protos(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos");
-    let protos = [
-        "influxdata/iox/querier/v1/flight.proto",
-        "ferrite/ingester/v1/write.proto",
-    ];
-    for p in protos {
-        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut files = Vec::new();
+    protos(&root, &mut files)?;
+    files.sort();
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
     }
-    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
         .protoc_arg("--experimental_allow_proto3_optional")
-        .compile_with_config(
-            {
-                let mut c = tonic_prost_build::Config::new();
-                c.protoc_executable(protoc);
-                c
-            },
-            &protos.map(|p| root.join(p)),
-            &[root],
-        )?;
+        .compile_with_config(config, &files, &[root])?;
     Ok(())
 }

@@ -94,7 +94,7 @@ def test_influxdb3_query_modes_and_params(server, qdb):
 
 
 def test_influxdb3_query_pandas(server, qdb):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     with InfluxDBClient3(host=server.url, database=qdb, token=TOKEN) as client:
         df = client.query(SQL, mode="pandas")
     assert isinstance(df, pd.DataFrame)
