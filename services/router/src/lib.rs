@@ -15,6 +15,7 @@
 
 mod builder;
 pub mod http;
+pub mod placement;
 pub mod validate;
 pub mod write;
 
