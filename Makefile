@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: help setup build run test test-rust test-python bench bench-lineproto bench-e2e fmt lint clean
+.PHONY: cluster cluster-down help setup build run test test-rust test-python bench bench-lineproto bench-e2e fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -17,7 +17,7 @@ setup:
 	bash deploy/dev/setup.sh
 
 build: setup
-	cargo build --workspace
+	cargo test --workspace --no-run
 
 run: setup
 	cargo run --release --bin ferrite -- serve
@@ -27,8 +27,10 @@ test: setup test-rust test-python
 test-rust:
 	cargo test --workspace --no-fail-fast
 
+# The same cargo invocation as test-rust (one feature set, so nothing is rebuilt): it also
+# builds target/debug/ferrite, which the Python suite drives.
 test-python:
-	cargo build --bin ferrite
+	cargo test --workspace --no-run
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
 
 bench: setup bench-lineproto bench-e2e
@@ -49,3 +51,9 @@ lint:
 
 clean:
 	cargo clean
+
+cluster: setup
+	bash deploy/cluster/up.sh
+
+cluster-down:
+	bash deploy/cluster/down.sh

@@ -17,13 +17,13 @@ fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos");
-    println!("cargo:rerun-if-changed={}", root.display());
+    // Relative to the package: an absolute path would tie the build cache to one checkout
+    // (clones sharing a CARGO_TARGET_DIR would see each other's protos). A directory is
+    // scanned recursively.
+    println!("cargo:rerun-if-changed=protos");
     let mut files = Vec::new();
     protos(&root, &mut files)?;
     files.sort();
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-    }
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()

@@ -3,7 +3,10 @@
 #
 #  1. Debian packages the build and the tests need (postgresql, mold, clang, python3-venv):
 #     only the missing ones are installed, and `apt-get update` runs only if one is missing.
-#  2. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
+#  2. MinIO, the S3-compatible server of the object-store tests, built with `go install` into
+#     ~/.cache/ferrite-tools/bin (deploy/dev/install-minio.sh; skipped when the pinned version
+#     is there already).
+#  3. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
 #     re-installed only when the requirements file (or the interpreter) changed: a hash stamp
 #     is kept inside .venv.
 #
@@ -51,7 +54,10 @@ else
     say "not a Debian/apt system: skipping Debian packages (${APT_PACKAGES[*]})"
 fi
 
-# --- 2. Python virtualenv ---------------------------------------------------------------------
+# --- 2. MinIO (S3-compatible server for the tests) ---------------------------------------------
+bash "$REPO_ROOT/deploy/dev/install-minio.sh" || die "installing MinIO failed"
+
+# --- 3. Python virtualenv ---------------------------------------------------------------------
 [ -f "$REQS" ] || die "requirements file not found: $REQS"
 
 # The interpreter that builds the venv: $PYTHON, else python3 (here a pyenv 3.11), else the

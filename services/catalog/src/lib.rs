@@ -3,8 +3,15 @@
 //! ```text
 //!  router ──(create db/table, upsert columns)──►┐
 //!  ingester ──(create partition, add file)─────►├─► Catalog ──► SqlCatalog ──► PostgreSQL | SQLite
-//!  querier ──(schema, files of a table)────────►┘
+//!  querier ──(schema, files of a table)────────►┘      │
+//!                                                      └─► GrpcCatalog ══ gRPC ══► catalog service
+//!                                                          (ferrite.catalog.v1)    └─► SqlCatalog
 //! ```
+//!
+//! In one process (`ferrite serve`) services use a [`SqlCatalog`] directly; in a cluster they
+//! use a [`GrpcCatalog`] talking to the catalog service ([`grpc::catalog_service`]), the only
+//! process that opens the catalog database. Both implement [`Catalog`] with the same
+//! behaviour and the same errors.
 //!
 //! Invariants:
 //! - every create is an idempotent create-or-get: concurrent callers get the same row;
@@ -22,8 +29,12 @@ use ferrite_model::{
     TableSchema,
 };
 
+pub mod cache;
+pub mod grpc;
 mod sql;
 
+pub use cache::CachedCatalog;
+pub use grpc::GrpcCatalog;
 pub use sql::SqlCatalog;
 
 /// Result of catalog operations.
@@ -62,6 +73,11 @@ pub enum Error {
     /// A stored row cannot be read back (for example an unknown column type code).
     #[error("corrupt catalog row: {0}")]
     Corrupt(String),
+    /// The catalog service ([`grpc::GrpcCatalog`]) could not be reached, timed out, or failed
+    /// the call in a way that has no variant of its own (its catalog database is down, say),
+    /// after bounded retries. The caller may retry later: HTTP 503, gRPC `UNAVAILABLE`.
+    #[error("catalog service error: {0}")]
+    Rpc(String),
 }
 
 /// A database (namespace).
@@ -183,6 +199,11 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile>;
     /// The live (not deleted) parquet files of a table, ordered by id.
     async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>>;
+
+    /// The catalog version: a counter bumped with every database, table, column and parquet
+    /// file created (and only then). A changed version means something was added, so caches
+    /// keyed on it stay coherent.
+    async fn version(&self) -> Result<i64>;
 }
 
 /// Shared handle to a catalog.

@@ -834,6 +834,10 @@ impl Catalog for SqlCatalog {
         .await?;
         rows.into_iter().map(parquet_file).collect()
     }
+
+    async fn version(&self) -> Result<i64> {
+        SqlCatalog::version(self).await
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
-//! The catalog's behaviour, one suite run against every backend: SQLite (a temp file) and a
-//! real PostgreSQL (a throwaway server from `ferrite-testkit`, one per test binary, a fresh
-//! database per test).
+//! The catalog's behaviour, one suite run against every implementation: `SqlCatalog` on
+//! SQLite (a temp file) and on a real PostgreSQL (a throwaway server from `ferrite-testkit`,
+//! one per test binary, a fresh database per test), and `GrpcCatalog` talking to a real
+//! tonic server in front of each of those. Plus what only the gRPC service does (`grpc`).
 //!
 //! PostgreSQL tests fail, never skip, when PostgreSQL is not installed.
 
 use std::sync::Arc;
 
-use ferrite_catalog::SqlCatalog;
+use ferrite_catalog::{CatalogRef, GrpcCatalog, SqlCatalog};
 use ferrite_testkit::postgres::TestPostgres;
 
 #[path = "catalog/behaviours.rs"]
 mod behaviours;
+#[path = "catalog/grpc.rs"]
+mod grpc;
 #[path = "catalog/postgres_only.rs"]
 mod postgres_only;
 #[path = "catalog/sqlite_only.rs"]
@@ -18,10 +21,13 @@ mod sqlite_only;
 
 /// A connected catalog on a fresh, empty database.
 pub struct Fixture {
-    pub catalog: Arc<SqlCatalog>,
-    /// What `catalog` was connected with, to connect again.
+    pub catalog: CatalogRef,
+    /// What the SQL catalog (behind the service, for gRPC) was connected with, to connect
+    /// again.
     pub dsn: String,
     _dir: Option<tempfile::TempDir>,
+    /// The catalog service `catalog` talks to, for gRPC fixtures.
+    _server: Option<grpc::RunningServer>,
 }
 
 impl Fixture {
@@ -35,14 +41,12 @@ impl Fixture {
             catalog: Arc::new(catalog),
             dsn,
             _dir: Some(dir),
+            _server: None,
         }
     }
 
     pub async fn postgres() -> Fixture {
-        let dsn = tokio::task::spawn_blocking(|| TestPostgres::shared()?.fresh_database())
-            .await
-            .expect("join")
-            .expect("a test PostgreSQL database");
+        let dsn = postgres_database().await;
         let catalog = SqlCatalog::connect(&dsn)
             .await
             .expect("connect to PostgreSQL catalog");
@@ -50,11 +54,33 @@ impl Fixture {
             catalog: Arc::new(catalog),
             dsn,
             _dir: None,
+            _server: None,
+        }
+    }
+
+    /// The same catalog, now behind a catalog service on 127.0.0.1 and reached through a
+    /// [`GrpcCatalog`].
+    pub async fn through_grpc(self) -> Fixture {
+        let server = grpc::RunningServer::start(Arc::clone(&self.catalog)).await;
+        let client = GrpcCatalog::connect_lazy(&server.url).expect("catalog service address");
+        Fixture {
+            catalog: Arc::new(client),
+            _server: Some(server),
+            ..self
         }
     }
 }
 
-/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>` and `postgres::<name>`.
+/// A fresh, empty database on the shared test PostgreSQL.
+pub async fn postgres_database() -> String {
+    tokio::task::spawn_blocking(|| TestPostgres::shared()?.fresh_database())
+        .await
+        .expect("join")
+        .expect("a test PostgreSQL database")
+}
+
+/// One `#[tokio::test]` per behaviour and implementation: `sqlite::<name>`,
+/// `postgres::<name>`, `grpc_sqlite::<name>` and `grpc_postgres::<name>`.
 macro_rules! suite {
     ($($behaviour:ident),* $(,)?) => {
         mod sqlite {
@@ -71,6 +97,24 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     let fixture = crate::Fixture::postgres().await;
+                    crate::behaviours::$behaviour(&fixture).await;
+                }
+            )*
+        }
+        mod grpc_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let fixture = crate::Fixture::sqlite().await.through_grpc().await;
+                    crate::behaviours::$behaviour(&fixture).await;
+                }
+            )*
+        }
+        mod grpc_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let fixture = crate::Fixture::postgres().await.through_grpc().await;
                     crate::behaviours::$behaviour(&fixture).await;
                 }
             )*

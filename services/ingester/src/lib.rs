@@ -18,6 +18,7 @@
 pub mod api;
 pub mod buffer;
 pub mod codec;
+pub mod grpc;
 pub mod persist;
 pub mod wal;
 

@@ -14,6 +14,9 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+#[path = "ingester/grpc.rs"]
+mod grpc;
+
 struct Fixture {
     dir: tempfile::TempDir,
     catalog: CatalogRef,

@@ -44,9 +44,9 @@
 //! # Decisions where InfluxDB versions differ (all follow InfluxDB 3 / IOx unless noted)
 //!
 //! * Duplicate tag key in a line: error.
-//! * Duplicate field key in a line: the last occurrence wins if the types agree; different
-//!   types are an error (IOx `mutable_batch_lp` semantics). The output never has duplicate
-//!   field keys.
+//! * Duplicate field key in a line: the last value wins if the types agree (kept at the first
+//!   occurrence's position); different types are an error (IOx `mutable_batch_lp`
+//!   semantics). The output never has duplicate field keys.
 //! * Tag key `time`: error. Field key `time`: dropped (IOx strips it with a warning); a line
 //!   whose only field is `time` is an error.
 //! * NUL is rejected in measurement, tag keys and field keys (they become table and column

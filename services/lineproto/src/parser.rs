@@ -4,7 +4,11 @@
 //! at token boundaries always lands on char boundaries and the borrowed names need no UTF-8
 //! re-validation.
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+};
 
 use crate::{
     Precision,
@@ -20,8 +24,8 @@ pub struct ParsedLine<'a> {
     pub measurement: Cow<'a, str>,
     /// Tags in the order written; keys unique, non-empty, never `time`; values non-empty.
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    /// Fields in the order written (a repeated key keeps the position of its last occurrence);
-    /// keys unique, non-empty, never `time`; at least one.
+    /// Fields in the order written (a repeated key keeps the position of its first occurrence
+    /// and the value of its last); keys unique, non-empty, never `time`; at least one.
     pub fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
     /// The timestamp: in nanoseconds when the iterator has a precision (the default is
     /// nanoseconds, i.e. the value as written); `None` if the line had none.
@@ -138,7 +142,7 @@ pub fn parse_lines(body: &str) -> Lines<'_> {
 /// [`Lines::next_into`] parses into a caller-owned [`ParsedLine`] to reuse its vectors (no
 /// allocation per line for escape-free input); the `Iterator` impl allocates two vectors per
 /// line, sized from the previous line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lines<'a> {
     body: &'a str,
     pos: usize,
@@ -262,6 +266,18 @@ impl<'a> Lines<'a> {
             }
             None => self.pos = self.body.len(),
         }
+    }
+}
+
+/// Shows the position, not the (possibly huge) body.
+impl std::fmt::Debug for Lines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines")
+            .field("body_len", &self.body.len())
+            .field("pos", &self.pos)
+            .field("line_number", &self.line_number)
+            .field("precision", &self.precision)
+            .finish_non_exhaustive()
     }
 }
 
@@ -515,7 +531,7 @@ fn parse_line<'a>(cur: &mut Cursor<'a>, out: &mut ParsedLine<'a>) -> Result<(), 
     }
     out.measurement = measurement;
 
-    let mut tag_bits = 0u64;
+    let mut seen_tags = SeenKeys::default();
     while cur.peek() == Some(b',') {
         cur.pos += 1;
         let key = cur.name(KEY);
@@ -532,12 +548,11 @@ fn parse_line<'a>(cur: &mut Cursor<'a>, out: &mut ParsedLine<'a>) -> Result<(), 
         if is_time(&key) {
             return Err(LineErrorKind::TimeTag);
         }
-        let bit = key_bit(&key);
-        if tag_bits & bit != 0 && out.tags.iter().any(|(k, _)| *k == key) {
+        if seen_tags.find(&out.tags, &key).is_some() {
             return Err(LineErrorKind::DuplicateTag { key: quoted(&key) });
         }
-        tag_bits |= bit;
         out.tags.push((key, value));
+        seen_tags.added(&out.tags);
     }
 
     // A tag value ends at ',', ' ', '\n' or the end, and ',' was consumed above.
@@ -554,7 +569,7 @@ fn parse_line<'a>(cur: &mut Cursor<'a>, out: &mut ParsedLine<'a>) -> Result<(), 
         cur.pos = save;
     }
 
-    let mut field_bits = 0u64;
+    let mut seen_fields = SeenKeys::default();
     let mut saw_time = false;
     loop {
         let key = cur.name(KEY);
@@ -578,24 +593,21 @@ fn parse_line<'a>(cur: &mut Cursor<'a>, out: &mut ParsedLine<'a>) -> Result<(), 
         let value = cur.field_value(&key)?;
         if is_time(&key) {
             saw_time = true;
-        } else {
-            let bit = key_bit(&key);
-            if field_bits & bit != 0
-                && let Some(j) = out.fields.iter().position(|(k, _)| *k == key)
-            {
-                let first = out.fields[j].1.type_name();
-                if first != value.type_name() {
-                    return Err(LineErrorKind::ConflictingFieldTypes {
-                        key: quoted(&key),
-                        first,
-                        second: value.type_name(),
-                    });
-                }
-                // Last occurrence wins (InfluxDB semantics).
-                out.fields.remove(j);
+        } else if let Some(j) = seen_fields.find(&out.fields, &key) {
+            let first = out.fields[j].1.type_name();
+            if first != value.type_name() {
+                return Err(LineErrorKind::ConflictingFieldTypes {
+                    key: quoted(&key),
+                    first,
+                    second: value.type_name(),
+                });
             }
-            field_bits |= bit;
+            // The last value wins (InfluxDB semantics), kept at the first position so that
+            // indexes stay valid and a line of repeats costs O(1) per repeat.
+            out.fields[j].1 = value;
+        } else {
             out.fields.push((key, value));
+            seen_fields.added(&out.fields);
         }
         match cur.peek() {
             Some(b',') => cur.pos += 1,
@@ -632,8 +644,63 @@ fn is_time(key: &str) -> bool {
     matches!(key.as_bytes(), [b't', b'i', b'm', b'e'])
 }
 
-/// A one-bit fingerprint of a non-empty key, to skip the duplicate search when no earlier
-/// key in the line can be equal.
+/// Duplicate-key detection for one line's tags or fields in expected O(1) per key.
+///
+/// Lines usually have a handful of keys: a 64-bit set of one-bit fingerprints says "surely
+/// new" for most keys without touching the earlier ones. Past [`SeenKeys::INDEX_AFTER`] keys
+/// the fingerprints saturate, so a hash index (randomly seeded, so crafted keys cannot force
+/// collisions) takes over; a wide line stays linear, not quadratic.
+#[derive(Default)]
+struct SeenKeys {
+    bits: u64,
+    index: Option<(RandomState, HashMap<u64, usize>)>,
+}
+
+impl SeenKeys {
+    const INDEX_AFTER: usize = 32;
+
+    /// Position of `key` in `keys` (all of which were reported through `added`), if there.
+    #[inline]
+    fn find<T>(&self, keys: &[(Cow<'_, str>, T)], key: &str) -> Option<usize> {
+        match &self.index {
+            None if self.bits & key_bit(key) == 0 => None,
+            None => keys.iter().position(|(k, _)| k == key),
+            Some((state, map)) => {
+                let j = *map.get(&state.hash_one(key))?;
+                if keys[j].0 == key {
+                    Some(j)
+                } else {
+                    // Two keys with one 64-bit hash: vanishingly rare, so just search.
+                    keys.iter().position(|(k, _)| k == key)
+                }
+            }
+        }
+    }
+
+    /// Records the last element of `keys` as just added.
+    #[inline]
+    fn added<T>(&mut self, keys: &[(Cow<'_, str>, T)]) {
+        let Some(((key, _), _)) = keys.split_last() else {
+            return;
+        };
+        match &mut self.index {
+            Some((state, map)) => {
+                map.entry(state.hash_one(&**key)).or_insert(keys.len() - 1);
+            }
+            None if keys.len() <= Self::INDEX_AFTER => self.bits |= key_bit(key),
+            None => {
+                let state = RandomState::new();
+                let mut map = HashMap::with_capacity(keys.len() * 2);
+                for (i, (k, _)) in keys.iter().enumerate() {
+                    map.entry(state.hash_one(&**k)).or_insert(i);
+                }
+                self.index = Some((state, map));
+            }
+        }
+    }
+}
+
+/// A one-bit fingerprint of a non-empty key.
 #[inline]
 fn key_bit(key: &str) -> u64 {
     let b = key.as_bytes();

@@ -405,11 +405,11 @@ fn fields_of_all_types_in_one_line() {
 // ---------------------------------------------------------------- duplicates and `time`
 
 #[test]
-fn a_repeated_field_keeps_the_last_value_at_the_last_position() {
-    let l = one("m v=2,bananas=42,v=3,platanos=24");
+fn a_repeated_field_keeps_the_last_value_at_the_first_position() {
+    let l = one("m v=2,bananas=42,v=3,platanos=24,v=4");
     let keys: Vec<_> = l.fields.iter().map(|(k, _)| k.as_ref()).collect();
-    assert_eq!(keys, ["bananas", "v", "platanos"]);
-    assert_eq!(l.field("v"), Some(&F64(3.0)));
+    assert_eq!(keys, ["v", "bananas", "platanos"]);
+    assert_eq!(l.field("v"), Some(&F64(4.0)));
 }
 
 #[test]
@@ -444,6 +444,38 @@ fn many_distinct_keys_are_not_mistaken_for_duplicates() {
     let l = one(&body);
     assert_eq!(l.tags.len(), 200);
     assert_eq!(l.fields.len(), 200);
+}
+
+#[test]
+fn duplicates_are_found_in_wide_lines_too() {
+    let tags: Vec<String> = (0..100).map(|i| format!("t{i}={i}")).collect();
+    let fields: Vec<String> = (0..100).map(|i| format!("f{i}={i}i")).collect();
+    let (tags, fields) = (tags.join(","), fields.join(","));
+    let body = format!("m,{tags} {fields},f7=-7i");
+    let l = one(&body);
+    assert_eq!(l.fields.len(), 100);
+    assert_eq!(l.field("f7"), Some(&I64(-7)));
+    assert_eq!(l.fields[7].0, "f7");
+    assert_eq!(
+        kind(&format!("m,{tags} {fields},f99=1")),
+        LineErrorKind::ConflictingFieldTypes {
+            key: "f99".into(),
+            first: "integer",
+            second: "float"
+        }
+    );
+    assert_eq!(
+        kind(&format!("m,{tags},t0=x {fields}")),
+        LineErrorKind::DuplicateTag { key: "t0".into() }
+    );
+}
+
+#[test]
+fn a_line_with_tens_of_thousands_of_fields_or_repeats_parses() {
+    let fields: Vec<String> = (0..20_000).map(|i| format!("f{i}={i}i")).collect();
+    assert_eq!(one(&format!("m {}", fields.join(","))).fields.len(), 20_000);
+    let repeats = vec!["f=1i"; 20_000].join(",");
+    assert_eq!(one(&format!("m {repeats}")).fields.len(), 1);
 }
 
 #[test]

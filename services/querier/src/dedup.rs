@@ -18,6 +18,7 @@ use arrow::array::{ArrayRef, UInt64Array};
 use arrow::compute::{SortOptions, cast, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -27,6 +28,7 @@ use datafusion::physical_expr::{
     PhysicalExpr, PhysicalSortExpr, PhysicalSortRequirement,
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{FilterDescription, FilterPushdownPhase};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -66,7 +68,8 @@ impl DedupExec {
     ) -> Result<Self> {
         let input_schema = input.schema();
         let last = input_schema.fields().last().map(|f| f.name().as_str());
-        if last != Some(ORDER_COLUMN) || input_schema.fields().len() != output_schema.fields().len() + 1
+        if last != Some(ORDER_COLUMN)
+            || input_schema.fields().len() != output_schema.fields().len() + 1
         {
             return Err(DataFusionError::Internal(format!(
                 "DedupExec input must be the output columns followed by {ORDER_COLUMN}, got {input_schema:?}"
@@ -111,7 +114,11 @@ impl DedupExec {
 
 impl DisplayAs for DedupExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DedupExec: primary_key=[{}]", self.primary_key.join(", "))
+        write!(
+            f,
+            "DedupExec: primary_key=[{}]",
+            self.primary_key.join(", ")
+        )
     }
 }
 
@@ -150,6 +157,21 @@ impl ExecutionPlan for DedupExec {
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// No filter from above (including dynamic TopK / join filters) passes below dedup: a
+    /// filter on a field would drop the later write and resurrect an older value. Filters on
+    /// key columns are placed below us by the table provider instead.
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        Ok(FilterDescription::all_unsupported(
+            &parent_filters,
+            &self.children(),
+        ))
     }
 
     fn with_new_children(
@@ -266,7 +288,7 @@ impl RunMerger {
             .ranges()
             .last()
             .map_or(0, |r| r.start);
-        self.pending = Some(batch.slice(last_run_start, rows - last_run_start));
+        self.pending = Some(self.collapse(batch.slice(last_run_start, rows - last_run_start))?);
         if last_run_start == 0 {
             return Ok(None);
         }
@@ -278,6 +300,24 @@ impl RunMerger {
             Some(batch) if batch.num_rows() > 0 => self.merge(&batch).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Merge a held-back run into one row now, so a key repeated across many batches is not
+    /// copied again with every batch. Merging is associative: the merged row carries the run's
+    /// last write position, below every later row of the key.
+    fn collapse(&self, run: RecordBatch) -> Result<RecordBatch> {
+        if run.num_rows() <= 1 {
+            return Ok(run);
+        }
+        let order_index = run.num_columns() - 1;
+        let last_order = run.column(order_index).slice(run.num_rows() - 1, 1);
+        let merged = self.merge(&run)?;
+        let mut columns = merged.columns().to_vec();
+        columns.push(last_order);
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.input_schema),
+            columns,
+        )?)
     }
 
     /// Merge complete runs: split off the order column and apply the shared upsert rule.
@@ -398,7 +438,15 @@ mod tests {
     async fn runs_spanning_batch_boundaries_are_merged() {
         // Many versions of one key, sorted output cut into batches of 2 rows.
         let versions: Vec<Row> = (0..7)
-            .map(|i| ("a", (i % 2 == 0).then_some(i as i64), 5, Some(i as f64), i as u64))
+            .map(|i| {
+                (
+                    "a",
+                    (i % 2 == 0).then_some(i as i64),
+                    5,
+                    Some(i as f64),
+                    i as u64,
+                )
+            })
             .chain([("b", Some(0), 5, None, 100)])
             .collect();
         let rows = dedup(vec![vec![batch(&versions)]], 2).await;

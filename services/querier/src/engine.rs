@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -27,7 +28,6 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig};
-use datafusion::common::TableReference;
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
 use futures::{SinkExt, StreamExt};
@@ -155,7 +155,10 @@ impl QueryEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
-        let mut df = ctx.sql_with_options(query, options).await.map_err(planning)?;
+        let mut df = ctx
+            .sql_with_options(query, options)
+            .await
+            .map_err(planning)?;
         if !params.is_empty() {
             df = df
                 .with_param_values(params.to_param_values())

@@ -28,8 +28,8 @@ use arrow_flight::sql::{
     Any, Command, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint,
-    FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use base64::Engine as _;
 use ferrite_proto::influxdata::iox::querier::v1::ReadInfo;
@@ -87,7 +87,7 @@ pub fn database_from_metadata(metadata: &MetadataMap) -> Result<String, QueryErr
     }
 }
 
-/// Flight: IOx tickets here, Flight SQL in [`FlightSqlHandler`].
+/// Flight: IOx tickets here, Flight SQL in the inner `FlightSqlHandler`.
 #[derive(Debug, Clone)]
 pub struct FlightQueryService {
     sql: FlightSqlHandler,
@@ -149,7 +149,12 @@ impl IoxQuery {
     }
 
     fn from_json(ticket: JsonTicket) -> Result<Self, QueryError> {
-        match ticket.query_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match ticket
+            .query_type
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("sql") => {}
             Some("influxql") => return Err(influxql_unsupported()),
             Some(other) => {
@@ -167,7 +172,9 @@ impl IoxQuery {
 
     fn checked(database: String, sql: String, params: QueryParams) -> Result<Self, QueryError> {
         if database.is_empty() {
-            return Err(QueryError::InvalidRequest("ticket names no database".into()));
+            return Err(QueryError::InvalidRequest(
+                "ticket names no database".into(),
+            ));
         }
         Ok(Self {
             database,
@@ -254,7 +261,7 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
 
 /// The Flight SQL half: statements through GetFlightInfo + DoGet(TicketStatementQuery).
 #[derive(Debug, Clone)]
-pub struct FlightSqlHandler {
+pub(crate) struct FlightSqlHandler {
     engine: Arc<QueryEngine>,
 }
 
@@ -266,9 +273,7 @@ impl FlightSqlHandler {
             .sql(&query.database, &query.sql, query.params)
             .await?;
         let batches = stream.map_err(|e| {
-            FlightError::Tonic(Box::new(
-                QueryError::from_stream_error(e).to_status(),
-            ))
+            FlightError::Tonic(Box::new(QueryError::from_stream_error(e).to_status()))
         });
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -367,9 +372,13 @@ fn token_from_authorization(value: &str) -> Option<String> {
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" | "token" => Some(rest.to_string()),
         "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
-            decoded.split_once(':').map(|(_, password)| password.to_string())
+            decoded
+                .split_once(':')
+                .map(|(_, password)| password.to_string())
         }
         _ => None,
     }
@@ -420,7 +429,10 @@ impl FlightService for FlightQueryService {
         FlightService::get_schema(&self.sql, request).await
     }
 
-    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
         match decode_ticket(&request.get_ref().ticket)? {
             TicketRequest::Query(query) => self.sql.run(query).await,
             TicketRequest::FlightSql => FlightService::do_get(&self.sql, request).await,
@@ -483,8 +495,12 @@ mod tests {
     #[test]
     fn json_tickets_with_every_database_alias_decode() {
         for key in ["database", "namespace_name", "bucket", "bucket-name"] {
-            let ticket = format!(r#"{{"{key}": "db", "sql_query": "SELECT 1", "query_type": "sql"}}"#);
-            assert_eq!(query(ticket.as_bytes()).unwrap(), expected(QueryParams::new()));
+            let ticket =
+                format!(r#"{{"{key}": "db", "sql_query": "SELECT 1", "query_type": "sql"}}"#);
+            assert_eq!(
+                query(ticket.as_bytes()).unwrap(),
+                expected(QueryParams::new())
+            );
         }
         let with_params = br#" {"database":"db","sql_query":"SELECT 1","params":{"x":1}}"#;
         assert_eq!(
@@ -534,7 +550,8 @@ mod tests {
             let err = decode_ticket(bad).unwrap_err();
             assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument, "{err}");
         }
-        let influxql = br#"{"database":"db","sql_query":"SHOW MEASUREMENTS","query_type":"influxql"}"#;
+        let influxql =
+            br#"{"database":"db","sql_query":"SHOW MEASUREMENTS","query_type":"influxql"}"#;
         let err = decode_ticket(influxql).unwrap_err();
         assert_eq!(err.to_string(), "InfluxQL is not supported yet");
         assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument);

@@ -62,13 +62,21 @@ async fn query_sql_get(
     query: Result<Query<GetRequest>, QueryRejection>,
 ) -> Response {
     let result = async {
-        let Query(request) = query
-            .map_err(|e| QueryError::InvalidRequest(format!("invalid query string: {e}")))?;
+        let Query(request) =
+            query.map_err(|e| QueryError::InvalidRequest(format!("invalid query string: {e}")))?;
         let params = match request.params.as_deref() {
             None | Some("") => QueryParams::new(),
             Some(text) => QueryParams::from_json_str(text)?,
         };
-        run_query(&engine, &headers, request.db, request.q, request.format, params).await
+        run_query(
+            &engine,
+            &headers,
+            request.db,
+            request.q,
+            request.format,
+            params,
+        )
+        .await
     }
     .await;
     into_response(result)
@@ -86,7 +94,15 @@ async fn query_sql_post(
             None => QueryParams::new(),
             Some(value) => QueryParams::from_json(value)?,
         };
-        run_query(&engine, &headers, request.db, request.q, request.format, params).await
+        run_query(
+            &engine,
+            &headers,
+            request.db,
+            request.q,
+            request.format,
+            params,
+        )
+        .await
     }
     .await;
     into_response(result)
@@ -128,13 +144,16 @@ async fn run_query(
     let batches: Vec<RecordBatch> = stream
         .try_collect()
         .await
-        .map_err(|e| QueryError::from_stream_error(e))?;
+        .map_err(QueryError::from_stream_error)?;
     // Serialising a large result is CPU work: keep it off the I/O threads.
     let body = tokio::task::spawn_blocking(move || format.encode(&schema, &batches))
         .await
         .map_err(|e| QueryError::Internal(format!("result encoder failed: {e}")))??;
     Ok((
-        [(CONTENT_TYPE, HeaderValue::from_static(format.content_type()))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
         body,
     )
         .into_response())

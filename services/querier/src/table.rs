@@ -24,8 +24,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array, new_null_array};
-use arrow::compute::cast;
+use arrow::array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array, new_null_array};
+use arrow::compute::{cast, max, min};
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -42,13 +42,13 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, conjunction};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use ferrite_catalog::{Catalog, ParquetFile};
 use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse};
 use ferrite_model::{DatabaseId, TIME_COLUMN, TableSchema};
@@ -81,8 +81,11 @@ impl QuerierTable {
         store_url: ObjectStoreUrl,
     ) -> Self {
         let schema = table.arrow_schema();
-        let mut primary_key: Vec<String> =
-            table.tag_columns().into_iter().map(str::to_string).collect();
+        let mut primary_key: Vec<String> = table
+            .tag_columns()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         primary_key.push(TIME_COLUMN.to_string());
         Self {
             database_id,
@@ -101,9 +104,7 @@ impl QuerierTable {
         let columns = expr.column_refs();
         !columns.is_empty()
             && !expr.is_volatile()
-            && columns
-                .iter()
-                .all(|c| self.primary_key.iter().any(|k| *k == c.name))
+            && columns.iter().all(|c| self.primary_key.contains(&c.name))
     }
 
     async fn ingester_data(
@@ -139,7 +140,10 @@ impl QuerierTable {
         if let Some(predicate) = physical_predicate(state, filters, &self.schema) {
             source = source.with_predicate(predicate);
         }
-        let files = files.into_iter().map(|f| partitioned_file(f, None)).collect();
+        let files = files
+            .into_iter()
+            .map(|f| partitioned_file(f, None))
+            .collect();
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(file_groups(files, state.config().target_partitions()))
             .with_projection_indices(projection.cloned())?
@@ -165,7 +169,7 @@ impl QuerierTable {
                 .with_table_partition_cols(vec![order_field()])
                 .build();
             let mut source = ParquetSource::new(scan_schema)
-            .with_table_parquet_options(state.table_options().parquet.clone());
+                .with_table_parquet_options(state.table_options().parquet.clone());
             if let Some(predicate) = physical_predicate(state, key_filters, &input_schema) {
                 source = source.with_predicate(predicate);
             }
@@ -246,7 +250,8 @@ impl TableProvider for QuerierTable {
             .map(|f| unqualify(f.clone()))
             .collect::<Result<_>>()?;
         let range = TimeRange::from_filters(&filters);
-        if range.is_empty() {
+        // A table whose columns are not registered yet (no `time`) cannot hold rows.
+        if range.is_empty() || self.schema.index_of(TIME_COLUMN).is_err() {
             return Ok(Arc::new(EmptyExec::new(output_schema)));
         }
 
@@ -291,17 +296,21 @@ impl TableProvider for QuerierTable {
         for response in &responses {
             for partition in &response.partitions {
                 let mut batches = Vec::with_capacity(partition.batches.len());
+                // The range grouping relies on, from the rows themselves.
+                let mut range = TimeRange::EMPTY;
                 for batch in &partition.batches {
                     if batch.num_rows() == 0 {
                         continue;
                     }
-                    batches.push(with_write_order(batch, &input_schema, next_order)?);
+                    let batch = with_write_order(batch, &input_schema, next_order)?;
+                    range = range.hull(time_range_of(&batch)?);
                     next_order += batch.num_rows() as u64;
+                    batches.push(batch);
                 }
                 if !batches.is_empty() {
                     chunks.push(Chunk {
-                        min_time: partition.min_time,
-                        max_time: partition.max_time,
+                        min_time: range.min,
+                        max_time: range.max,
                         data: ChunkData::Ingester(batches),
                     });
                 }
@@ -413,7 +422,11 @@ fn with_order_column(schema: &SchemaRef) -> SchemaRef {
 
 /// An ingester batch in exactly `input_schema` (the read schema plus the order column),
 /// numbering rows in write order from `first`. Columns the ingester left out become nulls.
-fn with_write_order(batch: &RecordBatch, input_schema: &SchemaRef, first: u64) -> Result<RecordBatch> {
+fn with_write_order(
+    batch: &RecordBatch,
+    input_schema: &SchemaRef,
+    first: u64,
+) -> Result<RecordBatch> {
     let rows = batch.num_rows();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(input_schema.fields().len());
     for field in input_schema.fields() {
@@ -435,6 +448,19 @@ fn with_write_order(batch: &RecordBatch, input_schema: &SchemaRef, first: u64) -
         columns.push(column);
     }
     Ok(RecordBatch::try_new(Arc::clone(input_schema), columns)?)
+}
+
+/// The smallest and largest `time` of a non-empty batch.
+fn time_range_of(batch: &RecordBatch) -> Result<TimeRange> {
+    let time = batch.column(batch.schema().index_of(TIME_COLUMN)?);
+    let time = time
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .ok_or_else(|| DataFusionError::Internal("time is not Timestamp(ns)".into()))?;
+    match (min(time), max(time)) {
+        (Some(lo), Some(hi)) => Ok(TimeRange::new(lo, hi)),
+        _ => Ok(TimeRange::EMPTY),
+    }
 }
 
 fn partitioned_file(file: &ParquetFile, order: Option<u64>) -> PartitionedFile {

@@ -210,9 +210,9 @@ mod tests {
             _limit: Option<usize>,
         ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
             self.seen.lock().unwrap().extend(filters.iter().cloned());
-            Ok(Arc::new(EmptyExec::new(Arc::new(
-                self.schema.project(projection.map(|p| p.as_slice()).unwrap_or(&[0, 1]))?,
-            ))))
+            Ok(Arc::new(EmptyExec::new(Arc::new(self.schema.project(
+                projection.map(|p| p.as_slice()).unwrap_or(&[0, 1]),
+            )?))))
         }
     }
 
@@ -222,7 +222,11 @@ mod tests {
         let spy = Arc::new(FilterSpy {
             schema: Arc::new(Schema::new(vec![
                 Field::new("host", DataType::Utf8, true),
-                Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+                Field::new(
+                    "time",
+                    DataType::Timestamp(TimeUnit::Nanosecond, None),
+                    false,
+                ),
             ])),
             seen: Mutex::new(vec![]),
         });
@@ -263,10 +267,8 @@ mod tests {
             TimeRange::new(JAN1, JAN1 + HOUR)
         );
         assert_eq!(
-            range_of(
-                "time IN (TIMESTAMP '2024-01-01T00:00:00', TIMESTAMP '2024-01-01T01:00:00')"
-            )
-            .await,
+            range_of("time IN (TIMESTAMP '2024-01-01T00:00:00', TIMESTAMP '2024-01-01T01:00:00')")
+                .await,
             TimeRange::new(JAN1, JAN1 + HOUR)
         );
     }
@@ -277,7 +279,10 @@ mod tests {
         let range = range_of("time >= now() - interval '1 hour'").await;
         let after = chrono::Utc::now().timestamp_nanos_opt().unwrap();
         assert_eq!(range.max, i64::MAX);
-        assert!(range.min >= before - HOUR && range.min <= after - HOUR, "{range:?}");
+        assert!(
+            range.min >= before - HOUR && range.min <= after - HOUR,
+            "{range:?}"
+        );
     }
 
     #[tokio::test]

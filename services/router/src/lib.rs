@@ -16,6 +16,7 @@
 mod builder;
 pub mod http;
 pub mod placement;
+pub mod proxy;
 pub mod validate;
 pub mod write;
 

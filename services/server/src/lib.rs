@@ -2,4 +2,7 @@
 //! lives in the service crates; this crate only connects them.
 
 pub mod config;
+pub mod discovery;
+pub mod fanout;
+pub mod run;
 pub mod serve;

@@ -17,6 +17,11 @@ struct Cli {
 enum Command {
     /// Run every service in one process on embedded defaults (SQLite catalog, local files).
     Serve(ServeConfig),
+    /// Run one service of the cluster.
+    Run {
+        #[command(subcommand)]
+        service: ferrite_server::run::Service,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +38,7 @@ fn main() -> anyhow::Result<()> {
                 let server = Server::start(&config).await?;
                 server.run(shutdown_signal()).await
             }
+            Command::Run { service } => ferrite_server::run::run(service, shutdown_signal()).await,
         }
     })
 }

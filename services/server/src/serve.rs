@@ -76,7 +76,7 @@ impl Server {
                 Arc::clone(&catalog),
                 vec![Arc::clone(&ingester) as Arc<dyn IngesterQuery>],
                 store,
-                QuerierConfig::default(),
+                querier_config(),
             )
             .context("starting the query engine")?,
         );
@@ -104,26 +104,36 @@ impl Server {
     /// Serve until `shutdown` resolves, then drain and persist everything.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut stop_rx2 = stop_rx.clone();
-        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(async move { serve.await });
-        shutdown.await;
-        info!("shutting down: no new connections; draining");
-        let _ = stop_tx.send(true);
-        let _ = stop_rx2.wait_for(|s| *s).await;
-        // Long-lived idle connections (Flight clients) would keep a graceful drain open
-        // forever; the grace period bounds it.
-        match tokio::time::timeout(self.grace, server).await {
-            Ok(r) => r.context("server task")?.context("serving")?,
-            Err(_) => info!("grace period over; closing remaining connections"),
-        }
+        serve_until(self.listener, self.app, shutdown, self.grace).await?;
         self.ingester.shutdown().await;
         Ok(())
     }
+}
+
+/// Serve `app` until `shutdown` resolves, then stop accepting connections and give open ones
+/// `grace` to finish. Long-lived idle connections (Flight clients) would otherwise keep a
+/// graceful drain open forever.
+pub async fn serve_until(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    info!(addr = %listener.local_addr()?, "listening for HTTP and gRPC");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { serve.await });
+    shutdown.await;
+    info!("shutting down: no new connections; draining");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(r) => r.context("server task")?.context("serving")?,
+        Err(_) => info!("grace period over; closing remaining connections"),
+    }
+    Ok(())
 }
 
 /// HTTP and gRPC on one port: a request whose `content-type` is `application/grpc…` goes to
@@ -145,6 +155,15 @@ pub fn one_port(http: axum::Router, grpc: axum::Router) -> axum::Router {
         async move { target.oneshot(req).await }
     });
     axum::Router::new().fallback_service(dispatch)
+}
+
+/// Query engine settings: DataFusion runs on its own runtime so that CPU-heavy plans never
+/// block the threads serving HTTP and gRPC.
+pub fn querier_config() -> QuerierConfig {
+    QuerierConfig {
+        execution_threads: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ..QuerierConfig::default()
+    }
 }
 
 /// `/health` and `/ping`, served by every process.

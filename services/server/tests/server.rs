@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use ferrite_testkit::server::FerriteServer;
 
+#[path = "server/cluster.rs"]
+mod cluster;
+#[path = "server/object_store.rs"]
+mod objstore;
+
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrite"))
 }

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// A running (or stopped) `ferrite serve`.
+/// A running (or stopped) `ferrite` process: `ferrite serve` or one `ferrite run <service>`.
 #[derive(Debug)]
 pub struct FerriteServer {
     binary: PathBuf,
     data_dir: PathBuf,
-    extra_args: Vec<String>,
+    args: Vec<String>,
     port: u16,
     child: Option<Child>,
     _temp: Option<tempfile::TempDir>,
@@ -24,13 +24,46 @@ impl FerriteServer {
     /// Start `binary serve` with a fresh temporary data directory and `extra_args`.
     pub async fn start(binary: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut args = vec![
+            "serve".to_string(),
+            "--data-dir".to_string(),
+            temp.path().display().to_string(),
+            "--bind".to_string(),
+            format!("127.0.0.1:{port}"),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
         let mut s = Self {
             binary: binary.to_path_buf(),
             data_dir: temp.path().to_path_buf(),
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            port: free_port()?,
+            args,
+            port,
             child: None,
             _temp: Some(temp),
+        };
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    /// Start `binary run <service> --bind 127.0.0.1:<port> <args>` with its log in `dir`
+    /// (which the caller keeps). `port` is reserved with [`free_port`] so peers can be told
+    /// the address before the process starts.
+    pub async fn run_service(binary: &Path, service: &str, port: u16, dir: &Path, args: &[String]) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut all = vec![
+            "run".to_string(),
+            service.to_string(),
+            "--bind".to_string(),
+            format!("127.0.0.1:{port}"),
+        ];
+        all.extend(args.iter().cloned());
+        let mut s = Self {
+            binary: binary.to_path_buf(),
+            data_dir: dir.to_path_buf(),
+            args: all,
+            port,
+            child: None,
+            _temp: None,
         };
         s.spawn().await?;
         Ok(s)
@@ -39,6 +72,11 @@ impl FerriteServer {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The data directory (catalog, WAL, objects).
@@ -52,12 +90,7 @@ impl FerriteServer {
             .append(true)
             .open(self.data_dir.join("server.log"))?;
         let child = Command::new(&self.binary)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--bind")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(&self.extra_args)
+            .args(&self.args)
             .env("FERRITE_LOG", "info")
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -133,6 +166,7 @@ impl Drop for FerriteServer {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

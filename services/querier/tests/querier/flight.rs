@@ -6,8 +6,8 @@ use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{Any, CommandStatementQuery, ProstMessageExt};
 use arrow_flight::{FlightClient, FlightDescriptor, Ticket};
-use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
 use ferrite_proto::influxdata::iox::querier::v1::query_param_value::Value as ProtoValue;
+use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
 use ferrite_proto::influxdata::iox::querier::v1::{QueryParamValue, ReadInfo};
 use futures::TryStreamExt;
 use prost::Message;
@@ -30,8 +30,15 @@ const EXPECTED: &[&str] = &[
 async fn server() -> (Fixture, Channel) {
     let f = Fixture::new().await;
     let t = f.table("cpu", CPU).await;
-    f.persist(&t, &cpu(&[json!(["a", "eu", 1.5, 1, JAN1]), json!(["b", "us", 3.0, 2, JAN1])]), 1)
-        .await;
+    f.persist(
+        &t,
+        &cpu(&[
+            json!(["a", "eu", 1.5, 1, JAN1]),
+            json!(["b", "us", 3.0, 2, JAN1]),
+        ]),
+        1,
+    )
+    .await;
     f.buffer(&t, cpu(&[json!(["a", "eu", 2.5, null, JAN1])]));
     let channel = serve_flight(std::sync::Arc::clone(&f.engine)).await;
     (f, channel)
@@ -65,14 +72,21 @@ fn status(e: FlightError) -> tonic::Status {
 async fn do_get_with_a_json_ticket() {
     let (f, channel) = server().await;
     let ticket = json!({"database": f.db, "sql_query": Q, "query_type": "sql"});
-    let out = do_get(&channel, ticket.to_string().into_bytes()).await.unwrap();
+    let out = do_get(&channel, ticket.to_string().into_bytes())
+        .await
+        .unwrap();
     assert_eq!(pretty_lines(&out), EXPECTED);
     assert_wire_types(&out);
 
     // The bucket alias and params, as the Python client sends them.
     let ticket = json!({"bucket": f.db, "sql_query": "SELECT host FROM cpu WHERE usage > $u", "params": {"u": 2.9}});
-    let out = do_get(&channel, ticket.to_string().into_bytes()).await.unwrap();
-    assert_eq!(pretty_lines(&out), vec!["+------+", "| host |", "+------+", "| b    |", "+------+"]);
+    let out = do_get(&channel, ticket.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        pretty_lines(&out),
+        vec!["+------+", "| host |", "+------+", "| b    |", "+------+"]
+    );
 }
 
 #[tokio::test]
@@ -80,7 +94,8 @@ async fn do_get_with_protobuf_tickets_bare_and_in_any() {
     let (f, channel) = server().await;
     let info = ReadInfo {
         database: f.db.clone(),
-        sql_query: "SELECT host, region, usage, time FROM cpu WHERE host <> $skip ORDER BY host".into(),
+        sql_query: "SELECT host, region, usage, time FROM cpu WHERE host <> $skip ORDER BY host"
+            .into(),
         query_type: QueryType::Sql.into(),
         params: [(
             "skip".to_string(),
@@ -106,14 +121,39 @@ async fn do_get_with_protobuf_tickets_bare_and_in_any() {
 async fn do_get_errors_map_to_grpc_codes() {
     let (f, channel) = server().await;
     let cases = [
-        (json!({"database": "nope", "sql_query": "SELECT 1"}).to_string(), tonic::Code::NotFound, "database not found: nope"),
-        (json!({"database": f.db, "sql_query": "SELEKT"}).to_string(), tonic::Code::InvalidArgument, "error while planning query"),
-        (json!({"database": f.db, "sql_query": "SHOW MEASUREMENTS", "query_type": "influxql"}).to_string(), tonic::Code::InvalidArgument, "InfluxQL is not supported yet"),
-        ("garbage".to_string(), tonic::Code::InvalidArgument, "invalid ticket"),
-        (json!({"sql_query": "SELECT 1"}).to_string(), tonic::Code::InvalidArgument, "invalid JSON ticket"),
+        (
+            json!({"database": "nope", "sql_query": "SELECT 1"}).to_string(),
+            tonic::Code::NotFound,
+            "database not found: nope",
+        ),
+        (
+            json!({"database": f.db, "sql_query": "SELEKT"}).to_string(),
+            tonic::Code::InvalidArgument,
+            "error while planning query",
+        ),
+        (
+            json!({"database": f.db, "sql_query": "SHOW MEASUREMENTS", "query_type": "influxql"})
+                .to_string(),
+            tonic::Code::InvalidArgument,
+            "InfluxQL is not supported yet",
+        ),
+        (
+            "garbage".to_string(),
+            tonic::Code::InvalidArgument,
+            "invalid ticket",
+        ),
+        (
+            json!({"sql_query": "SELECT 1"}).to_string(),
+            tonic::Code::InvalidArgument,
+            "invalid JSON ticket",
+        ),
     ];
     for (ticket, code, message) in cases {
-        let s = status(do_get(&channel, ticket.clone().into_bytes()).await.unwrap_err());
+        let s = status(
+            do_get(&channel, ticket.clone().into_bytes())
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(s.code(), code, "{ticket}: {s:?}");
         assert!(s.message().contains(message), "{ticket}: {s:?}");
     }
@@ -133,13 +173,22 @@ async fn flight_sql_statement_with_the_database_header() {
     let endpoint = &info.endpoint[0];
     assert!(endpoint.location.is_empty());
     let schema = info.clone().try_decode_schema().unwrap();
-    assert_eq!(schema.field_with_name("host").unwrap().data_type(), &DataType::Utf8);
+    assert_eq!(
+        schema.field_with_name("host").unwrap().data_type(),
+        &DataType::Utf8
+    );
     assert_eq!(
         schema.field_with_name("time").unwrap().data_type(),
         &DataType::Timestamp(TimeUnit::Nanosecond, None)
     );
     let ticket = endpoint.ticket.clone().unwrap();
-    let out: Vec<RecordBatch> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+    let out: Vec<RecordBatch> = client
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(pretty_lines(&out), EXPECTED);
     assert_wire_types(&out);
     assert_eq!(out[0].schema().fields().len(), schema.fields().len());
@@ -148,7 +197,10 @@ async fn flight_sql_statement_with_the_database_header() {
     for header in ["bucket", "bucket-name", "iox-namespace-name"] {
         let mut client = FlightSqlServiceClient::new(channel.clone());
         client.set_header(header, f.db.clone());
-        let info = client.execute("SELECT 1 AS one".into(), None).await.unwrap();
+        let info = client
+            .execute("SELECT 1 AS one".into(), None)
+            .await
+            .unwrap();
         let ticket = info.endpoint[0].ticket.clone().unwrap();
         let out: Vec<RecordBatch> = FlightSqlServiceClient::new(channel.clone())
             .do_get(ticket)
@@ -157,7 +209,11 @@ async fn flight_sql_statement_with_the_database_header() {
             .try_collect()
             .await
             .unwrap();
-        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1, "{header}");
+        assert_eq!(
+            out.iter().map(|b| b.num_rows()).sum::<usize>(),
+            1,
+            "{header}"
+        );
     }
 }
 

@@ -8,22 +8,24 @@ use arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray, UInt64Array, new_null_array,
 };
-use arrow::compute::{and, filter_record_batch};
 use arrow::compute::kernels::cmp::{gt_eq, lt};
+use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use ferrite_catalog::{Catalog, ParquetFile, ParquetFileParams, SqlCatalog};
-use ferrite_ingester::api::{IngesterQuery, PartitionData, QueryError, QueryRequest, QueryResponse};
+use ferrite_ingester::api::{
+    IngesterQuery, PartitionData, QueryError, QueryRequest, QueryResponse,
+};
 use ferrite_model::{ColumnType, TableId, TableSchema, day_partition_key};
 use ferrite_querier::{QuerierConfig, QueryEngine, QueryParams};
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parking_lot::Mutex;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parking_lot::Mutex;
 use serde_json::Value;
 
 /// 2024-01-01T00:00:00Z in ns.
@@ -92,9 +94,17 @@ impl Fixture {
 
     /// Create table `name` with `columns` in the catalog.
     pub async fn table(&self, name: &str, columns: &[(&str, ColumnType)]) -> TableSchema {
-        let db = self.catalog.database_by_name(&self.db).await.unwrap().unwrap();
+        let db = self
+            .catalog
+            .database_by_name(&self.db)
+            .await
+            .unwrap()
+            .unwrap();
         let table = self.catalog.create_table(db.id, name).await.unwrap();
-        self.catalog.upsert_columns(table.id, columns).await.unwrap();
+        self.catalog
+            .upsert_columns(table.id, columns)
+            .await
+            .unwrap();
         self.catalog.table_schema(table.id).await.unwrap()
     }
 
@@ -109,7 +119,12 @@ impl Fixture {
             .create_partition(table.id, &day_partition_key(min_time))
             .await
             .unwrap();
-        let db = self.catalog.database_by_name(&self.db).await.unwrap().unwrap();
+        let db = self
+            .catalog
+            .database_by_name(&self.db)
+            .await
+            .unwrap()
+            .unwrap();
         let bytes = parquet_bytes(&batch);
         let params = ParquetFileParams {
             database_id: db.id,
@@ -206,7 +221,9 @@ pub fn batch(columns: &[(&str, ColumnType)], rows: &[Value]) -> RecordBatch {
         .iter()
         .enumerate()
         .map(|(i, (_, t))| {
-            let cells = rows.iter().map(|r| &r.as_array().expect("row is an array")[i]);
+            let cells = rows
+                .iter()
+                .map(|r| &r.as_array().expect("row is an array")[i]);
             let array: ArrayRef = match t {
                 ColumnType::Tag | ColumnType::String => {
                     Arc::new(StringArray::from_iter(cells.map(|v| v.as_str())))
@@ -214,9 +231,7 @@ pub fn batch(columns: &[(&str, ColumnType)], rows: &[Value]) -> RecordBatch {
                 ColumnType::F64 => Arc::new(Float64Array::from_iter(cells.map(|v| v.as_f64()))),
                 ColumnType::I64 => Arc::new(Int64Array::from_iter(cells.map(|v| v.as_i64()))),
                 ColumnType::U64 => Arc::new(UInt64Array::from_iter(cells.map(|v| v.as_u64()))),
-                ColumnType::Bool => {
-                    Arc::new(BooleanArray::from_iter(cells.map(|v| v.as_bool())))
-                }
+                ColumnType::Bool => Arc::new(BooleanArray::from_iter(cells.map(|v| v.as_bool()))),
                 ColumnType::Time => Arc::new(TimestampNanosecondArray::from_iter_values(
                     cells.map(|v| v.as_i64().expect("time is an integer")),
                 )),
@@ -280,9 +295,8 @@ impl TestIngester {
         keys.dedup();
         let mut partitions = self.partitions.lock();
         for key in keys {
-            let mask = BooleanArray::from_iter(
-                times.iter().map(|t| Some(day_partition_key(*t) == key)),
-            );
+            let mask =
+                BooleanArray::from_iter(times.iter().map(|t| Some(day_partition_key(*t) == key)));
             let part = filter_record_batch(&batch, &mask).unwrap();
             partitions.entry((table, key)).or_default().push(part);
         }
@@ -323,8 +337,8 @@ impl IngesterQuery for TestIngester {
                         let time = batch.column(batch.schema().index_of("time").unwrap());
                         let min = TimestampNanosecondArray::new_scalar(min);
                         let max = TimestampNanosecondArray::new_scalar(max);
-                        let mask = and(&gt_eq(time, &min).unwrap(), &lt(time, &max).unwrap())
-                            .unwrap();
+                        let mask =
+                            and(&gt_eq(time, &min).unwrap(), &lt(time, &max).unwrap()).unwrap();
                         filter_record_batch(batch, &mask).unwrap()
                     }
                 };

@@ -15,7 +15,10 @@ async fn server() -> (Fixture, SocketAddr) {
     let t = f.table("cpu", CPU).await;
     f.persist(
         &t,
-        &cpu(&[json!(["a", "eu", 1.5, 1, JAN1]), json!(["b", null, null, 2, JAN1 + 1])]),
+        &cpu(&[
+            json!(["a", "eu", 1.5, 1, JAN1]),
+            json!(["b", null, null, 2, JAN1 + 1]),
+        ]),
         1,
     )
     .await;
@@ -63,7 +66,15 @@ async fn json_is_the_default_format_an_array_of_row_objects() {
         ])
     );
     // Empty results are an empty array.
-    let r = get(addr, &[("db", &f.db), ("q", "SELECT * FROM cpu WHERE host = 'zz'"), ("format", "json")]).await;
+    let r = get(
+        addr,
+        &[
+            ("db", &f.db),
+            ("q", "SELECT * FROM cpu WHERE host = 'zz'"),
+            ("format", "json"),
+        ],
+    )
+    .await;
     assert_eq!(r.text().await.unwrap(), "[]");
 }
 
@@ -74,7 +85,10 @@ async fn jsonl_csv_and_pretty_formats() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(content_type(&r), "application/jsonl");
     let text = r.text().await.unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["usage"], json!(2.5));
 
@@ -86,10 +100,26 @@ async fn jsonl_csv_and_pretty_formats() {
          a,eu,2.5,1,2024-01-01T00:00:00\n\
          b,,,2,2024-01-01T00:00:00.000000001\n"
     );
-    let r = get(addr, &[("db", &f.db), ("q", "SELECT host FROM cpu WHERE host = 'zz'"), ("format", "csv")]).await;
+    let r = get(
+        addr,
+        &[
+            ("db", &f.db),
+            ("q", "SELECT host FROM cpu WHERE host = 'zz'"),
+            ("format", "csv"),
+        ],
+    )
+    .await;
     assert_eq!(r.text().await.unwrap(), "host\n");
 
-    let r = get(addr, &[("db", &f.db), ("q", "SELECT host, usage FROM cpu ORDER BY host"), ("format", "pretty")]).await;
+    let r = get(
+        addr,
+        &[
+            ("db", &f.db),
+            ("q", "SELECT host, usage FROM cpu ORDER BY host"),
+            ("format", "pretty"),
+        ],
+    )
+    .await;
     assert_eq!(content_type(&r), "text/plain; charset=utf-8");
     assert_eq!(
         r.text().await.unwrap(),
@@ -109,7 +139,10 @@ async fn parquet_format_is_a_parquet_file_with_wire_types() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(content_type(&r), "application/vnd.apache.parquet");
     let body = r.bytes().await.unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+        .unwrap()
+        .build()
+        .unwrap();
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
     assert_eq!(column_type(&batches, "host"), DataType::Utf8);
@@ -124,7 +157,10 @@ async fn accept_header_chooses_the_format_when_none_is_given() {
     let (f, addr) = server().await;
     let r = reqwest::Client::new()
         .get(format!("http://{addr}/api/v3/query_sql"))
-        .query(&[("db", f.db.as_str()), ("q", "SELECT host FROM cpu ORDER BY host")])
+        .query(&[
+            ("db", f.db.as_str()),
+            ("q", "SELECT host FROM cpu ORDER BY host"),
+        ])
         .header("accept", "text/csv")
         .send()
         .await
@@ -142,7 +178,10 @@ async fn post_takes_a_json_body_with_params() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"host": "a", "usage": 2.5}]));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!([{"host": "a", "usage": 2.5}])
+    );
 }
 
 #[tokio::test]
@@ -165,7 +204,10 @@ async fn error_body(r: reqwest::Response) -> (StatusCode, String) {
     let status = r.status();
     assert_eq!(content_type(&r), "application/json");
     let body: Value = r.json().await.unwrap();
-    (status, body["error"].as_str().expect("error message").to_string())
+    (
+        status,
+        body["error"].as_str().expect("error message").to_string(),
+    )
 }
 
 #[tokio::test]
@@ -175,12 +217,27 @@ async fn client_errors_are_400_with_a_json_error() {
         (vec![("q", "SELECT 1")], "missing query parameter 'db'"),
         (vec![("db", &f.db)], "missing query parameter 'q'"),
         (vec![], "missing query parameters 'db' and 'q'"),
-        (vec![("db", &f.db), ("q", "SELEKT")], "error while planning query"),
+        (
+            vec![("db", &f.db), ("q", "SELEKT")],
+            "error while planning query",
+        ),
         (vec![("db", &f.db), ("q", "SELECT nope FROM cpu")], "nope"),
-        (vec![("db", &f.db), ("q", "SELECT 1"), ("format", "xml")], "invalid format 'xml'"),
-        (vec![("db", &f.db), ("q", "SELECT 1"), ("params", "{bad")], "invalid query parameters"),
-        (vec![("db", &f.db), ("q", "SELECT 1"), ("params", "[1]")], "invalid query parameters"),
-        (vec![("db", &f.db), ("q", "DROP TABLE cpu")], "error while planning query"),
+        (
+            vec![("db", &f.db), ("q", "SELECT 1"), ("format", "xml")],
+            "invalid format 'xml'",
+        ),
+        (
+            vec![("db", &f.db), ("q", "SELECT 1"), ("params", "{bad")],
+            "invalid query parameters",
+        ),
+        (
+            vec![("db", &f.db), ("q", "SELECT 1"), ("params", "[1]")],
+            "invalid query parameters",
+        ),
+        (
+            vec![("db", &f.db), ("q", "DROP TABLE cpu")],
+            "error while planning query",
+        ),
     ];
     for (params, message) in cases {
         let (status, error) = error_body(get(addr, &params).await).await;
@@ -196,7 +253,14 @@ async fn client_errors_are_400_with_a_json_error() {
     let (status, error) = error_body(r).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error.contains("invalid JSON request body"), "{error}");
-    let (status, _) = error_body(post(addr, json!({"db": f.db, "q": "SELECT 1", "params": {"a": {"b": 1}}})).await).await;
+    let (status, _) = error_body(
+        post(
+            addr,
+            json!({"db": f.db, "q": "SELECT 1", "params": {"a": {"b": 1}}}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 

@@ -1,0 +1,450 @@
+//! The client side: [`GrpcCatalog`], the [`Catalog`] of every service but the catalog
+//! service itself.
+//!
+//! ```text
+//!  call ──► attempt (timeout 6 s) ──► ok ──► decode reply
+//!              │ transport failure / UNAVAILABLE / timeout
+//!              ▼
+//!           backoff 50, 100, 200 ms … ──► again, at most 5 attempts within 10 s
+//!              │ out of attempts or time
+//!              ▼
+//!           Error::Rpc (a detailed error from the catalog: its exact variant at once)
+//!
+//!  watch() ──► background task: WatchVersion stream ──► watch::Sender<i64>
+//!                    ▲ stream lost: backoff 50 ms … 1 s, forever  │
+//!                    └─────────────────────────────────────────────┘
+//! ```
+//!
+//! The channel connects lazily and reconnects by itself, so a service starts while the
+//! catalog service is down and recovers when it is back, without a restart.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
+use ferrite_proto::ferrite::catalog::v1 as proto;
+use proto::catalog_service_client::CatalogServiceClient;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, Invalid};
+use super::{MAX_MESSAGE_BYTES, error_of, is_retryable};
+use crate::{
+    Catalog, Column, Database, Error, ParquetFile, ParquetFileParams, Partition, Result, Table,
+};
+
+/// Longest wait for one attempt's reply. Above the catalog's own 5 s wait for a database
+/// connection, so a catalog whose database is down answers `UNAVAILABLE` before we give up.
+const CALL_TIMEOUT: Duration = Duration::from_secs(6);
+/// Longest time one call spends, retries included.
+const CALL_BUDGET: Duration = Duration::from_secs(10);
+/// Attempts per call, the first included.
+const MAX_ATTEMPTS: u32 = 5;
+/// First pause between attempts; doubles each time.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait for a TCP connection to the catalog service.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 pings find a dead catalog service (no FIN, no RST: a vanished pod) within
+/// interval + timeout, even on a connection that only carries the watch stream.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before resubscribing to the change feed: doubles from the first to the last value.
+const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The catalog over gRPC: a client of the catalog service that implements [`Catalog`] with
+/// the same results and errors as the [`SqlCatalog`](crate::SqlCatalog) behind the service.
+///
+/// Cheap to clone; clones share one HTTP/2 connection and one change feed.
+#[derive(Debug, Clone)]
+pub struct GrpcCatalog {
+    client: CatalogServiceClient<Channel>,
+    /// The catalog service's address, for messages.
+    target: Arc<str>,
+    versions: Arc<Versions>,
+}
+
+/// The change feed, started by the first [`GrpcCatalog::watch`].
+#[derive(Debug)]
+struct Versions {
+    /// Keeps the channel open as long as a `GrpcCatalog` lives, and is cloned for callers.
+    rx: watch::Receiver<i64>,
+    /// The sender, until `watch` hands it to the task that follows the feed.
+    tx: Mutex<Option<watch::Sender<i64>>>,
+}
+
+impl GrpcCatalog {
+    /// A client of the catalog service at `url` (`http://host:port`; a bare `host:port`
+    /// means `http://`). Does not connect: the first call does, and every call reconnects
+    /// if needed, so this succeeds while the catalog service is down. Needs a tokio
+    /// runtime.
+    pub fn connect_lazy(url: &str) -> Result<Self> {
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("http://{url}")
+        };
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| Error::Rpc(format!("invalid catalog service address '{url}': {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        Ok(Self::with_channel(endpoint.connect_lazy(), &url))
+    }
+
+    /// A client over an existing channel (for example one with TLS); `target` names the
+    /// service in error messages.
+    pub fn with_channel(channel: Channel, target: &str) -> Self {
+        let (tx, rx) = watch::channel(0);
+        Self {
+            client: CatalogServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            target: target.into(),
+            versions: Arc::new(Versions {
+                rx,
+                tx: Mutex::new(Some(tx)),
+            }),
+        }
+    }
+
+    /// The catalog version as the change feed reports it: a receiver that is notified
+    /// whenever it changes, for caches to invalidate on. The first call starts a background
+    /// task that subscribes to `WatchVersion` and resubscribes with backoff, forever, while
+    /// this client or any receiver lives.
+    ///
+    /// The value is 0 until the feed's first message; after that, a change committed
+    /// through any catalog service replica shows here within about 100 ms plus the network.
+    /// After a lost connection the first message of the new stream is the current version,
+    /// so whatever changed meanwhile is noticed too. Needs a tokio runtime.
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        let sender = self
+            .versions
+            .tx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(tx) = sender {
+            tokio::spawn(follow_versions(
+                self.client.clone(),
+                tx,
+                Arc::clone(&self.target),
+            ));
+        }
+        let mut rx = self.versions.rx.clone();
+        rx.mark_unchanged();
+        rx
+    }
+
+    /// One call: attempts with a timeout each, retried with backoff while the failure is
+    /// transient and the budget lasts. Every RPC of the catalog service is idempotent, so a
+    /// retry after a lost reply is safe.
+    async fn call<T, F, Fut>(&self, method: &str, attempt: F) -> Result<T>
+    where
+        F: Fn(CatalogServiceClient<Channel>, Duration) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + CALL_BUDGET;
+        let mut backoff = RETRY_BACKOFF;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let timeout = CALL_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+            let status =
+                match tokio::time::timeout(timeout, attempt(self.client.clone(), timeout)).await {
+                    Ok(Ok(response)) => return Ok(response.into_inner()),
+                    Ok(Err(status)) => status,
+                    Err(_) => Status::deadline_exceeded(format!("no reply within {timeout:?}")),
+                };
+            let retry = is_retryable(&status)
+                && attempts < MAX_ATTEMPTS
+                && Instant::now() + backoff < deadline;
+            if !retry {
+                return Err(error_of(&status, &format!("{method} on {}", self.target)));
+            }
+            tracing::debug!(
+                method,
+                target = %self.target,
+                attempts,
+                code = ?status.code(),
+                message = status.message(),
+                "catalog call failed, retrying"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+}
+
+/// `message` with the attempt's deadline, which the server can honour too.
+fn timed<T>(message: T, timeout: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+/// A reply this client cannot decode: corrupt, like a catalog row `SqlCatalog` cannot read.
+fn reply<T>(decoded: Result<T, Invalid>) -> Result<T> {
+    decoded.map_err(|e| Error::Corrupt(format!("catalog service reply: {e}")))
+}
+
+/// Follow the change feed into `tx` until every receiver is gone.
+async fn follow_versions(
+    client: CatalogServiceClient<Channel>,
+    tx: watch::Sender<i64>,
+    target: Arc<str>,
+) {
+    let mut backoff = WATCH_BACKOFF_MIN;
+    // Warn when the feed is lost, not on every failed resubscription while it stays lost.
+    let mut lost = false;
+    loop {
+        let mut live = false;
+        let outcome = tokio::select! {
+            () = tx.closed() => return,
+            outcome = follow_once(client.clone(), &tx, &mut live) => outcome,
+        };
+        if live {
+            backoff = WATCH_BACKOFF_MIN;
+            lost = false;
+        }
+        let reason = match outcome {
+            Ok(()) => "stream ended".to_owned(),
+            Err(status) => format!("{:?}: {}", status.code(), status.message()),
+        };
+        if lost {
+            tracing::debug!(target = %target, reason, "catalog change feed still unavailable");
+        } else {
+            tracing::warn!(target = %target, reason, "catalog change feed lost, resubscribing");
+            lost = true;
+        }
+        tokio::select! {
+            () = tx.closed() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+    }
+}
+
+/// One `WatchVersion` stream, until it fails or ends. Sets `live` once a message arrived.
+async fn follow_once(
+    mut client: CatalogServiceClient<Channel>,
+    tx: &watch::Sender<i64>,
+    live: &mut bool,
+) -> Result<(), Status> {
+    let after_version = *tx.borrow();
+    let mut stream = client
+        .watch_version(proto::WatchVersionRequest { after_version })
+        .await?
+        .into_inner();
+    while let Some(update) = stream.message().await? {
+        if !*live {
+            tracing::debug!(version = update.version, "catalog change feed live");
+            *live = true;
+        }
+        tx.send_if_modified(|version| {
+            let changed = *version != update.version;
+            *version = update.version;
+            changed
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Catalog for GrpcCatalog {
+    async fn create_database(&self, name: &str) -> Result<Database> {
+        let request = proto::CreateDatabaseRequest {
+            name: name.to_owned(),
+        };
+        let response = self
+            .call("CreateDatabase", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.create_database(request).await }
+            })
+            .await?;
+        Ok(reply(convert::required(response.database, "database"))?.into())
+    }
+
+    async fn database_by_name(&self, name: &str) -> Result<Option<Database>> {
+        let request = proto::GetDatabaseByNameRequest {
+            name: name.to_owned(),
+        };
+        let response = self
+            .call("GetDatabaseByName", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.get_database_by_name(request).await }
+            })
+            .await?;
+        Ok(response.database.map(Into::into))
+    }
+
+    async fn list_databases(&self) -> Result<Vec<Database>> {
+        let response = self
+            .call("ListDatabases", |mut c, t| {
+                let request = timed(proto::ListDatabasesRequest {}, t);
+                async move { c.list_databases(request).await }
+            })
+            .await?;
+        Ok(response.databases.into_iter().map(Into::into).collect())
+    }
+
+    async fn create_table(&self, database_id: DatabaseId, name: &str) -> Result<Table> {
+        let request = proto::CreateTableRequest {
+            database_id: database_id.get(),
+            name: name.to_owned(),
+        };
+        let response = self
+            .call("CreateTable", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.create_table(request).await }
+            })
+            .await?;
+        Ok(reply(convert::required(response.table, "table"))?.into())
+    }
+
+    async fn list_tables(&self, database_id: DatabaseId) -> Result<Vec<Table>> {
+        let request = proto::ListTablesRequest {
+            database_id: database_id.get(),
+        };
+        let response = self
+            .call("ListTables", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_tables(request).await }
+            })
+            .await?;
+        Ok(response.tables.into_iter().map(Into::into).collect())
+    }
+
+    async fn upsert_columns(
+        &self,
+        table_id: TableId,
+        columns: &[(&str, ColumnType)],
+    ) -> Result<Vec<Column>> {
+        if columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = proto::UpsertColumnsRequest {
+            table_id: table_id.get(),
+            columns: columns
+                .iter()
+                .map(|&(name, column_type)| proto::ColumnRequest {
+                    name: name.to_owned(),
+                    column_type: column_type.code().into(),
+                })
+                .collect(),
+        };
+        let response = self
+            .call("UpsertColumns", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.upsert_columns(request).await }
+            })
+            .await?;
+        if response.columns.len() != columns.len() {
+            return Err(Error::Corrupt(format!(
+                "catalog service reply: {} columns for {} requested",
+                response.columns.len(),
+                columns.len()
+            )));
+        }
+        reply(response.columns.into_iter().map(convert::column).collect())
+    }
+
+    async fn list_columns(&self, table_id: TableId) -> Result<Vec<Column>> {
+        let request = proto::ListColumnsRequest {
+            table_id: table_id.get(),
+        };
+        let response = self
+            .call("ListColumns", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_columns(request).await }
+            })
+            .await?;
+        reply(response.columns.into_iter().map(convert::column).collect())
+    }
+
+    async fn database_schema(&self, database_id: DatabaseId) -> Result<DatabaseSchema> {
+        let request = proto::GetDatabaseSchemaRequest {
+            database_id: database_id.get(),
+        };
+        let response = self
+            .call("GetDatabaseSchema", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.get_database_schema(request).await }
+            })
+            .await?;
+        reply(convert::required(response.schema, "schema").and_then(convert::database_schema))
+    }
+
+    async fn table_schema(&self, table_id: TableId) -> Result<TableSchema> {
+        let request = proto::GetTableSchemaRequest {
+            table_id: table_id.get(),
+        };
+        let response = self
+            .call("GetTableSchema", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.get_table_schema(request).await }
+            })
+            .await?;
+        reply(convert::required(response.schema, "schema").and_then(convert::table_schema))
+    }
+
+    async fn create_partition(&self, table_id: TableId, key: &str) -> Result<Partition> {
+        let request = proto::CreatePartitionRequest {
+            table_id: table_id.get(),
+            key: key.to_owned(),
+        };
+        let response = self
+            .call("CreatePartition", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.create_partition(request).await }
+            })
+            .await?;
+        Ok(reply(convert::required(response.partition, "partition"))?.into())
+    }
+
+    async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {
+        let request = proto::AddParquetFileRequest {
+            params: Some(params.into()),
+        };
+        let response = self
+            .call("AddParquetFile", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.add_parquet_file(request).await }
+            })
+            .await?;
+        reply(convert::required(response.file, "file").and_then(convert::parquet_file))
+    }
+
+    async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>> {
+        let request = proto::ListParquetFilesRequest {
+            table_id: table_id.get(),
+        };
+        let response = self
+            .call("ListParquetFiles", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_parquet_files(request).await }
+            })
+            .await?;
+        reply(
+            response
+                .files
+                .into_iter()
+                .map(convert::parquet_file)
+                .collect(),
+        )
+    }
+
+    async fn version(&self) -> Result<i64> {
+        let response = self
+            .call("GetVersion", |mut c, t| {
+                let request = timed(proto::GetVersionRequest {}, t);
+                async move { c.get_version(request).await }
+            })
+            .await?;
+        Ok(response.version)
+    }
+}

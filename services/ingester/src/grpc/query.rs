@@ -1,0 +1,515 @@
+//! Arrow Flight `DoGet`: the server that streams an [`IngesterQuery`]'s unpersisted data and
+//! the client that implements [`IngesterQuery`] by reading that stream back.
+//!
+//! Ticket: a prost `IngesterQueryRequest` (ids, the output schema as IPC bytes = projection,
+//! time range and tag equalities = predicates). Stream, per partition: a FlightData with a
+//! `NONE` IPC header, no body and `IngesterQueryResponseMetadata` as `app_metadata`; the
+//! schema message before the first batch of the stream; the partition's batches. With no
+//! partition, the stream is one metadata message without a partition key.
+
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use arrow::array::{
+    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampNanosecondArray,
+};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, IpcMessage, PollInfo, PutResult, SchemaAsIpc,
+    SchemaResult, Ticket,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
+use ferrite_proto::ferrite::ingester::v1 as proto;
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::warn;
+
+use super::{InvalidAddress, MAX_MESSAGE_BYTES, lazy_channel};
+use crate::api::{IngesterQuery, PartitionData, QueryError, QueryRequest, QueryResponse};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `tag = value` on a tag column, pushed down to the ingester (SQL semantics: a null tag
+/// equals nothing). Safe before deduplication because tags are part of the primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEquals {
+    /// Tag column name; must be a tag in the requested schema.
+    pub column: String,
+    /// Value the tag must equal.
+    pub value: String,
+}
+
+/// The Flight server to register on the ingester's gRPC port. Takes an `Arc<Ingester>` (or
+/// any other [`IngesterQuery`]). Serves `DoGet` only.
+pub fn flight_service(
+    ingester: Arc<dyn IngesterQuery>,
+) -> FlightServiceServer<IngesterFlightService> {
+    FlightServiceServer::new(IngesterFlightService { ingester })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The ticket bytes of a query: a prost `IngesterQueryRequest`.
+pub fn encode_ticket(
+    request: &QueryRequest,
+    tag_equals: &[TagEquals],
+) -> Result<Bytes, ArrowError> {
+    let schema = IpcMessage::try_from(SchemaAsIpc::new(
+        &request.schema,
+        &IpcWriteOptions::default(),
+    ))?;
+    let message = proto::IngesterQueryRequest {
+        database_id: request.database_id.get(),
+        table_id: request.table_id.get(),
+        schema: schema.0.to_vec(),
+        time_range: request
+            .time_range
+            .map(|(min, max)| proto::TimeRange { min, max }),
+        tag_equals: tag_equals
+            .iter()
+            .map(|t| proto::TagEquals {
+                column: t.column.clone(),
+                value: t.value.clone(),
+            })
+            .collect(),
+    };
+    Ok(message.encode_to_vec().into())
+}
+
+/// The query a ticket asks for; the error says what is wrong with it.
+pub fn decode_ticket(ticket: &[u8]) -> Result<(QueryRequest, Vec<TagEquals>), String> {
+    let message = proto::IngesterQueryRequest::decode(ticket)
+        .map_err(|e| format!("ticket is not an IngesterQueryRequest: {e}"))?;
+    if message.schema.is_empty() {
+        return Err("ticket has no output schema".into());
+    }
+    let schema = Schema::try_from(IpcMessage(message.schema.into()))
+        .map_err(|e| format!("ticket's output schema is not an Arrow IPC schema: {e}"))?;
+    let tag_equals = message
+        .tag_equals
+        .into_iter()
+        .map(|t| TagEquals {
+            column: t.column,
+            value: t.value,
+        })
+        .collect();
+    Ok((
+        QueryRequest {
+            database_id: DatabaseId(message.database_id),
+            table_id: TableId(message.table_id),
+            schema: Arc::new(schema),
+            time_range: message.time_range.map(|r| (r.min, r.max)),
+        },
+        tag_equals,
+    ))
+}
+
+/// Serves Flight `DoGet` from an [`IngesterQuery`].
+#[derive(Debug)]
+pub struct IngesterFlightService {
+    ingester: Arc<dyn IngesterQuery>,
+}
+
+/// An IPC message header of type `NONE`: what carries `app_metadata` alone in a Flight stream.
+static NONE_HEADER: LazyLock<Bytes> = LazyLock::new(|| {
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let mut message = arrow::ipc::MessageBuilder::new(&mut fbb);
+    message.add_version(arrow::ipc::MetadataVersion::V5);
+    message.add_header_type(arrow::ipc::MessageHeader::NONE);
+    message.add_bodyLength(0);
+    let root = message.finish();
+    fbb.finish(root, None);
+    Bytes::copy_from_slice(fbb.finished_data())
+});
+
+fn metadata_message(metadata: &proto::IngesterQueryResponseMetadata) -> FlightData {
+    FlightData::new()
+        .with_data_header(NONE_HEADER.clone())
+        .with_app_metadata(metadata.encode_to_vec())
+}
+
+/// Columns of `schema` the tag predicates apply to, checked: each must be a Utf8 tag.
+fn tag_predicates(
+    schema: &Schema,
+    tag_equals: Vec<TagEquals>,
+) -> Result<Vec<(usize, String)>, String> {
+    tag_equals
+        .into_iter()
+        .map(|t| {
+            let (index, field) = schema
+                .column_with_name(&t.column)
+                .ok_or_else(|| format!("tag predicate on '{}', which is not in the requested schema", t.column))?;
+            if column_type_of(field) != Some(ColumnType::Tag) || field.data_type() != &DataType::Utf8 {
+                return Err(format!(
+                    "tag predicate on '{}', which is not a Utf8 tag column (only tags may be filtered \
+                     before deduplication)",
+                    t.column
+                ));
+            }
+            Ok((index, t.value))
+        })
+        .collect()
+}
+
+/// The rows of `batch` whose tags equal every predicate's value.
+fn filter_tags(
+    batch: &RecordBatch,
+    predicates: &[(usize, String)],
+) -> Result<RecordBatch, ArrowError> {
+    let mut keep: Option<BooleanArray> = None;
+    for (index, value) in predicates {
+        let column = batch.column(*index).as_string::<i32>();
+        let equal =
+            arrow::compute::kernels::cmp::eq(column, &StringArray::new_scalar(value.as_str()))?;
+        keep = Some(match keep {
+            None => equal,
+            Some(k) => arrow::compute::and(&k, &equal)?,
+        });
+    }
+    match keep {
+        // `filter` drops rows whose mask is null (a null tag), as SQL does.
+        Some(keep) => arrow::compute::filter_record_batch(batch, &keep),
+        None => Ok(batch.clone()),
+    }
+}
+
+/// Applies tag predicates to every partition, dropping partitions left empty and narrowing
+/// their time bounds when `time` is projected.
+fn apply_tag_predicates(
+    partitions: Vec<PartitionData>,
+    predicates: &[(usize, String)],
+    schema: &Schema,
+) -> Result<Vec<PartitionData>, ArrowError> {
+    if predicates.is_empty() {
+        return Ok(partitions);
+    }
+    let time_index = schema.index_of(TIME_COLUMN).ok();
+    let mut out = Vec::with_capacity(partitions.len());
+    for mut p in partitions {
+        let mut batches = Vec::with_capacity(p.batches.len());
+        for b in &p.batches {
+            let b = filter_tags(b, predicates)?;
+            if b.num_rows() > 0 {
+                batches.push(b);
+            }
+        }
+        if batches.is_empty() {
+            continue;
+        }
+        if let Some(i) = time_index {
+            let (mut min, mut max) = (i64::MAX, i64::MIN);
+            for b in &batches {
+                if let Some(t) = b
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<TimestampNanosecondArray>()
+                {
+                    min = min.min(arrow::compute::min(t).unwrap_or(i64::MAX));
+                    max = max.max(arrow::compute::max(t).unwrap_or(i64::MIN));
+                }
+            }
+            if min <= max {
+                (p.min_time, p.max_time) = (min, max);
+            }
+        }
+        p.batches = batches;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The Flight stream of a response: see the module docs.
+fn response_stream(response: QueryResponse, schema: SchemaRef) -> BoxStream<FlightData> {
+    let ingester_uuid = response.ingester_uuid.to_string();
+    let persist_count = response.persist_count;
+    if response.partitions.is_empty() {
+        let only = metadata_message(&proto::IngesterQueryResponseMetadata {
+            ingester_uuid,
+            persist_count,
+            partition_key: None,
+            min_time: 0,
+            max_time: 0,
+        });
+        return stream::once(async move { Ok(only) }).boxed();
+    }
+    stream::iter(response.partitions.into_iter().enumerate())
+        .flat_map(move |(i, p)| {
+            let metadata = metadata_message(&proto::IngesterQueryResponseMetadata {
+                ingester_uuid: ingester_uuid.clone(),
+                persist_count,
+                partition_key: Some(p.partition_key),
+                min_time: p.min_time,
+                max_time: p.max_time,
+            });
+            // One encoder per partition (it splits large batches and hydrates any
+            // dictionary); its leading schema message is kept for the first partition only.
+            let batches = FlightDataEncoderBuilder::new()
+                .with_schema(Arc::clone(&schema))
+                .build(stream::iter(p.batches.into_iter().map(Ok)))
+                .skip(usize::from(i > 0))
+                .map_err(|e| Status::internal(format!("cannot encode ingester data: {e}")));
+            stream::once(async move { Ok(metadata) }).chain(batches)
+        })
+        .boxed()
+}
+
+#[tonic::async_trait]
+impl FlightService for IngesterFlightService {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoExchangeStream = BoxStream<FlightData>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let (query, tag_equals) =
+            decode_ticket(&request.get_ref().ticket).map_err(Status::invalid_argument)?;
+        let predicates =
+            tag_predicates(&query.schema, tag_equals).map_err(Status::invalid_argument)?;
+        let schema = Arc::clone(&query.schema);
+        let mut response = self.ingester.query(query).await.map_err(|e| {
+            let message = e.to_string();
+            match e {
+                QueryError::Invalid(_) => Status::invalid_argument(message),
+                QueryError::Unavailable(_) => Status::unavailable(message),
+            }
+        })?;
+        response.partitions = apply_tag_predicates(
+            std::mem::take(&mut response.partitions),
+            &predicates,
+            &schema,
+        )
+        .map_err(|e| {
+            warn!(error = %e, "tag predicate failed");
+            Status::internal(format!("cannot apply tag predicates: {e}"))
+        })?;
+        Ok(Response::new(response_stream(response, schema)))
+    }
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(unimplemented("Handshake"))
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(unimplemented("ListFlights"))
+    }
+
+    async fn get_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(unimplemented("GetFlightInfo"))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(unimplemented("PollFlightInfo"))
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        Err(unimplemented("GetSchema"))
+    }
+
+    async fn do_put(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        Err(unimplemented("DoPut"))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unimplemented("DoExchange"))
+    }
+
+    async fn do_action(
+        &self,
+        _request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(unimplemented("DoAction"))
+    }
+
+    async fn list_actions(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        Err(unimplemented("ListActions"))
+    }
+}
+
+fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("the ingester serves Flight DoGet only, not {rpc}"))
+}
+
+/// [`IngesterQuery`] over Arrow Flight: one ingester at `addr`. Never retries.
+#[derive(Debug, Clone)]
+pub struct FlightIngesterQuery {
+    addr: String,
+    timeout: Duration,
+    client: FlightServiceClient<Channel>,
+}
+
+impl FlightIngesterQuery {
+    /// A client for the ingester at `addr` (`host:port` or `http://host:port`) whose queries,
+    /// stream included, give up after `timeout`. Connects on first use, so this fails only
+    /// for an address that is not a valid URI.
+    pub fn connect_lazy(addr: &str, timeout: Duration) -> Result<Self, InvalidAddress> {
+        let (channel, addr) = lazy_channel(addr, timeout)?;
+        Ok(Self::with_channel(channel, addr, timeout))
+    }
+
+    /// A client over an existing channel (e.g. one shared with [`super::GrpcIngesterWrite`]).
+    pub fn with_channel(channel: Channel, addr: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            addr: addr.into(),
+            timeout,
+            client: FlightServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// The ingester's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// [`IngesterQuery::query`] with tag equalities pushed down as well: the ingester drops
+    /// rows whose tags differ before sending them. Every column must be a tag in
+    /// `request.schema`.
+    pub async fn query_with_tags(
+        &self,
+        request: QueryRequest,
+        tag_equals: &[TagEquals],
+    ) -> Result<QueryResponse, QueryError> {
+        let ticket = encode_ticket(&request, tag_equals)
+            .map_err(|e| QueryError::Invalid(format!("cannot encode the output schema: {e}")))?;
+        match tokio::time::timeout(self.timeout, self.fetch(ticket, request.schema)).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Unavailable(format!(
+                "ingester {} did not answer within {:?}",
+                self.addr, self.timeout
+            ))),
+        }
+    }
+
+    async fn fetch(&self, ticket: Bytes, schema: SchemaRef) -> Result<QueryResponse, QueryError> {
+        let mut client = self.client.clone();
+        let stream = client
+            .do_get(Ticket { ticket })
+            .await
+            .map_err(|s| self.status_error(&s))?
+            .into_inner()
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let mut decoder = FlightDataDecoder::new(stream);
+        let mut identity: Option<(uuid::Uuid, u64)> = None;
+        let mut partitions: Vec<PartitionData> = Vec::new();
+        while let Some(data) = decoder.next().await {
+            let data = data.map_err(|e| match e {
+                FlightError::Tonic(s) => self.status_error(&s),
+                e => self.protocol_error(e),
+            })?;
+            match data.payload {
+                DecodedPayload::None => {
+                    let metadata =
+                        proto::IngesterQueryResponseMetadata::decode(data.inner.app_metadata)
+                            .map_err(|e| {
+                                self.protocol_error(format!("bad partition metadata: {e}"))
+                            })?;
+                    let uuid = uuid::Uuid::parse_str(&metadata.ingester_uuid)
+                        .map_err(|e| self.protocol_error(format!("bad ingester uuid: {e}")))?;
+                    match identity {
+                        None => identity = Some((uuid, metadata.persist_count)),
+                        Some(seen) if seen != (uuid, metadata.persist_count) => {
+                            return Err(self
+                                .protocol_error("ingester identity changed within one response"));
+                        }
+                        Some(_) => {}
+                    }
+                    if let Some(partition_key) = metadata.partition_key {
+                        partitions.push(PartitionData {
+                            partition_key,
+                            batches: Vec::new(),
+                            min_time: metadata.min_time,
+                            max_time: metadata.max_time,
+                        });
+                    }
+                }
+                DecodedPayload::Schema(_) => {}
+                DecodedPayload::RecordBatch(batch) => {
+                    let partition = partitions.last_mut().ok_or_else(|| {
+                        self.protocol_error("record batch before any partition metadata")
+                    })?;
+                    // Same fields as requested; hand out the caller's own schema.
+                    let batch = batch.with_schema(Arc::clone(&schema)).map_err(|e| {
+                        self.protocol_error(format!(
+                            "batch does not have the requested schema: {e}"
+                        ))
+                    })?;
+                    partition.batches.push(batch);
+                }
+            }
+        }
+        let (ingester_uuid, persist_count) =
+            identity.ok_or_else(|| self.protocol_error("response has no ingester metadata"))?;
+        Ok(QueryResponse {
+            ingester_uuid,
+            persist_count,
+            partitions,
+        })
+    }
+
+    fn status_error(&self, status: &Status) -> QueryError {
+        let addr = &self.addr;
+        let message = status.message();
+        match status.code() {
+            Code::InvalidArgument => QueryError::Invalid(format!("ingester {addr}: {message}")),
+            code => QueryError::Unavailable(format!("ingester {addr}: {code:?}: {message}")),
+        }
+    }
+
+    fn protocol_error(&self, e: impl std::fmt::Display) -> QueryError {
+        QueryError::Unavailable(format!(
+            "ingester {} sent an invalid Flight response: {e}",
+            self.addr
+        ))
+    }
+}
+
+#[async_trait]
+impl IngesterQuery for FlightIngesterQuery {
+    async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
+        self.query_with_tags(request, &[]).await
+    }
+}

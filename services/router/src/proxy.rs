@@ -1,0 +1,130 @@
+//! The router's query side: every query API request is forwarded to a querier, so clients
+//! use the router's one address for writes, SQL over HTTP, Flight and Flight SQL.
+//!
+//! ```text
+//!  GET|POST /api/v3/query_sql ──► HTTP/1.1 client ──► querier (round robin)
+//!  content-type: application/grpc* ──► HTTP/2 (h2c) client ──► querier, streamed both ways
+//! ```
+//!
+//! Bodies and gRPC trailers are streamed, not buffered. A querier that cannot be reached is
+//! answered with 503 + Retry-After (HTTP) or UNAVAILABLE (gRPC), both retryable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::RwLock;
+use tracing::warn;
+
+/// Forwards query traffic to a set of queriers.
+#[derive(Debug)]
+pub struct QueryProxy {
+    queriers: RwLock<Vec<String>>,
+    next: AtomicUsize,
+    http: Client<HttpConnector, Body>,
+    grpc: Client<HttpConnector, Body>,
+}
+
+impl QueryProxy {
+    /// A proxy over querier base URLs (`http://host:port`).
+    pub fn new(queriers: Vec<String>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        Self {
+            queriers: RwLock::new(queriers),
+            next: AtomicUsize::new(0),
+            http: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            grpc: Client::builder(TokioExecutor::new()).http2_only(true).build(connector),
+        }
+    }
+
+    /// Replace the querier list (discovery).
+    pub fn set_queriers(&self, queriers: Vec<String>) {
+        *self.queriers.write() = queriers;
+    }
+
+    fn pick(&self) -> Option<String> {
+        let q = self.queriers.read();
+        if q.is_empty() {
+            return None;
+        }
+        Some(q[self.next.fetch_add(1, Ordering::Relaxed) % q.len()].clone())
+    }
+
+    /// Forward one request and stream the answer back.
+    pub async fn forward(&self, request: Request) -> Response {
+        let grpc = is_grpc(&request);
+        let Some(base) = self.pick() else {
+            return unavailable(grpc, "no querier is configured");
+        };
+        let (mut parts, body) = request.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = match format!("{base}{path}").parse::<Uri>() {
+            Ok(u) => u,
+            Err(e) => return unavailable(grpc, &format!("bad querier address {base}: {e}")),
+        };
+        parts.headers.remove(header::HOST);
+        let client = if grpc { &self.grpc } else { &self.http };
+        match client.request(Request::from_parts(parts, body)).await {
+            Ok(response) => response.map(Body::new),
+            Err(e) => {
+                warn!(querier = %base, error = %e, "querier unreachable");
+                unavailable(grpc, &format!("querier {base} unavailable: {e}"))
+            }
+        }
+    }
+}
+
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+fn unavailable(grpc: bool, message: &str) -> Response {
+    if grpc {
+        // A trailers-only gRPC response: status 200 with grpc-status in the headers.
+        let mut r = Response::new(Body::empty());
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from(tonic_code_unavailable()));
+        if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+            h.insert("grpc-message", v);
+        }
+        return r;
+    }
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": message}))).into_response();
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// gRPC's UNAVAILABLE code.
+const fn tonic_code_unavailable() -> u16 {
+    14
+}
+
+/// Routes that send the HTTP query APIs to queriers.
+pub fn http_routes(proxy: Arc<QueryProxy>) -> axum::Router {
+    let forward = |State(p): State<Arc<QueryProxy>>, req: Request| async move { p.forward(req).await };
+    axum::Router::new()
+        .route("/api/v3/query_sql", axum::routing::get(forward).post(forward))
+        .with_state(proxy)
+}
+
+/// A service that sends every (gRPC) request to queriers.
+pub fn grpc_forwarder(proxy: Arc<QueryProxy>) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request| {
+        let p = Arc::clone(&proxy);
+        async move { p.forward(req).await }
+    })
+}

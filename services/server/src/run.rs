@@ -1,0 +1,275 @@
+//! `ferrite run <service>`: one service per process, talking gRPC to the others.
+//!
+//! ```text
+//!  router ──gRPC write──► ingester ×N ──gRPC──► catalog ──► PostgreSQL
+//!    │ └─proxy (HTTP, Flight)─► querier ──Flight──► ingesters
+//!    └──────────gRPC────────────► catalog ◄──────── querier
+//!                        object store (S3 / MinIO / dir) ◄── ingesters, queriers
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use ferrite_catalog::grpc::{CatalogGrpcService, GrpcCatalog};
+use ferrite_catalog::{CachedCatalog, CatalogRef, SqlCatalog};
+use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
+use ferrite_ingester::grpc::{FlightIngesterQuery, GrpcIngesterWrite};
+use ferrite_ingester::{Ingester, IngesterConfig};
+use ferrite_querier::QueryEngine;
+use ferrite_router::placement::Placement;
+use ferrite_router::proxy::QueryProxy;
+use ferrite_router::{Router, RouterConfig};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::ObjectStoreConfig;
+use crate::discovery::Peers;
+use crate::fanout::AllIngesters;
+use crate::serve::{common_routes, one_port, querier_config, serve_until};
+
+/// The services `ferrite run` can start.
+#[derive(Debug, Subcommand)]
+pub enum Service {
+    /// The catalog service: the only user of PostgreSQL.
+    Catalog(CatalogArgs),
+    /// The front door: write APIs, placement on ingesters, queries proxied to queriers.
+    Router(RouterArgs),
+    /// Buffers writes behind a WAL and persists Parquet.
+    Ingester(IngesterArgs),
+    /// Runs queries over Parquet files and the ingesters' unpersisted data.
+    Querier(QuerierArgs),
+}
+
+/// Settings every service has.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Address for HTTP and gRPC (one port).
+    #[arg(long, env = "FERRITE_BIND", default_value = "127.0.0.1:8181")]
+    pub bind: SocketAddr,
+    /// How long a shutdown waits for open connections.
+    #[arg(long, env = "FERRITE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `ferrite run catalog`.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// PostgreSQL (or SQLite) DSN.
+    #[arg(long, env = "FERRITE_CATALOG_DSN")]
+    pub catalog_dsn: String,
+}
+
+/// `ferrite run router`.
+#[derive(Debug, Clone, Args)]
+pub struct RouterArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Catalog service URL.
+    #[arg(long, env = "FERRITE_CATALOG_URL")]
+    pub catalog: String,
+    /// Ingesters: comma-separated `http://host:port` or `dns+http://name:port`.
+    #[arg(long, env = "FERRITE_INGESTERS")]
+    pub ingesters: String,
+    /// Queriers, same forms.
+    #[arg(long, env = "FERRITE_QUERIERS")]
+    pub queriers: String,
+    /// Copies of each write on distinct ingesters.
+    #[arg(long, env = "FERRITE_REPLICATION", default_value_t = 1)]
+    pub replication: usize,
+    /// Largest accepted write body in bytes (before and after gunzip).
+    #[arg(long, env = "FERRITE_MAX_REQUEST_BYTES", default_value_t = 10 << 20)]
+    pub max_request_bytes: usize,
+}
+
+/// `ferrite run ingester`.
+#[derive(Debug, Clone, Args)]
+pub struct IngesterArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Catalog service URL.
+    #[arg(long, env = "FERRITE_CATALOG_URL")]
+    pub catalog: String,
+    /// Directory of the write-ahead log (a persistent volume in Kubernetes).
+    #[arg(long, env = "FERRITE_WAL_DIR")]
+    pub wal_dir: PathBuf,
+    #[command(flatten)]
+    pub object_store: ObjectStoreConfig,
+    /// Persist a partition once it buffers this many bytes.
+    #[arg(long, env = "FERRITE_PERSIST_PARTITION_BYTES", default_value_t = 256 << 20)]
+    pub persist_partition_bytes: usize,
+    /// Persist a partition once its oldest unpersisted write is this many seconds old.
+    #[arg(long, env = "FERRITE_PERSIST_AGE_SECONDS", default_value_t = 300)]
+    pub persist_age_seconds: u64,
+    /// Persist the largest partitions while the buffer exceeds this many bytes.
+    #[arg(long, env = "FERRITE_BUFFER_BYTES", default_value_t = 1 << 30)]
+    pub buffer_bytes: usize,
+    /// Refuse writes (retryable) while the buffer exceeds this many bytes.
+    #[arg(long, env = "FERRITE_MAX_BUFFER_BYTES", default_value_t = 4 << 30)]
+    pub max_buffer_bytes: usize,
+}
+
+/// `ferrite run querier`.
+#[derive(Debug, Clone, Args)]
+pub struct QuerierArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Catalog service URL.
+    #[arg(long, env = "FERRITE_CATALOG_URL")]
+    pub catalog: String,
+    /// Ingesters: comma-separated `http://host:port` or `dns+http://name:port`.
+    #[arg(long, env = "FERRITE_INGESTERS")]
+    pub ingesters: String,
+    #[command(flatten)]
+    pub object_store: ObjectStoreConfig,
+}
+
+/// Run one service until SIGTERM / Ctrl-C.
+pub async fn run(service: Service, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    match service {
+        Service::Catalog(a) => {
+            let catalog: CatalogRef = Arc::new(connect_with_retry(&a.catalog_dsn).await);
+            let service = CatalogGrpcService::new(catalog);
+            let grpc = tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
+            let app = one_port(common_routes(), grpc);
+            // Version watch streams never end by themselves; close them so the drain can.
+            let stop = async move {
+                shutdown.await;
+                service.close_watchers();
+            };
+            serve_until(bind(&a.common).await?, app, stop, grace(&a.common)).await
+        }
+        Service::Router(a) => {
+            let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog)?);
+            let placement = Arc::new(Placement::new(Vec::new(), a.replication));
+            let ingesters = Peers::start(&a.ingesters)?;
+            {
+                let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
+                tokio::spawn(async move {
+                    loop {
+                        let addrs = rx.borrow_and_update().clone();
+                        info!(?addrs, "ingesters");
+                        placement.set_members(&addrs, |a| write_client(a));
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            let queriers = Peers::start(&a.queriers)?;
+            let proxy = Arc::new(QueryProxy::new(queriers.current()));
+            {
+                let (proxy, mut rx) = (Arc::clone(&proxy), queriers.subscribe());
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        proxy.set_queriers(rx.borrow_and_update().clone());
+                    }
+                });
+            }
+            let router = Arc::new(Router::new(
+                catalog,
+                placement as Arc<dyn IngesterWrite>,
+                RouterConfig {
+                    max_request_bytes: a.max_request_bytes,
+                },
+            ));
+            let http = axum::Router::new()
+                .merge(ferrite_router::http_routes(router))
+                .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
+                .merge(common_routes());
+            let app = one_port(http, ferrite_router::proxy::grpc_forwarder(proxy));
+            serve_until(bind(&a.common).await?, app, shutdown, grace(&a.common)).await
+        }
+        Service::Ingester(a) => {
+            let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog)?);
+            let store = a.object_store.build(a.wal_dir.join("objects"))?;
+            let mut ic = IngesterConfig::new(a.wal_dir.clone());
+            ic.persist_partition_bytes = a.persist_partition_bytes;
+            ic.persist_age = Duration::from_secs(a.persist_age_seconds);
+            ic.buffer_bytes = a.buffer_bytes;
+            ic.max_buffer_bytes = a.max_buffer_bytes;
+            let ingester = Ingester::start(ic, catalog, store).context("starting the ingester")?;
+            let grpc = ferrite_ingester::grpc::routes(Arc::clone(&ingester)).into_axum_router();
+            let app = one_port(common_routes(), grpc);
+            let listener = bind(&a.common).await?;
+            let drain = Arc::clone(&ingester);
+            // SIGTERM: refuse writes (routers move to other ingesters), persist, then exit.
+            let stop = async move {
+                shutdown.await;
+                info!("draining: refusing writes and persisting everything");
+                drain.shutdown().await;
+            };
+            serve_until(listener, app, stop, grace(&a.common)).await
+        }
+        Service::Querier(a) => {
+            let remote = GrpcCatalog::connect_lazy(&a.catalog)?;
+            let version = remote.watch();
+            let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
+            let store = a.object_store.build(PathBuf::from("objects"))?;
+            let all = Arc::new(AllIngesters::new());
+            let ingesters = Peers::start(&a.ingesters)?;
+            {
+                let (all, mut rx) = (Arc::clone(&all), ingesters.subscribe());
+                tokio::spawn(async move {
+                    loop {
+                        let addrs = rx.borrow_and_update().clone();
+                        all.set_members(&addrs, |a| query_client(a));
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            let engine = Arc::new(
+                QueryEngine::new(catalog, vec![all as Arc<dyn IngesterQuery>], store, querier_config())
+                    .context("starting the query engine")?,
+            );
+            let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))).into_axum_router();
+            let http = axum::Router::new()
+                .merge(ferrite_querier::http_routes(engine))
+                .merge(common_routes());
+            serve_until(bind(&a.common).await?, one_port(http, grpc), shutdown, grace(&a.common)).await
+        }
+    }
+}
+
+/// Per-call deadline for router → ingester writes (an fsync under load stays far below it).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-call deadline for querier → ingester reads, including streaming the data.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn write_client(addr: &str) -> Arc<dyn IngesterWrite> {
+    Arc::new(GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT).expect("peer URLs are validated by discovery"))
+}
+
+fn query_client(addr: &str) -> Arc<dyn IngesterQuery> {
+    Arc::new(FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT).expect("peer URLs are validated by discovery"))
+}
+
+async fn bind(c: &CommonArgs) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(c.bind).await.with_context(|| format!("binding {}", c.bind))
+}
+
+fn grace(c: &CommonArgs) -> Duration {
+    Duration::from_secs(c.shutdown_grace_seconds)
+}
+
+/// The catalog service starts even while PostgreSQL is still coming up.
+async fn connect_with_retry(dsn: &str) -> SqlCatalog {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match SqlCatalog::connect(dsn).await {
+            Ok(c) => return c,
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "catalog database not ready");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

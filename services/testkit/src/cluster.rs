@@ -1,0 +1,155 @@
+//! A whole ferrite cluster of real processes for end-to-end tests: a throwaway PostgreSQL,
+//! a MinIO, one catalog service, ingesters, a querier and routers, each a `ferrite run
+//! <service>` process on its own loopback port.
+//!
+//! ```text
+//!  routers ──► ingesters (WAL in <tmp>/ingester-N) ──► MinIO bucket
+//!     │  └──► querier ──► ingesters, MinIO
+//!     └──────► catalog ──► PostgreSQL
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::postgres::TestPostgres;
+use crate::s3::TestS3;
+use crate::server::{FerriteServer, free_port};
+
+/// Shape of a test cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Ingester processes.
+    pub ingesters: usize,
+    /// Router processes.
+    pub routers: usize,
+    /// Copies of each write.
+    pub replication: usize,
+    /// Ingesters persist partitions older than this.
+    pub persist_age_seconds: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            ingesters: 2,
+            routers: 1,
+            replication: 1,
+            persist_age_seconds: 300,
+        }
+    }
+}
+
+/// A running cluster. Dropping it stops every process.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// The catalog's database server.
+    pub postgres: TestPostgres,
+    /// The object store server.
+    pub s3: TestS3,
+    /// Bucket holding this cluster's Parquet files.
+    pub bucket: String,
+    /// DSN of the catalog database.
+    pub catalog_dsn: String,
+    /// `ferrite run catalog`.
+    pub catalog: FerriteServer,
+    /// `ferrite run ingester` ×N.
+    pub ingesters: Vec<FerriteServer>,
+    /// `ferrite run querier`.
+    pub querier: FerriteServer,
+    /// `ferrite run router` ×N.
+    pub routers: Vec<FerriteServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Start PostgreSQL, MinIO and every service.
+    pub async fn start(binary: &Path, opts: ClusterOptions) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let postgres = tokio::task::spawn_blocking(TestPostgres::start).await??;
+        let catalog_dsn = postgres.dsn();
+        let s3 = TestS3::start().await?;
+        let bucket = s3.bucket().to_string();
+
+        let catalog_port = free_port()?;
+        let catalog_url = format!("http://127.0.0.1:{catalog_port}");
+        let catalog = FerriteServer::run_service(
+            binary,
+            "catalog",
+            catalog_port,
+            &dir.path().join("catalog"),
+            &["--catalog-dsn".to_string(), catalog_dsn.clone()],
+        )
+        .await
+        .context("starting the catalog service")?;
+
+        let mut ingesters = Vec::new();
+        for i in 0..opts.ingesters {
+            let port = free_port()?;
+            let wal: PathBuf = dir.path().join(format!("ingester-{i}"));
+            let mut args = vec![
+                "--catalog".to_string(),
+                catalog_url.clone(),
+                "--wal-dir".to_string(),
+                wal.join("wal").display().to_string(),
+                "--persist-age-seconds".to_string(),
+                opts.persist_age_seconds.to_string(),
+            ];
+            args.extend(s3.ferrite_args(&bucket));
+            ingesters.push(
+                FerriteServer::run_service(binary, "ingester", port, &wal, &args)
+                    .await
+                    .with_context(|| format!("starting ingester {i}"))?,
+            );
+        }
+        let ingester_list = ingesters.iter().map(FerriteServer::url).collect::<Vec<_>>().join(",");
+
+        let querier_port = free_port()?;
+        let mut args = vec![
+            "--catalog".to_string(),
+            catalog_url.clone(),
+            "--ingesters".to_string(),
+            ingester_list.clone(),
+        ];
+        args.extend(s3.ferrite_args(&bucket));
+        let querier = FerriteServer::run_service(binary, "querier", querier_port, &dir.path().join("querier"), &args)
+            .await
+            .context("starting the querier")?;
+
+        let mut routers = Vec::new();
+        for i in 0..opts.routers {
+            let port = free_port()?;
+            let args = vec![
+                "--catalog".to_string(),
+                catalog_url.clone(),
+                "--ingesters".to_string(),
+                ingester_list.clone(),
+                "--queriers".to_string(),
+                querier.url(),
+                "--replication".to_string(),
+                opts.replication.to_string(),
+            ];
+            routers.push(
+                FerriteServer::run_service(binary, "router", port, &dir.path().join(format!("router-{i}")), &args)
+                    .await
+                    .with_context(|| format!("starting router {i}"))?,
+            );
+        }
+        Ok(Self {
+            postgres,
+            s3,
+            bucket,
+            catalog_dsn,
+            catalog,
+            ingesters,
+            querier,
+            routers,
+            _dir: dir,
+        })
+    }
+
+    /// The front door: router 0.
+    pub fn url(&self) -> String {
+        self.routers[0].url()
+    }
+}
