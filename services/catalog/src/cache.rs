@@ -21,7 +21,9 @@ use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::{Catalog, CatalogRef, Column, Database, ParquetFile, ParquetFileParams, Partition, Result, Table};
+use crate::{
+    Catalog, CatalogRef, Column, Database, ParquetFile, ParquetFileParams, Partition, Result, Table,
+};
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -101,7 +103,11 @@ impl Catalog for CachedCatalog {
         self.inner.list_tables(database_id).await
     }
 
-    async fn upsert_columns(&self, table_id: TableId, columns: &[(&str, ColumnType)]) -> Result<Vec<Column>> {
+    async fn upsert_columns(
+        &self,
+        table_id: TableId,
+        columns: &[(&str, ColumnType)],
+    ) -> Result<Vec<Column>> {
         self.inner.upsert_columns(table_id, columns).await
     }
 
@@ -167,14 +173,40 @@ mod tests {
         let cached = CachedCatalog::new(Arc::clone(&inner), rx);
         assert_eq!(cached.database_by_name("db").await.unwrap(), None);
         let db = inner.create_database("db").await.unwrap();
-        assert_eq!(cached.database_by_name("db").await.unwrap(), None, "served from the cache");
+        assert_eq!(
+            cached.database_by_name("db").await.unwrap(),
+            None,
+            "served from the cache"
+        );
         tx.send(2).unwrap();
-        assert_eq!(cached.database_by_name("db").await.unwrap(), Some(db.clone()), "refetched after the feed moved");
+        assert_eq!(
+            cached.database_by_name("db").await.unwrap(),
+            Some(db.clone()),
+            "refetched after the feed moved"
+        );
         let t = inner.create_table(db.id, "cpu").await.unwrap();
         tx.send(3).unwrap();
-        assert!(cached.database_schema(db.id).await.unwrap().tables.contains_key("cpu"));
-        inner.upsert_columns(t.id, &[("v", ColumnType::F64)]).await.unwrap();
-        assert!(cached.table_schema(t.id).await.unwrap().columns.contains_key("v"), "first read at version 3");
+        assert!(
+            cached
+                .database_schema(db.id)
+                .await
+                .unwrap()
+                .tables
+                .contains_key("cpu")
+        );
+        inner
+            .upsert_columns(t.id, &[("v", ColumnType::F64)])
+            .await
+            .unwrap();
+        assert!(
+            cached
+                .table_schema(t.id)
+                .await
+                .unwrap()
+                .columns
+                .contains_key("v"),
+            "first read at version 3"
+        );
     }
 
     #[tokio::test]

@@ -132,11 +132,19 @@ pub struct BufferTree {
 
 impl BufferTree {
     /// Add a batch to a partition.
-    pub fn insert(&mut self, database_id: DatabaseId, table_id: TableId, partition_key: &str, b: Buffered) {
+    pub fn insert(
+        &mut self,
+        database_id: DatabaseId,
+        table_id: TableId,
+        partition_key: &str,
+        b: Buffered,
+    ) {
         let partitions = self.tables.entry((database_id, table_id)).or_default();
         let p = match partitions.get_mut(partition_key) {
             Some(p) => p,
-            None => partitions.entry(partition_key.to_string()).or_insert_with(PartitionBuffer::new),
+            None => partitions
+                .entry(partition_key.to_string())
+                .or_insert_with(PartitionBuffer::new),
         };
         let before = p.bytes;
         p.insert(b);
@@ -150,7 +158,12 @@ impl BufferTree {
 
     /// Partitions due for persistence: over `max_bytes`, older than `max_age`, or — while the
     /// whole buffer is over `total_bytes` — the largest ones until it would fit.
-    pub fn due(&self, max_bytes: usize, max_age: Duration, total_bytes: usize) -> Vec<PersistCandidate> {
+    pub fn due(
+        &self,
+        max_bytes: usize,
+        max_age: Duration,
+        total_bytes: usize,
+    ) -> Vec<PersistCandidate> {
         let mut out = Vec::new();
         let mut rest: Vec<(usize, PersistCandidate)> = Vec::new();
         let mut remaining = self.bytes;
@@ -191,7 +204,10 @@ impl BufferTree {
 
     /// Move a partition's buffered batches into a new snapshot (still queryable).
     pub fn snapshot(&mut self, c: &PersistCandidate) -> Option<Arc<Snapshot>> {
-        let p = self.tables.get_mut(&(c.database_id, c.table_id))?.get_mut(&c.partition_key)?;
+        let p = self
+            .tables
+            .get_mut(&(c.database_id, c.table_id))?
+            .get_mut(&c.partition_key)?;
         if p.batches.is_empty() {
             return None;
         }
@@ -247,7 +263,8 @@ impl BufferTree {
         let Some(partitions) = self.tables.get(&(database_id, table_id)) else {
             return Vec::new();
         };
-        let overlaps = |b: &&Buffered| range.is_none_or(|(lo, hi)| b.max_time >= lo && b.min_time < hi);
+        let overlaps =
+            |b: &&Buffered| range.is_none_or(|(lo, hi)| b.max_time >= lo && b.min_time < hi);
         partitions
             .iter()
             .filter_map(|(key, p)| {

@@ -88,7 +88,10 @@ fn compact(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 }
 
 /// The protobuf form of a write.
-pub fn encode_write(request: &WriteRequest, no_sync: bool) -> Result<proto::WriteRequest, ArrowError> {
+pub fn encode_write(
+    request: &WriteRequest,
+    no_sync: bool,
+) -> Result<proto::WriteRequest, ArrowError> {
     let tables = request
         .tables
         .iter()
@@ -113,9 +116,11 @@ pub fn decode_write(message: proto::WriteRequest) -> Result<WriteRequest, Decode
         .tables
         .into_iter()
         .map(|t| {
-            let batch = decode_buffer(Buffer::from_vec(t.arrow_ipc)).map_err(|source| DecodeError::Ipc {
-                table_id: t.table_id,
-                source,
+            let batch = decode_buffer(Buffer::from_vec(t.arrow_ipc)).map_err(|source| {
+                DecodeError::Ipc {
+                    table_id: t.table_id,
+                    source,
+                }
             })?;
             Ok(TableWrite {
                 table_id: TableId(t.table_id),
@@ -149,7 +154,11 @@ mod tests {
             ColumnType::F64.arrow_field("c"),
             ColumnType::Time.arrow_field("time"),
         ]));
-        let strings = || Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("host-{i}"))));
+        let strings = || {
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("host-{i}")),
+            ))
+        };
         let floats = || Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64)));
         RecordBatch::try_new(
             schema,
@@ -179,7 +188,10 @@ mod tests {
         let b = batch(10_000);
         let decoded = decode_batch(&encode_batch(&b).unwrap()).unwrap();
         let (original, decoded) = (b.get_array_memory_size(), decoded.get_array_memory_size());
-        assert!(decoded < original * 2, "decoded {decoded} bytes vs original {original}");
+        assert!(
+            decoded < original * 2,
+            "decoded {decoded} bytes vs original {original}"
+        );
     }
 
     #[test]

@@ -39,8 +39,8 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{
-    Durability, IngesterQuery, IngesterWrite, PartitionData, QueryError, QueryRequest, QueryResponse,
-    WriteError, WriteRequest,
+    Durability, IngesterQuery, IngesterWrite, PartitionData, QueryError, QueryRequest,
+    QueryResponse, WriteError, WriteRequest,
 };
 use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot};
 use crate::persist::Persister;
@@ -240,18 +240,20 @@ impl IngesterQuery for Ingester {
         // Read the persist count before the data: if a persist finishes in between, the
         // caller sees a count that makes it refresh the file list, never a stale one.
         let persist_count = self.inner.persist_count.load(Ordering::SeqCst);
-        let data = self
-            .inner
-            .buffer
-            .lock()
-            .table_data(request.database_id, request.table_id, request.time_range);
+        let data = self.inner.buffer.lock().table_data(
+            request.database_id,
+            request.table_id,
+            request.time_range,
+        );
         let mut partitions = Vec::with_capacity(data.len());
         for (partition_key, buffered) in data {
             let mut batches = Vec::with_capacity(buffered.len());
             let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
             for b in buffered {
                 let batch = match request.time_range {
-                    Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => filter_time(&b.batch, lo, hi)?,
+                    Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => {
+                        filter_time(&b.batch, lo, hi)?
+                    }
                     _ => b.batch,
                 };
                 if batch.num_rows() == 0 {
@@ -261,7 +263,10 @@ impl IngesterQuery for Ingester {
                     min_time = min_time.min(t.min_time);
                     max_time = max_time.max(t.max_time);
                 }
-                batches.push(persist::align(&batch, &request.schema).map_err(|e| QueryError::Invalid(e.to_string()))?);
+                batches.push(
+                    persist::align(&batch, &request.schema)
+                        .map_err(|e| QueryError::Invalid(e.to_string()))?,
+                );
             }
             if !batches.is_empty() {
                 partitions.push(PartitionData {
@@ -293,7 +298,8 @@ fn filter_time(
         .iter()
         .map(|t| Some(t.is_some_and(|t| t >= lo && t < hi)))
         .collect();
-    arrow::compute::filter_record_batch(batch, &keep).map_err(|e| QueryError::Invalid(e.to_string()))
+    arrow::compute::filter_record_batch(batch, &keep)
+        .map_err(|e| QueryError::Invalid(e.to_string()))
 }
 
 impl Inner {
@@ -352,7 +358,9 @@ impl Inner {
     }
 
     fn truncate_wal(&self) {
-        let watermark = self.wal.watermark(|| self.buffer.lock().min_unpersisted_seq());
+        let watermark = self
+            .wal
+            .watermark(|| self.buffer.lock().min_unpersisted_seq());
         self.wal.truncate(watermark);
     }
 

@@ -18,8 +18,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use ferrite_catalog::{CatalogRef, ParquetFile, ParquetFileParams};
 use ferrite_model::dedup::sort_dedup;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -108,7 +108,10 @@ impl Persister {
     }
 }
 
-fn time_bound(batch: &RecordBatch, f: fn(&arrow::array::TimestampNanosecondArray) -> Option<i64>) -> i64 {
+fn time_bound(
+    batch: &RecordBatch,
+    f: fn(&arrow::array::TimestampNanosecondArray) -> Option<i64>,
+) -> i64 {
     batch
         .column_by_name(ferrite_model::TIME_COLUMN)
         .and_then(|c| c.as_any().downcast_ref().and_then(f))
@@ -134,20 +137,29 @@ fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
     let sorted = sort_dedup(&all, None).map_err(enc)?;
 
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_data_page_row_count_limit(16 * 1024)
         .set_key_value_metadata(Some(vec![
-            KeyValue::new("ferrite:database_id".into(), snapshot.database_id.to_string()),
+            KeyValue::new(
+                "ferrite:database_id".into(),
+                snapshot.database_id.to_string(),
+            ),
             KeyValue::new("ferrite:table_id".into(), snapshot.table_id.to_string()),
-            KeyValue::new("ferrite:partition_key".into(), snapshot.partition_key.clone()),
+            KeyValue::new(
+                "ferrite:partition_key".into(),
+                snapshot.partition_key.clone(),
+            ),
         ]))
         .build();
     let par = |source| PersistError::Parquet {
         partition: partition.clone(),
         source,
     };
-    let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).map_err(par)?;
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).map_err(par)?;
     writer.write(&sorted).map_err(par)?;
     let bytes = writer.into_inner().map_err(par)?;
     Ok((sorted, bytes))
@@ -158,7 +170,9 @@ pub(crate) fn unified_schema(batches: &[&RecordBatch]) -> SchemaRef {
     let mut fields: BTreeMap<String, Field> = BTreeMap::new();
     for b in batches {
         for f in b.schema().fields() {
-            fields.entry(f.name().clone()).or_insert_with(|| f.as_ref().clone());
+            fields
+                .entry(f.name().clone())
+                .or_insert_with(|| f.as_ref().clone());
         }
     }
     Arc::new(Schema::new(fields.into_values().collect::<Vec<_>>()))

@@ -285,7 +285,10 @@ fn replay_segment(path: &Path, ops: &mut Vec<ReplayedOp>) -> Result<u64, WalErro
                     reason,
                     "WAL segment ends in an incomplete or corrupt record; cutting it off"
                 );
-                let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_err(path))?;
                 file.set_len(pos as u64).map_err(io_err(path))?;
                 file.sync_all().map_err(io_err(path))?;
                 break;
@@ -328,7 +331,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(dir: PathBuf, id: u64, segment_bytes: u64, closed: Vec<Segment>) -> Result<Self, WalError> {
+    fn new(
+        dir: PathBuf,
+        id: u64,
+        segment_bytes: u64,
+        closed: Vec<Segment>,
+    ) -> Result<Self, WalError> {
         let (current, file) = open_segment(&dir, id)?;
         Ok(Self {
             dir,
@@ -357,7 +365,11 @@ impl Writer {
             }
             self.commit(group);
         }
-        if let Err(e) = self.file.flush().and_then(|_| self.file.get_ref().sync_data()) {
+        if let Err(e) = self
+            .file
+            .flush()
+            .and_then(|_| self.file.get_ref().sync_data())
+        {
             error!(error = %e, "final WAL sync failed");
         }
     }
@@ -482,7 +494,10 @@ mod tests {
         let (wal, ops) = Wal::open(dir.path(), 1 << 20).unwrap();
         let seqs: Vec<_> = ops.iter().map(|o| o.op.sequence_number).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        let dbs: Vec<_> = ops.iter().map(|o| o.op.write.as_ref().unwrap().database_id).collect();
+        let dbs: Vec<_> = ops
+            .iter()
+            .map(|o| o.op.write.as_ref().unwrap().database_id)
+            .collect();
         assert_eq!(dbs, vec![1, 2, 3, 4, 5]);
         assert_eq!(wal.next_sequence(), seqs[4] + 1);
     }
@@ -493,17 +508,32 @@ mod tests {
         {
             let (wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
             for n in 1..=3 {
-                wal.append(&payload(n), true).unwrap().1.unwrap().await.unwrap().unwrap();
+                wal.append(&payload(n), true)
+                    .unwrap()
+                    .1
+                    .unwrap()
+                    .await
+                    .unwrap()
+                    .unwrap();
             }
         }
         let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
         let len = fs::metadata(&path).unwrap().len();
         // Simulate a crash halfway through the last record.
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let (_, ops) = Wal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(ops.len(), 2);
         // Garbage after the good records is cut off too.
-        let (_, path) = list_segments(dir.path()).unwrap().into_iter().next().unwrap();
+        let (_, path) = list_segments(dir.path())
+            .unwrap()
+            .into_iter()
+            .next()
+            .unwrap();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[0xff; 40]).unwrap();
         drop(f);

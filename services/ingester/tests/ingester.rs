@@ -7,7 +7,9 @@ use arrow::array::{Array, Float64Array, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use ferrite_catalog::{CatalogRef, SqlCatalog};
-use ferrite_ingester::api::{Durability, IngesterQuery, IngesterWrite, QueryRequest, TableWrite, WriteRequest};
+use ferrite_ingester::api::{
+    Durability, IngesterQuery, IngesterWrite, QueryRequest, TableWrite, WriteRequest,
+};
 use ferrite_ingester::{Ingester, IngesterConfig};
 use ferrite_model::{ColumnType, DatabaseId, TableId};
 use futures::TryStreamExt;
@@ -31,7 +33,8 @@ impl Fixture {
         let dsn = format!("sqlite://{}", dir.path().join("catalog.sqlite").display());
         let catalog: CatalogRef = Arc::new(SqlCatalog::connect(&dsn).await.unwrap());
         std::fs::create_dir_all(dir.path().join("objects")).unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("objects")).unwrap());
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("objects")).unwrap());
         let db = catalog.create_database("db").await.unwrap();
         let table = catalog.create_table(db.id, "cpu").await.unwrap();
         Self {
@@ -51,7 +54,12 @@ impl Fixture {
     }
 
     fn start(&self) -> Arc<Ingester> {
-        Ingester::start(self.config(), Arc::clone(&self.catalog), Arc::clone(&self.store)).unwrap()
+        Ingester::start(
+            self.config(),
+            Arc::clone(&self.catalog),
+            Arc::clone(&self.store),
+        )
+        .unwrap()
     }
 
     fn write(&self, hosts: &[&str], times: &[i64], usage: &[f64]) -> WriteRequest {
@@ -105,10 +113,27 @@ fn batch(hosts: &[&str], times: &[i64], usage: &[f64]) -> RecordBatch {
 }
 
 fn rows_of(b: &RecordBatch) -> Vec<(String, i64, f64)> {
-    let h = b.column_by_name("host").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-    let t = b.column_by_name("time").unwrap().as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
-    let u = b.column_by_name("usage").unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
-    (0..b.num_rows()).map(|i| (h.value(i).to_string(), t.value(i), u.value(i))).collect()
+    let h = b
+        .column_by_name("host")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let t = b
+        .column_by_name("time")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .unwrap();
+    let u = b
+        .column_by_name("usage")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    (0..b.num_rows())
+        .map(|i| (h.value(i).to_string(), t.value(i), u.value(i)))
+        .collect()
 }
 
 #[tokio::test]
@@ -116,18 +141,32 @@ async fn acknowledged_writes_are_queryable_and_survive_a_crash() {
     let f = Fixture::new().await;
     {
         let ingester = f.start();
-        ingester.write(f.write(&["a", "b"], &[1, 2], &[1.0, 2.0]), Durability::Sync).await.unwrap();
-        ingester.write(f.write(&["a"], &[1], &[3.0]), Durability::Sync).await.unwrap();
+        ingester
+            .write(f.write(&["a", "b"], &[1, 2], &[1.0, 2.0]), Durability::Sync)
+            .await
+            .unwrap();
+        ingester
+            .write(f.write(&["a"], &[1], &[3.0]), Durability::Sync)
+            .await
+            .unwrap();
         assert_eq!(
             f.rows(&ingester).await,
-            vec![("a".into(), 1, 1.0), ("b".into(), 2, 2.0), ("a".into(), 1, 3.0)]
+            vec![
+                ("a".into(), 1, 1.0),
+                ("b".into(), 2, 2.0),
+                ("a".into(), 1, 3.0)
+            ]
         );
         // No shutdown: the process "dies" with everything in the WAL only.
     }
     let ingester = f.start();
     assert_eq!(
         f.rows(&ingester).await,
-        vec![("a".into(), 1, 1.0), ("b".into(), 2, 2.0), ("a".into(), 1, 3.0)],
+        vec![
+            ("a".into(), 1, 1.0),
+            ("b".into(), 2, 2.0),
+            ("a".into(), 1, 3.0)
+        ],
         "WAL replay restores every acknowledged write in order"
     );
 }
@@ -136,40 +175,68 @@ async fn acknowledged_writes_are_queryable_and_survive_a_crash() {
 async fn persist_writes_sorted_deduplicated_parquet_and_registers_it() {
     let f = Fixture::new().await;
     let ingester = f.start();
-    ingester.write(f.write(&["b", "a"], &[2, 1], &[2.0, 1.0]), Durability::Sync).await.unwrap();
-    ingester.write(f.write(&["a"], &[1], &[9.0]), Durability::NoSync).await.unwrap();
+    ingester
+        .write(f.write(&["b", "a"], &[2, 1], &[2.0, 1.0]), Durability::Sync)
+        .await
+        .unwrap();
+    ingester
+        .write(f.write(&["a"], &[1], &[9.0]), Durability::NoSync)
+        .await
+        .unwrap();
     ingester.persist_all().await;
     assert_eq!(ingester.persist_count(), 1);
-    assert!(f.rows(&ingester).await.is_empty(), "persisted rows leave the buffer");
+    assert!(
+        f.rows(&ingester).await.is_empty(),
+        "persisted rows leave the buffer"
+    );
 
     let files = f.catalog.parquet_files(f.table).await.unwrap();
     assert_eq!(files.len(), 1);
     let file = &files[0].params;
     assert_eq!((file.row_count, file.min_time, file.max_time), (2, 1, 2));
-    assert!(file.max_sequence_number > 0, "the WAL sequence of the newest write");
+    assert!(
+        file.max_sequence_number > 0,
+        "the WAL sequence of the newest write"
+    );
 
     let path = object_store::path::Path::from(file.object_path());
     let bytes = f.store.get(&path).await.unwrap().bytes().await.unwrap();
     assert_eq!(bytes.len() as i64, file.file_size_bytes);
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes, 1024).unwrap();
-    let rows: Vec<_> = reader.map(|b| rows_of(&b.unwrap())).collect::<Vec<_>>().concat();
-    assert_eq!(rows, vec![("a".into(), 1, 9.0), ("b".into(), 2, 2.0)], "sorted by key, later write won");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes, 1024).unwrap();
+    let rows: Vec<_> = reader
+        .map(|b| rows_of(&b.unwrap()))
+        .collect::<Vec<_>>()
+        .concat();
+    assert_eq!(
+        rows,
+        vec![("a".into(), 1, 9.0), ("b".into(), 2, 2.0)],
+        "sorted by key, later write won"
+    );
 }
 
 #[tokio::test]
 async fn shutdown_persists_everything_and_leaves_nothing_to_replay() {
     let f = Fixture::new().await;
     let ingester = f.start();
-    ingester.write(f.write(&["a"], &[1], &[1.0]), Durability::Sync).await.unwrap();
+    ingester
+        .write(f.write(&["a"], &[1], &[1.0]), Durability::Sync)
+        .await
+        .unwrap();
     ingester.shutdown().await;
     assert!(matches!(
-        ingester.write(f.write(&["a"], &[2], &[1.0]), Durability::Sync).await,
+        ingester
+            .write(f.write(&["a"], &[2], &[1.0]), Durability::Sync)
+            .await,
         Err(ferrite_ingester::api::WriteError::ShuttingDown)
     ));
     drop(ingester);
     assert_eq!(f.catalog.parquet_files(f.table).await.unwrap().len(), 1);
     let restarted = f.start();
-    assert!(f.rows(&restarted).await.is_empty(), "WAL segments of persisted data are gone");
+    assert!(
+        f.rows(&restarted).await.is_empty(),
+        "WAL segments of persisted data are gone"
+    );
     let objects: Vec<_> = f.store.list(None).try_collect().await.unwrap();
     assert_eq!(objects.len(), 1);
 }
@@ -178,8 +245,18 @@ async fn shutdown_persists_everything_and_leaves_nothing_to_replay() {
 async fn queries_filter_by_time_and_fill_missing_columns_with_nulls() {
     let f = Fixture::new().await;
     let ingester = f.start();
-    ingester.write(f.write(&["a", "a", "a"], &[10, 20, 30], &[1.0, 2.0, 3.0]), Durability::Sync).await.unwrap();
-    let mut fields = schema().fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>();
+    ingester
+        .write(
+            f.write(&["a", "a", "a"], &[10, 20, 30], &[1.0, 2.0, 3.0]),
+            Durability::Sync,
+        )
+        .await
+        .unwrap();
+    let mut fields = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect::<Vec<_>>();
     fields.push(ColumnType::I64.arrow_field("extra"));
     let response = ingester
         .query(QueryRequest {
@@ -207,7 +284,9 @@ async fn many_concurrent_sync_writes_are_all_replayed() {
         for i in 0..50 {
             let ingester = Arc::clone(&ingester);
             let w = f.write(&["h"], &[i], &[i as f64]);
-            tasks.push(tokio::spawn(async move { ingester.write(w, Durability::Sync).await }));
+            tasks.push(tokio::spawn(async move {
+                ingester.write(w, Durability::Sync).await
+            }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();

@@ -19,7 +19,10 @@ use crate::{ColumnType, column_type_of};
 /// Sort `batch` by its primary key (tags in lexicographic order, then `time`) and collapse
 /// rows with equal keys. `order` gives each row's write position (higher = later write);
 /// `None` means row order is write order. Returns the deduplicated rows sorted by key.
-pub fn sort_dedup(batch: &RecordBatch, order: Option<&UInt64Array>) -> Result<RecordBatch, ArrowError> {
+pub fn sort_dedup(
+    batch: &RecordBatch,
+    order: Option<&UInt64Array>,
+) -> Result<RecordBatch, ArrowError> {
     if batch.num_rows() == 0 {
         return Ok(batch.clone());
     }
@@ -67,8 +70,10 @@ pub fn sort_dedup(batch: &RecordBatch, order: Option<&UInt64Array>) -> Result<Re
     let first: UInt32Array = runs.iter().map(|r| indices.value(r.0)).collect();
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        let is_key = matches!(column_type_of(field), Some(ColumnType::Tag | ColumnType::Time))
-            || pk_names.iter().any(|n| n == field.name());
+        let is_key = matches!(
+            column_type_of(field),
+            Some(ColumnType::Tag | ColumnType::Time)
+        ) || pk_names.iter().any(|n| n == field.name());
         if is_key {
             columns.push(take(column.as_ref(), &first, None)?);
             continue;
@@ -105,7 +110,12 @@ mod tests {
     use arrow::array::{Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
     use arrow::datatypes::Schema;
 
-    fn batch(hosts: &[&str], times: &[i64], usage: &[Option<f64>], load: &[Option<i64>]) -> RecordBatch {
+    fn batch(
+        hosts: &[&str],
+        times: &[i64],
+        usage: &[Option<f64>],
+        load: &[Option<i64>],
+    ) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             ColumnType::Tag.arrow_field("host"),
             ColumnType::Time.arrow_field("time"),
@@ -133,7 +143,12 @@ mod tests {
             &[Some(10), None, None, Some(7)],
         );
         let out = sort_dedup(&b, None).unwrap();
-        let expected = batch(&["a", "a", "b"], &[1, 2, 1], &[Some(2.0), None, Some(5.0)], &[Some(10), Some(7), None]);
+        let expected = batch(
+            &["a", "a", "b"],
+            &[1, 2, 1],
+            &[Some(2.0), None, Some(5.0)],
+            &[Some(10), Some(7), None],
+        );
         assert_eq!(out, expected);
     }
 
@@ -147,8 +162,21 @@ mod tests {
 
     #[test]
     fn rows_without_duplicates_are_only_sorted() {
-        let b = batch(&["b", "a"], &[1, 1], &[Some(1.0), Some(2.0)], &[None, Some(1)]);
+        let b = batch(
+            &["b", "a"],
+            &[1, 1],
+            &[Some(1.0), Some(2.0)],
+            &[None, Some(1)],
+        );
         let out = sort_dedup(&b, None).unwrap();
-        assert_eq!(out, batch(&["a", "b"], &[1, 1], &[Some(2.0), Some(1.0)], &[Some(1), None]));
+        assert_eq!(
+            out,
+            batch(
+                &["a", "b"],
+                &[1, 1],
+                &[Some(2.0), Some(1.0)],
+                &[Some(1), None]
+            )
+        );
     }
 }

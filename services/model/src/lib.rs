@@ -69,7 +69,9 @@ id_type!(
 );
 
 /// The semantic type of a column. The numeric codes are stored in the catalog and never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ColumnType {
     /// Signed 64-bit integer field (`1i`).
     I64,
@@ -168,7 +170,11 @@ impl ColumnType {
     /// The arrow field for a column of this type. `time` is the only non-nullable column.
     pub fn arrow_field(self, name: &str) -> Field {
         Field::new(name, self.arrow_type(), self != Self::Time).with_metadata(
-            [(COLUMN_TYPE_METADATA_KEY.to_string(), self.iox_metadata().to_string())].into(),
+            [(
+                COLUMN_TYPE_METADATA_KEY.to_string(),
+                self.iox_metadata().to_string(),
+            )]
+            .into(),
         )
     }
 }

@@ -164,6 +164,14 @@ impl QueryEngine {
                 .with_param_values(params.to_param_values())
                 .map_err(planning)?;
         }
+        // A placeholder left without a value is the caller's mistake; say so before
+        // execution would fail with an internal-looking error.
+        let unbound = df.logical_plan().get_parameter_types().map_err(planning)?;
+        if let Some(name) = unbound.keys().min() {
+            return Err(QueryError::InvalidParams(format!(
+                "no value given for query parameter '{name}'"
+            )));
+        }
         Ok((ctx, df))
     }
 

@@ -127,7 +127,9 @@ impl BatchBuilder {
         for name in names {
             if name == TIME_COLUMN && !self.columns.contains_key(TIME_COLUMN) {
                 fields.push(ColumnType::Time.arrow_field(TIME_COLUMN));
-                arrays.push(Arc::new(TimestampNanosecondArray::from(time.take().unwrap_or_default())));
+                arrays.push(Arc::new(TimestampNanosecondArray::from(
+                    time.take().unwrap_or_default(),
+                )));
                 continue;
             }
             let (t, mut c) = self.columns.remove(&name).expect("name from map");
@@ -164,13 +166,35 @@ mod tests {
             b.append(&line, line.timestamp.unwrap());
         }
         let batch = b.finish().unwrap();
-        let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, vec!["host", "load", "region", "time", "usage"]);
-        let host = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        assert_eq!(host.iter().collect::<Vec<_>>(), vec![Some("a"), Some("b"), None]);
-        let usage = batch.column(4).as_any().downcast_ref::<Float64Array>().unwrap();
-        assert_eq!(usage.iter().collect::<Vec<_>>(), vec![Some(1.0), None, Some(3.0)]);
+        let host = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(
+            host.iter().collect::<Vec<_>>(),
+            vec![Some("a"), Some("b"), None]
+        );
+        let usage = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(
+            usage.iter().collect::<Vec<_>>(),
+            vec![Some(1.0), None, Some(3.0)]
+        );
         assert_eq!(batch.column(2).null_count(), 2);
-        assert_eq!(ferrite_model::column_type_of(batch.schema().field(0)), Some(ColumnType::Tag));
+        assert_eq!(
+            ferrite_model::column_type_of(batch.schema().field(0)),
+            Some(ColumnType::Tag)
+        );
     }
 }

@@ -75,12 +75,14 @@ fn status_of(e: &RequestError) -> StatusCode {
         RequestError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         RequestError::Write(w) => match w {
-            WriteError::DatabaseName(_) | WriteError::Lines(_) | WriteError::Empty => StatusCode::BAD_REQUEST,
+            WriteError::DatabaseName(_) | WriteError::Lines(_) | WriteError::Empty => {
+                StatusCode::BAD_REQUEST
+            }
             WriteError::SchemaRace(_) | WriteError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
             WriteError::Ingester(i) => match i {
-                IngesterError::Overloaded(_) | IngesterError::ShuttingDown | IngesterError::Unavailable(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                IngesterError::Overloaded(_)
+                | IngesterError::ShuttingDown
+                | IngesterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 IngesterError::Wal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             WriteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,7 +126,12 @@ struct V3Params {
     no_sync: Option<String>,
 }
 
-async fn write_v2(State(r): State<Arc<Router>>, Query(p): Query<V2Params>, headers: HeaderMap, body: Body) -> Response {
+async fn write_v2(
+    State(r): State<Arc<Router>>,
+    Query(p): Query<V2Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let database = p
             .bucket
@@ -137,12 +144,18 @@ async fn write_v2(State(r): State<Arc<Router>>, Query(p): Query<V2Params>, heade
     respond(Api::V2, result)
 }
 
-async fn write_v1(State(r): State<Arc<Router>>, Query(p): Query<V1Params>, headers: HeaderMap, body: Body) -> Response {
+async fn write_v1(
+    State(r): State<Arc<Router>>,
+    Query(p): Query<V1Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
-        let db = p
-            .db
-            .filter(|b| !b.is_empty())
-            .ok_or(RequestError::MissingDatabase("missing query parameter 'db'"))?;
+        let db =
+            p.db.filter(|b| !b.is_empty())
+                .ok_or(RequestError::MissingDatabase(
+                    "missing query parameter 'db'",
+                ))?;
         // InfluxDB 3 maps a named retention policy to the database "db/rp".
         let database = match p.rp.as_deref() {
             None | Some("" | "''" | "autogen" | "default") => db,
@@ -155,16 +168,31 @@ async fn write_v1(State(r): State<Arc<Router>>, Query(p): Query<V1Params>, heade
     respond(Api::V1, result)
 }
 
-async fn write_v3(State(r): State<Arc<Router>>, Query(p): Query<V3Params>, headers: HeaderMap, body: Body) -> Response {
+async fn write_v3(
+    State(r): State<Arc<Router>>,
+    Query(p): Query<V3Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
-        let database = p
-            .db
-            .filter(|b| !b.is_empty())
-            .ok_or(RequestError::MissingDatabase("missing query parameter 'db'"))?;
+        let database =
+            p.db.filter(|b| !b.is_empty())
+                .ok_or(RequestError::MissingDatabase(
+                    "missing query parameter 'db'",
+                ))?;
         let precision = Precision::parse(p.precision.as_deref().unwrap_or("auto"))?;
         let accept_partial = flag("accept_partial", p.accept_partial, true)?;
         let no_sync = flag("no_sync", p.no_sync, false)?;
-        run(&r, &headers, body, database, precision, accept_partial, no_sync).await
+        run(
+            &r,
+            &headers,
+            body,
+            database,
+            precision,
+            accept_partial,
+            no_sync,
+        )
+        .await
     }
     .await;
     respond(Api::V3, result)
@@ -204,7 +232,10 @@ async fn run(
 
 /// The body as text: size-limited before and after gunzip, UTF-8 checked.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<String, RequestError> {
-    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim()) {
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim())
+    {
         None | Some("" | "identity") => false,
         Some(e) if e.eq_ignore_ascii_case("gzip") => true,
         Some(other) => return Err(RequestError::Encoding(other.to_string())),
@@ -220,7 +251,9 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Stri
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 RequestError::TooLarge(limit)
             } else {
                 RequestError::Body(e.to_string())
@@ -242,7 +275,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Stri
     };
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + e.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         RequestError::NotUtf8 { offset, line }
     })
 }
@@ -264,9 +300,10 @@ fn respond(api: Api, result: Result<WriteOutcome, RequestError>) -> Response {
     };
     let mut response = (status, axum::Json(body)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
     }
     response
 }
@@ -275,12 +312,19 @@ fn lines_response(api: Api, outcome: &WriteOutcome, partial: bool) -> Response {
     let status = StatusCode::BAD_REQUEST;
     let body = match api {
         Api::V2 => {
-            let mut message = String::from("failed to parse line protocol:\nerrors encountered on line(s):");
+            let mut message =
+                String::from("failed to parse line protocol:\nerrors encountered on line(s):");
             for i in &outcome.issues {
-                message.push_str(&format!("\nerror parsing line {} (1-based): {}", i.line_number, i.message));
+                message.push_str(&format!(
+                    "\nerror parsing line {} (1-based): {}",
+                    i.line_number, i.message
+                ));
             }
             if outcome.rejected > outcome.issues.len() {
-                message.push_str(&format!("\n… and {} more", outcome.rejected - outcome.issues.len()));
+                message.push_str(&format!(
+                    "\n… and {} more",
+                    outcome.rejected - outcome.issues.len()
+                ));
             }
             if partial {
                 message.push_str(&format!("\n{} lines were written", outcome.accepted));

@@ -136,7 +136,12 @@ impl Placement {
     }
 
     /// Members in rendezvous order for a partition: the first is its primary.
-    pub fn candidates(&self, database_id: i64, table_id: i64, partition_key: &str) -> Vec<Arc<Member>> {
+    pub fn candidates(
+        &self,
+        database_id: i64,
+        table_id: i64,
+        partition_key: &str,
+    ) -> Vec<Arc<Member>> {
         let key = key_hash(database_id, table_id, partition_key);
         let mut scored: Vec<(u64, Arc<Member>)> = self
             .members
@@ -150,8 +155,17 @@ impl Placement {
 
     /// Write one group to `replication` distinct healthy candidates, moving on to the next
     /// candidate on failure. Succeeds when at least one copy is durable.
-    async fn replicate(&self, candidates: Vec<Arc<Member>>, request: WriteRequest, durability: Durability) -> Result<(), WriteError> {
-        let mut untried = candidates.into_iter().filter(|m| m.breaker.lock().allow()).collect::<Vec<_>>().into_iter();
+    async fn replicate(
+        &self,
+        candidates: Vec<Arc<Member>>,
+        request: WriteRequest,
+        durability: Durability,
+    ) -> Result<(), WriteError> {
+        let mut untried = candidates
+            .into_iter()
+            .filter(|m| m.breaker.lock().allow())
+            .collect::<Vec<_>>()
+            .into_iter();
         let mut in_flight = FuturesUnordered::new();
         let send = |m: Arc<Member>, r: WriteRequest| async move {
             let result = m.client.write(r, durability).await;
@@ -186,7 +200,9 @@ impl Placement {
         Err(match last_error {
             // Overload anywhere means "slow down", which the client should hear as such.
             Some(e @ WriteError::Overloaded(_)) => e,
-            Some(e) => WriteError::Unavailable(format!("no ingester accepted the write; last error: {e}")),
+            Some(e) => {
+                WriteError::Unavailable(format!("no ingester accepted the write; last error: {e}"))
+            }
             None => WriteError::Unavailable("no healthy ingester".into()),
         })
     }
@@ -196,17 +212,34 @@ impl Placement {
 impl IngesterWrite for Placement {
     async fn write(&self, request: WriteRequest, durability: Durability) -> Result<(), WriteError> {
         // One RPC per distinct candidate order, not per table: a typical batch is one group.
-        let mut groups: BTreeMap<Vec<String>, (Vec<Arc<Member>>, Vec<TableWrite>)> = BTreeMap::new();
+        let mut groups: BTreeMap<Vec<String>, (Vec<Arc<Member>>, Vec<TableWrite>)> =
+            BTreeMap::new();
         for t in request.tables {
-            let candidates = self.candidates(request.database_id.get(), t.table_id.get(), &t.partition_key);
+            let candidates = self.candidates(
+                request.database_id.get(),
+                t.table_id.get(),
+                &t.partition_key,
+            );
             let order: Vec<String> = candidates.iter().map(|m| m.addr.clone()).collect();
-            groups.entry(order).or_insert_with(|| (candidates, Vec::new())).1.push(t);
+            groups
+                .entry(order)
+                .or_insert_with(|| (candidates, Vec::new()))
+                .1
+                .push(t);
         }
         let database_id = request.database_id;
-        let results = futures::future::join_all(groups.into_values().map(|(candidates, tables)| {
-            self.replicate(candidates, WriteRequest { database_id, tables }, durability)
-        }))
-        .await;
+        let results =
+            futures::future::join_all(groups.into_values().map(|(candidates, tables)| {
+                self.replicate(
+                    candidates,
+                    WriteRequest {
+                        database_id,
+                        tables,
+                    },
+                    durability,
+                )
+            }))
+            .await;
         results.into_iter().collect()
     }
 }
@@ -222,7 +255,9 @@ fn key_hash(database_id: i64, table_id: i64, partition_key: &str) -> u64 {
 /// FNV-1a: stable across processes, builds and platforms (unlike std's `DefaultHasher`), which
 /// rendezvous hashing needs so that every router agrees.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// splitmix64 finalizer: spreads FNV's weak low bits so scores are well mixed.
@@ -263,7 +298,12 @@ mod tests {
         let members = backends
             .iter()
             .enumerate()
-            .map(|(i, b)| Member::new(format!("http://ingester-{i}:8181"), Arc::clone(b) as Arc<dyn IngesterWrite>))
+            .map(|(i, b)| {
+                Member::new(
+                    format!("http://ingester-{i}:8181"),
+                    Arc::clone(b) as Arc<dyn IngesterWrite>,
+                )
+            })
             .collect();
         (Placement::new(members, replication), backends)
     }
@@ -287,8 +327,16 @@ mod tests {
         let mut primaries = std::collections::HashMap::new();
         for day in 0..300 {
             let key = format!("2024-01-{day}");
-            let a: Vec<_> = p.candidates(1, 7, &key).iter().map(|m| m.addr.clone()).collect();
-            let b: Vec<_> = q.candidates(1, 7, &key).iter().map(|m| m.addr.clone()).collect();
+            let a: Vec<_> = p
+                .candidates(1, 7, &key)
+                .iter()
+                .map(|m| m.addr.clone())
+                .collect();
+            let b: Vec<_> = q
+                .candidates(1, 7, &key)
+                .iter()
+                .map(|m| m.addr.clone())
+                .collect();
             assert_eq!(a, b, "two routers agree");
             *primaries.entry(a[0].clone()).or_insert(0) += 1;
         }
@@ -299,8 +347,13 @@ mod tests {
     #[test]
     fn removing_a_member_only_moves_its_own_partitions() {
         let (p, _) = setup(3, 1);
-        let before: Vec<String> = (0..200).map(|d| p.candidates(1, 7, &d.to_string())[0].addr.clone()).collect();
-        let remaining = vec!["http://ingester-0:8181".to_string(), "http://ingester-1:8181".to_string()];
+        let before: Vec<String> = (0..200)
+            .map(|d| p.candidates(1, 7, &d.to_string())[0].addr.clone())
+            .collect();
+        let remaining = vec![
+            "http://ingester-0:8181".to_string(),
+            "http://ingester-1:8181".to_string(),
+        ];
         p.set_members(&remaining, |_| unreachable_client());
         for (d, old) in before.iter().enumerate() {
             let new = &p.candidates(1, 7, &d.to_string())[0].addr;
@@ -321,8 +374,18 @@ mod tests {
     async fn replication_writes_distinct_copies_and_survives_one_failure() {
         let (p, backends) = setup(2, 2);
         p.write(request("a"), Durability::Sync).await.unwrap();
-        assert_eq!(backends.iter().map(|b| b.writes.load(Ordering::SeqCst)).sum::<usize>(), 2);
-        assert!(backends.iter().all(|b| b.writes.load(Ordering::SeqCst) == 1));
+        assert_eq!(
+            backends
+                .iter()
+                .map(|b| b.writes.load(Ordering::SeqCst))
+                .sum::<usize>(),
+            2
+        );
+        assert!(
+            backends
+                .iter()
+                .all(|b| b.writes.load(Ordering::SeqCst) == 1)
+        );
         backends[0].down.store(true, Ordering::SeqCst);
         p.write(request("a"), Durability::Sync).await.unwrap();
         assert_eq!(backends[1].writes.load(Ordering::SeqCst), 2);
@@ -332,7 +395,11 @@ mod tests {
     async fn failed_primary_moves_writes_to_the_next_candidate_and_opens_its_breaker() {
         let (p, backends) = setup(2, 1);
         let primary = p.candidates(1, 7, "a")[0].addr.clone();
-        let (down, up) = if primary.ends_with("0:8181") { (0, 1) } else { (1, 0) };
+        let (down, up) = if primary.ends_with("0:8181") {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         backends[down].down.store(true, Ordering::SeqCst);
         for _ in 0..10 {
             p.write(request("a"), Durability::Sync).await.unwrap();
@@ -340,7 +407,10 @@ mod tests {
         assert_eq!(backends[up].writes.load(Ordering::SeqCst), 10);
         let members = p.members.read();
         let m = members.iter().find(|m| m.addr == primary).unwrap();
-        assert!(!m.breaker.lock().allow(), "breaker open after repeated failures");
+        assert!(
+            !m.breaker.lock().allow(),
+            "breaker open after repeated failures"
+        );
     }
 
     #[tokio::test]
@@ -349,6 +419,9 @@ mod tests {
         for b in &backends {
             b.down.store(true, Ordering::SeqCst);
         }
-        assert!(matches!(p.write(request("a"), Durability::Sync).await, Err(WriteError::Unavailable(_))));
+        assert!(matches!(
+            p.write(request("a"), Durability::Sync).await,
+            Err(WriteError::Unavailable(_))
+        ));
     }
 }

@@ -42,7 +42,9 @@ impl QueryProxy {
             queriers: RwLock::new(queriers),
             next: AtomicUsize::new(0),
             http: Client::builder(TokioExecutor::new()).build(connector.clone()),
-            grpc: Client::builder(TokioExecutor::new()).http2_only(true).build(connector),
+            grpc: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(connector),
         }
     }
 
@@ -96,15 +98,23 @@ fn unavailable(grpc: bool, message: &str) -> Response {
         // A trailers-only gRPC response: status 200 with grpc-status in the headers.
         let mut r = Response::new(Body::empty());
         let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
         h.insert("grpc-status", HeaderValue::from(tonic_code_unavailable()));
         if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
             h.insert("grpc-message", v);
         }
         return r;
     }
-    let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": message}))).into_response();
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({"error": message})),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
 
@@ -115,9 +125,13 @@ const fn tonic_code_unavailable() -> u16 {
 
 /// Routes that send the HTTP query APIs to queriers.
 pub fn http_routes(proxy: Arc<QueryProxy>) -> axum::Router {
-    let forward = |State(p): State<Arc<QueryProxy>>, req: Request| async move { p.forward(req).await };
+    let forward =
+        |State(p): State<Arc<QueryProxy>>, req: Request| async move { p.forward(req).await };
     axum::Router::new()
-        .route("/api/v3/query_sql", axum::routing::get(forward).post(forward))
+        .route(
+            "/api/v3/query_sql",
+            axum::routing::get(forward).post(forward),
+        )
         .with_state(proxy)
 }
 

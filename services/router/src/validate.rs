@@ -261,8 +261,12 @@ mod tests {
     fn known_schema_needs_no_changes_and_splits_days() {
         let day = NANOS_PER_DAY;
         let body = format!("cpu,host=a usage=1 1\ncpu,host=a usage=2 {}\n", day + 5);
-        let Validated::Ready { rows, accepted, issues, .. } =
-            validate(&body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        let Validated::Ready {
+            rows,
+            accepted,
+            issues,
+            ..
+        } = validate(&body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
         else {
             panic!("schema is known");
         };
@@ -276,29 +280,46 @@ mod tests {
     #[test]
     fn type_conflicts_name_line_column_and_both_types() {
         let body = "cpu,host=a usage=1 1\n# comment\ncpu,host=a usage=3i 2\ncpu,usage=x usage=1 3";
-        let Validated::Ready { accepted, issues, rejected, .. } =
-            validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        let Validated::Ready {
+            accepted,
+            issues,
+            rejected,
+            ..
+        } = validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
         else {
             panic!("schema is known");
         };
         assert_eq!((accepted, rejected), (1, 2));
         assert_eq!(issues[0].line_number, 3);
-        assert_eq!(issues[0].message, "column 'usage' is float in table 'cpu', got integer");
+        assert_eq!(
+            issues[0].message,
+            "column 'usage' is float in table 'cpu', got integer"
+        );
         assert_eq!(issues[0].original_line, "cpu,host=a usage=3i 2");
-        assert_eq!(issues[1].message, "column 'usage' is both a tag and a field in table 'cpu'");
+        assert_eq!(
+            issues[1].message,
+            "column 'usage' is both a tag and a field in table 'cpu'"
+        );
     }
 
     #[test]
     fn new_tables_and_columns_are_requested_once_with_first_seen_types() {
         let body = "mem free=1i 1\nmem free=2.5 2\ncpu,host=a usage=1,idle=2 3";
-        let Validated::NeedsSchema { changes, .. } = validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
+        let Validated::NeedsSchema { changes, .. } =
+            validate(body, Precision::Nanosecond, 0, Some(&schema())).unwrap()
         else {
             panic!("schema is missing");
         };
         assert_eq!(
             changes.get("mem").unwrap(),
-            &vec![("time".to_string(), ColumnType::Time), ("free".to_string(), ColumnType::I64)]
+            &vec![
+                ("time".to_string(), ColumnType::Time),
+                ("free".to_string(), ColumnType::I64)
+            ]
         );
-        assert_eq!(changes.get("cpu").unwrap(), &vec![("idle".to_string(), ColumnType::F64)]);
+        assert_eq!(
+            changes.get("cpu").unwrap(),
+            &vec![("idle".to_string(), ColumnType::F64)]
+        );
     }
 }

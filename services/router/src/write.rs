@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrite_catalog::{CatalogRef, Error as CatalogError};
-use ferrite_ingester::api::{Durability, IngesterWrite, TableWrite, WriteError as IngesterError, WriteRequest};
+use ferrite_ingester::api::{
+    Durability, IngesterWrite, TableWrite, WriteError as IngesterError, WriteRequest,
+};
 use ferrite_lineproto::Precision;
 use ferrite_model::{DatabaseSchema, NameError, validate_database_name};
 use parking_lot::RwLock;
@@ -115,7 +117,11 @@ pub struct Router {
 
 impl Router {
     /// A router writing through `ingester`, with schema from `catalog`.
-    pub fn new(catalog: CatalogRef, ingester: Arc<dyn IngesterWrite>, config: RouterConfig) -> Self {
+    pub fn new(
+        catalog: CatalogRef,
+        ingester: Arc<dyn IngesterWrite>,
+        config: RouterConfig,
+    ) -> Self {
         Self {
             catalog,
             ingester,
@@ -140,10 +146,12 @@ impl Router {
             let b = Arc::clone(&body);
             let s = schema.clone();
             let precision = w.precision;
-            let validated = tokio::task::spawn_blocking(move || validate(&b, precision, default_time, s.as_deref()))
-                .await
-                .map_err(|e| WriteError::Internal(e.to_string()))?
-                .map_err(|e| WriteError::Internal(e.to_string()))?;
+            let validated = tokio::task::spawn_blocking(move || {
+                validate(&b, precision, default_time, s.as_deref())
+            })
+            .await
+            .map_err(|e| WriteError::Internal(e.to_string()))?
+            .map_err(|e| WriteError::Internal(e.to_string()))?;
             match validated {
                 Validated::Ready {
                     rows,
@@ -176,13 +184,17 @@ impl Router {
                         return Err(WriteError::Lines(outcome));
                     }
                     match self.apply(&w.database, &changes).await {
-                    Ok(s) => schema = Some(s),
-                    Err(CatalogError::ColumnTypeConflict { .. }) if races < 2 => {
-                        // Another writer created the column with another type first: reload,
-                        // and the lines become type conflicts of their own.
-                        races += 1;
-                        schema = Some(self.reload(&w.database).await.map_err(WriteError::Catalog)?);
-                    }
+                        Ok(s) => schema = Some(s),
+                        Err(CatalogError::ColumnTypeConflict { .. }) if races < 2 => {
+                            // Another writer created the column with another type first: reload,
+                            // and the lines become type conflicts of their own.
+                            races += 1;
+                            schema = Some(
+                                self.reload(&w.database)
+                                    .await
+                                    .map_err(WriteError::Catalog)?,
+                            );
+                        }
                         Err(CatalogError::ColumnTypeConflict { .. }) => {
                             return Err(WriteError::SchemaRace(w.database));
                         }
@@ -201,10 +213,9 @@ impl Router {
         let tables = rows
             .into_iter()
             .map(|r| {
-                let table = schema
-                    .tables
-                    .get(&r.table)
-                    .ok_or_else(|| WriteError::Internal(format!("table '{}' missing from schema", r.table)))?;
+                let table = schema.tables.get(&r.table).ok_or_else(|| {
+                    WriteError::Internal(format!("table '{}' missing from schema", r.table))
+                })?;
                 Ok(TableWrite {
                     table_id: table.id,
                     partition_key: r.partition_key,
@@ -212,7 +223,11 @@ impl Router {
                 })
             })
             .collect::<Result<Vec<_>, WriteError>>()?;
-        let durability = if w.no_sync { Durability::NoSync } else { Durability::Sync };
+        let durability = if w.no_sync {
+            Durability::NoSync
+        } else {
+            Durability::Sync
+        };
         self.ingester
             .write(
                 WriteRequest {
@@ -226,7 +241,11 @@ impl Router {
     }
 
     /// Create the database, tables and columns, then cache the fresh schema.
-    async fn apply(&self, database: &str, changes: &SchemaChanges) -> Result<Arc<DatabaseSchema>, CatalogError> {
+    async fn apply(
+        &self,
+        database: &str,
+        changes: &SchemaChanges,
+    ) -> Result<Arc<DatabaseSchema>, CatalogError> {
         let db = self.catalog.create_database(database).await?;
         for (table, columns) in changes {
             let t = self.catalog.create_table(db.id, table).await?;

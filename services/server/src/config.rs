@@ -57,7 +57,8 @@ impl ObjectStoreConfig {
             ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
             ObjectStoreKind::File => {
                 let dir = self.object_store_dir.clone().unwrap_or(default_dir);
-                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 Arc::new(
                     object_store::local::LocalFileSystem::new_with_prefix(&dir)
                         .with_context(|| format!("object store directory {}", dir.display()))?,

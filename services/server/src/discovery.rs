@@ -46,10 +46,14 @@ impl Peers {
                     for s in &specs {
                         match s {
                             Spec::Url(u) => urls.push(u.clone()),
-                            Spec::Dns { host, port } => match tokio::net::lookup_host((host.as_str(), *port)).await {
-                                Ok(addrs) => urls.extend(addrs.map(|a| format!("http://{a}"))),
-                                Err(e) => warn!(name = %host, error = %e, "cannot resolve peers"),
-                            },
+                            Spec::Dns { host, port } => {
+                                match tokio::net::lookup_host((host.as_str(), *port)).await {
+                                    Ok(addrs) => urls.extend(addrs.map(|a| format!("http://{a}"))),
+                                    Err(e) => {
+                                        warn!(name = %host, error = %e, "cannot resolve peers")
+                                    }
+                                }
+                            }
                         }
                     }
                     urls.sort();
@@ -91,7 +95,9 @@ fn parse(spec: &str) -> anyhow::Result<Vec<Spec>> {
                 .with_context(|| format!("peer '{item}' needs a port"))?;
             out.push(Spec::Dns {
                 host: host.to_string(),
-                port: port.parse().with_context(|| format!("bad port in peer '{item}'"))?,
+                port: port
+                    .parse()
+                    .with_context(|| format!("bad port in peer '{item}'"))?,
             });
         } else if item.starts_with("http://") || item.starts_with("https://") {
             out.push(Spec::Url(item.trim_end_matches('/').to_string()));

@@ -130,12 +130,16 @@ pub struct QuerierArgs {
 }
 
 /// Run one service until SIGTERM / Ctrl-C.
-pub async fn run(service: Service, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    service: Service,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     match service {
         Service::Catalog(a) => {
             let catalog: CatalogRef = Arc::new(connect_with_retry(&a.catalog_dsn).await);
             let service = CatalogGrpcService::new(catalog);
-            let grpc = tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
+            let grpc =
+                tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
             let app = one_port(common_routes(), grpc);
             // Version watch streams never end by themselves; close them so the drain can.
             let stop = async move {
@@ -226,14 +230,27 @@ pub async fn run(service: Service, shutdown: impl std::future::Future<Output = (
                 });
             }
             let engine = Arc::new(
-                QueryEngine::new(catalog, vec![all as Arc<dyn IngesterQuery>], store, querier_config())
-                    .context("starting the query engine")?,
+                QueryEngine::new(
+                    catalog,
+                    vec![all as Arc<dyn IngesterQuery>],
+                    store,
+                    querier_config(),
+                )
+                .context("starting the query engine")?,
             );
-            let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))).into_axum_router();
+            let grpc =
+                tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
+                    .into_axum_router();
             let http = axum::Router::new()
                 .merge(ferrite_querier::http_routes(engine))
                 .merge(common_routes());
-            serve_until(bind(&a.common).await?, one_port(http, grpc), shutdown, grace(&a.common)).await
+            serve_until(
+                bind(&a.common).await?,
+                one_port(http, grpc),
+                shutdown,
+                grace(&a.common),
+            )
+            .await
         }
     }
 }
@@ -244,15 +261,23 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn write_client(addr: &str) -> Arc<dyn IngesterWrite> {
-    Arc::new(GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT).expect("peer URLs are validated by discovery"))
+    Arc::new(
+        GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT)
+            .expect("peer URLs are validated by discovery"),
+    )
 }
 
 fn query_client(addr: &str) -> Arc<dyn IngesterQuery> {
-    Arc::new(FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT).expect("peer URLs are validated by discovery"))
+    Arc::new(
+        FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT)
+            .expect("peer URLs are validated by discovery"),
+    )
 }
 
 async fn bind(c: &CommonArgs) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(c.bind).await.with_context(|| format!("binding {}", c.bind))
+    TcpListener::bind(c.bind)
+        .await
+        .with_context(|| format!("binding {}", c.bind))
 }
 
 fn grace(c: &CommonArgs) -> Duration {

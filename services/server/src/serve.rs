@@ -45,7 +45,8 @@ impl Server {
     /// Open the catalog, object store and WAL, replay the WAL, and bind the port.
     pub async fn start(config: &ServeConfig) -> anyhow::Result<Self> {
         let data_dir = config.data_dir()?;
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
         let dsn = match &config.catalog_dsn {
             Some(d) => d.clone(),
             None => format!("sqlite://{}", data_dir.join("catalog.sqlite").display()),
@@ -62,7 +63,8 @@ impl Server {
         ic.persist_age = config.persist_age();
         ic.buffer_bytes = config.buffer_bytes;
         ic.max_buffer_bytes = config.max_buffer_bytes;
-        let ingester = Ingester::start(ic, Arc::clone(&catalog), Arc::clone(&store)).context("starting the ingester")?;
+        let ingester = Ingester::start(ic, Arc::clone(&catalog), Arc::clone(&store))
+            .context("starting the ingester")?;
 
         let router = Arc::new(Router::new(
             Arc::clone(&catalog),
@@ -81,7 +83,9 @@ impl Server {
             .context("starting the query engine")?,
         );
 
-        let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))).into_axum_router();
+        let grpc =
+            tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
+                .into_axum_router();
         let http = axum::Router::new()
             .merge(ferrite_router::http_routes(router))
             .merge(ferrite_querier::http_routes(engine))
@@ -102,7 +106,10 @@ impl Server {
     }
 
     /// Serve until `shutdown` resolves, then drain and persist everything.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
         serve_until(self.listener, self.app, shutdown, self.grace).await?;
         self.ingester.shutdown().await;

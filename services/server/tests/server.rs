@@ -26,14 +26,19 @@ async fn count(url: &str, db: &str, sql: &str) -> i64 {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let rows: serde_json::Value = r.json().await.unwrap();
-    rows[0]["n"].as_i64().unwrap_or_else(|| panic!("no count in {rows}"))
+    rows[0]["n"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no count in {rows}"))
 }
 
 /// Lines `ack,writer=w{w} seq={i}i {i}` for i in range: one unique key per row.
 fn batch(writer: usize, range: std::ops::Range<i64>) -> String {
     let mut s = String::new();
     for i in range {
-        s.push_str(&format!("ack,writer=w{writer} seq={i}i,v={}.5 {i}\n", i % 7));
+        s.push_str(&format!(
+            "ack,writer=w{writer} seq={i}i,v={}.5 {i}\n",
+            i % 7
+        ));
     }
     s
 }
@@ -41,7 +46,9 @@ fn batch(writer: usize, range: std::ops::Range<i64>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_writes_loses_no_acknowledged_row_and_duplicates_none() {
     // Persist every second so the crash lands between persists, WAL and files overlapping.
-    let mut server = FerriteServer::start(binary(), &["--persist-age-seconds", "1"]).await.unwrap();
+    let mut server = FerriteServer::start(binary(), &["--persist-age-seconds", "1"])
+        .await
+        .unwrap();
     let url = server.url();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -52,7 +59,12 @@ async fn kill_9_during_writes_loses_no_acknowledged_row_and_duplicates_none() {
             let mut acked = 0i64;
             while !stop.load(Ordering::SeqCst) {
                 let body = batch(w, acked..acked + 500);
-                match client.post(format!("{url}/api/v2/write?bucket=crash")).body(body).send().await {
+                match client
+                    .post(format!("{url}/api/v2/write?bucket=crash"))
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 204 => acked += 500,
                     Ok(r) => panic!("write refused: {} {}", r.status(), r.text().await.unwrap()),
                     Err(_) => break, // the server is gone
@@ -68,16 +80,31 @@ async fn kill_9_during_writes_loses_no_acknowledged_row_and_duplicates_none() {
     for w in writers {
         acked.push(w.await.unwrap());
     }
-    assert!(acked.iter().all(|&a| a > 0), "every writer got acknowledgements: {acked:?}");
+    assert!(
+        acked.iter().all(|&a| a > 0),
+        "every writer got acknowledgements: {acked:?}"
+    );
 
     server.restart().await.unwrap();
     for (w, &n) in acked.iter().enumerate() {
         let sql = format!("SELECT count(*) AS n FROM ack WHERE writer = 'w{w}' AND seq < {n}");
-        assert_eq!(count(&url, "crash", &sql).await, n, "writer {w}: every acknowledged row exactly once");
+        assert_eq!(
+            count(&url, "crash", &sql).await,
+            n,
+            "writer {w}: every acknowledged row exactly once"
+        );
         // An in-flight, unacknowledged batch may or may not have landed, but never partly
         // or twice.
-        let total = count(&url, "crash", &format!("SELECT count(*) AS n FROM ack WHERE writer = 'w{w}'")).await;
-        assert!(total == n || total == n + 500, "writer {w}: {total} rows for {n} acknowledged");
+        let total = count(
+            &url,
+            "crash",
+            &format!("SELECT count(*) AS n FROM ack WHERE writer = 'w{w}'"),
+        )
+        .await;
+        assert!(
+            total == n || total == n + 500,
+            "writer {w}: {total} rows for {n} acknowledged"
+        );
     }
     server.terminate().unwrap();
 }
@@ -100,7 +127,10 @@ async fn clean_shutdown_persists_to_parquet_and_restart_serves_it() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .filter(|&len| len > 0)
         .collect();
-    assert!(wal.is_empty(), "nothing left to replay after a clean shutdown");
+    assert!(
+        wal.is_empty(),
+        "nothing left to replay after a clean shutdown"
+    );
     let parquet = walk(&server.data_dir().join("objects"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
@@ -109,7 +139,11 @@ async fn clean_shutdown_persists_to_parquet_and_restart_serves_it() {
 
     server.restart().await.unwrap();
     assert_eq!(count(&url, "clean", "SELECT count(*) AS n FROM m").await, 2);
-    assert_eq!(count(&url, "clean", "SELECT sum(v) AS n FROM m").await, 5, "the later write of t=a won");
+    assert_eq!(
+        count(&url, "clean", "SELECT sum(v) AS n FROM m").await,
+        5,
+        "the later write of t=a won"
+    );
     server.terminate().unwrap();
 }
 

@@ -102,7 +102,11 @@ impl TestCluster {
                     .with_context(|| format!("starting ingester {i}"))?,
             );
         }
-        let ingester_list = ingesters.iter().map(FerriteServer::url).collect::<Vec<_>>().join(",");
+        let ingester_list = ingesters
+            .iter()
+            .map(FerriteServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
 
         let querier_port = free_port()?;
         let mut args = vec![
@@ -112,9 +116,15 @@ impl TestCluster {
             ingester_list.clone(),
         ];
         args.extend(s3.ferrite_args(&bucket));
-        let querier = FerriteServer::run_service(binary, "querier", querier_port, &dir.path().join("querier"), &args)
-            .await
-            .context("starting the querier")?;
+        let querier = FerriteServer::run_service(
+            binary,
+            "querier",
+            querier_port,
+            &dir.path().join("querier"),
+            &args,
+        )
+        .await
+        .context("starting the querier")?;
 
         let mut routers = Vec::new();
         for i in 0..opts.routers {
@@ -130,9 +140,15 @@ impl TestCluster {
                 opts.replication.to_string(),
             ];
             routers.push(
-                FerriteServer::run_service(binary, "router", port, &dir.path().join(format!("router-{i}")), &args)
-                    .await
-                    .with_context(|| format!("starting router {i}"))?,
+                FerriteServer::run_service(
+                    binary,
+                    "router",
+                    port,
+                    &dir.path().join(format!("router-{i}")),
+                    &args,
+                )
+                .await
+                .with_context(|| format!("starting router {i}"))?,
             );
         }
         Ok(Self {

@@ -27,13 +27,13 @@
 //! All functions block (they run processes and wait for them); call them from async tests
 //! directly (a few hundred ms per call) or through `spawn_blocking`.
 
+use crate::watchdog::Watchdog;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -72,13 +72,6 @@ pub struct TestPostgres {
     port: Mutex<u16>,
     watchdog: Mutex<Option<Watchdog>>,
     next_database: AtomicUsize,
-}
-
-#[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    /// Closing it (EOF on the watchdog's stdin) makes the watchdog clean up.
-    stdin: Option<ChildStdin>,
 }
 
 /// Where the PostgreSQL programs are.
@@ -350,22 +343,8 @@ impl Drop for TestPostgres {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut watchdog) = watchdog {
-            let mut stdin = watchdog.stdin.take();
-            if stopped && let Some(pipe) = stdin.as_mut() {
-                let _ = pipe.write_all(b"stopped\n");
-            }
-            // Closing the pipe is what makes the watchdog finish.
-            drop(stdin);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                match watchdog.child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    _ => return,
-                }
-            }
-            let _ = watchdog.child.kill();
-            let _ = watchdog.child.wait();
+        if let Some(watchdog) = watchdog {
+            watchdog.finish(stopped);
         }
     }
 }

@@ -25,10 +25,10 @@
 //!
 //! A missing MinIO binary is an error, never a skip: the message says how to install it.
 
-use std::io::Write;
+use crate::watchdog::Watchdog;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,13 +68,6 @@ pub struct TestS3 {
     child: Mutex<Option<Child>>,
     watchdog: Mutex<Option<Watchdog>>,
     next_bucket: AtomicUsize,
-}
-
-#[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    /// Closing it (EOF on the watchdog's stdin) makes the watchdog clean up.
-    stdin: Option<ChildStdin>,
 }
 
 impl TestS3 {
@@ -387,22 +380,8 @@ impl Drop for TestS3 {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut watchdog) = watchdog {
-            let mut stdin = watchdog.stdin.take();
-            if stopped && let Some(pipe) = stdin.as_mut() {
-                let _ = pipe.write_all(b"stopped\n");
-            }
-            // Closing the pipe is what makes the watchdog finish.
-            drop(stdin);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                match watchdog.child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    _ => return,
-                }
-            }
-            let _ = watchdog.child.kill();
-            let _ = watchdog.child.wait();
+        if let Some(watchdog) = watchdog {
+            watchdog.finish(stopped);
         }
     }
 }
@@ -410,7 +389,12 @@ impl Drop for TestS3 {
 /// Create `bucket` on the S3-compatible server at `endpoint` (a SigV4-signed CreateBucket).
 /// Creating one that exists is not an error.
 /// Names: 3–63 lower-case letters, digits, `-` and `.`.
-pub async fn create_bucket(endpoint: &str, bucket: &str, access_key: &str, secret_key: &str) -> Result<()> {
+pub async fn create_bucket(
+    endpoint: &str,
+    bucket: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<()> {
     let valid = (3..=63).contains(&bucket.len())
         && bucket
             .chars()

@@ -48,7 +48,13 @@ impl FerriteServer {
     /// Start `binary run <service> --bind 127.0.0.1:<port> <args>` with its log in `dir`
     /// (which the caller keeps). `port` is reserved with [`free_port`] so peers can be told
     /// the address before the process starts.
-    pub async fn run_service(binary: &Path, service: &str, port: u16, dir: &Path, args: &[String]) -> anyhow::Result<Self> {
+    pub async fn run_service(
+        binary: &Path,
+        service: &str,
+        port: u16,
+        dir: &Path,
+        args: &[String],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut all = vec![
             "run".to_string(),
@@ -104,8 +110,15 @@ impl FerriteServer {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("ferrite exited with {status} during start; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "ferrite exited with {status} during start; log:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = client.get(format!("{}/health", self.url())).send().await
                 && r.status().is_success()
@@ -113,7 +126,10 @@ impl FerriteServer {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("ferrite did not become healthy in {timeout:?}; log:\n{}", self.log());
+                bail!(
+                    "ferrite did not become healthy in {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -136,13 +152,19 @@ impl FerriteServer {
     /// SIGTERM and wait for a clean exit; fails if the process exits non-zero.
     pub fn terminate(&mut self) -> anyhow::Result<()> {
         if let Some(mut c) = self.child.take() {
-            let status = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status()?;
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status()?;
             if !status.success() {
                 bail!("kill -TERM failed");
             }
             let status = c.wait()?;
             if !status.success() {
-                bail!("ferrite exited with {status} after SIGTERM; log:\n{}", self.log());
+                bail!(
+                    "ferrite exited with {status} after SIGTERM; log:\n{}",
+                    self.log()
+                );
             }
         }
         Ok(())

@@ -20,23 +20,41 @@ async fn write(url: &str, db: &str, body: String) -> reqwest::Response {
 /// `rows` lines of `table`, one per day starting at day 0, so they spread over partitions.
 fn daily_lines(table: &str, rows: i64) -> String {
     (0..rows)
-        .map(|d| format!("{table},host=h{} v={d}i {}\n", d % 3, d * 86_400_000_000_000 + 1))
+        .map(|d| {
+            format!(
+                "{table},host=h{} v={d}i {}\n",
+                d % 3,
+                d * 86_400_000_000_000 + 1
+            )
+        })
         .collect()
 }
 
 fn wal_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir.join("wal"))
-        .map(|it| it.flatten().map(|e| e.metadata().map_or(0, |m| m.len())).sum())
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
 async fn catalog_file_rows(dsn: &str) -> i64 {
     let catalog = ferrite_catalog::SqlCatalog::connect(dsn).await.unwrap();
-    let dbs = ferrite_catalog::Catalog::list_databases(&catalog).await.unwrap();
+    let dbs = ferrite_catalog::Catalog::list_databases(&catalog)
+        .await
+        .unwrap();
     let mut files = 0;
     for db in dbs {
-        for t in ferrite_catalog::Catalog::list_tables(&catalog, db.id).await.unwrap() {
-            files += ferrite_catalog::Catalog::parquet_files(&catalog, t.id).await.unwrap().len() as i64;
+        for t in ferrite_catalog::Catalog::list_tables(&catalog, db.id)
+            .await
+            .unwrap()
+        {
+            files += ferrite_catalog::Catalog::parquet_files(&catalog, t.id)
+                .await
+                .unwrap()
+                .len() as i64;
         }
     }
     files
@@ -44,28 +62,53 @@ async fn catalog_file_rows(dsn: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_spread_over_ingesters_and_queries_see_buffered_and_persisted_rows() {
-    let mut c = TestCluster::start(binary(), ClusterOptions::default()).await.unwrap();
+    let mut c = TestCluster::start(binary(), ClusterOptions::default())
+        .await
+        .unwrap();
     let url = c.url();
     let r = write(&url, "spread", daily_lines("m", 60)).await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     for (i, ing) in c.ingesters.iter().enumerate() {
-        assert!(wal_bytes(ing.data_dir()) > 0, "ingester {i} got a share of the 60 daily partitions");
+        assert!(
+            wal_bytes(ing.data_dir()) > 0,
+            "ingester {i} got a share of the 60 daily partitions"
+        );
     }
-    assert_eq!(count(&url, "spread", "SELECT count(*) AS n FROM m").await, 60);
+    assert_eq!(
+        count(&url, "spread", "SELECT count(*) AS n FROM m").await,
+        60
+    );
 
     // Ingester 0 drains: its partitions become Parquet in MinIO and rows in PostgreSQL.
     c.ingesters[0].terminate().unwrap();
     let objects = c.s3.list(&c.bucket).await.unwrap();
-    assert!(objects.iter().any(|o| o.location.as_ref().ends_with(".parquet")), "{objects:?}");
-    assert_eq!(catalog_file_rows(&c.catalog_dsn).await as usize, objects.len());
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.location.as_ref().ends_with(".parquet")),
+        "{objects:?}"
+    );
+    assert_eq!(
+        catalog_file_rows(&c.catalog_dsn).await as usize,
+        objects.len()
+    );
     c.ingesters[0].restart().await.unwrap();
     // Persisted (ingester 0) and buffered (ingester 1) rows together, each once.
-    assert_eq!(count(&url, "spread", "SELECT count(*) AS n FROM m").await, 60);
-    assert_eq!(count(&url, "spread", "SELECT sum(v) AS n FROM m").await, (0..60).sum::<i64>());
+    assert_eq!(
+        count(&url, "spread", "SELECT count(*) AS n FROM m").await,
+        60
+    );
+    assert_eq!(
+        count(&url, "spread", "SELECT sum(v) AS n FROM m").await,
+        (0..60).sum::<i64>()
+    );
     // Read-your-writes right after a write, through the router's proxy.
     let r = write(&url, "spread", "m,host=new v=1000i 5\n".to_string()).await;
     assert_eq!(r.status(), 204);
-    assert_eq!(count(&url, "spread", "SELECT count(*) AS n FROM m").await, 61);
+    assert_eq!(
+        count(&url, "spread", "SELECT count(*) AS n FROM m").await,
+        61
+    );
 }
 
 /// Writers post 200-line batches with unique keys until stopped; returns (acknowledged rows,
@@ -77,7 +120,12 @@ async fn steady_writes(url: String, db: &'static str, stop: Arc<AtomicBool>) -> 
         let body: String = (acked..acked + 200)
             .map(|i| format!("load,writer=a seq={i}i {}\n", i * 1_000_000_000))
             .collect();
-        match client.post(format!("{url}/api/v2/write?bucket={db}")).body(body).send().await {
+        match client
+            .post(format!("{url}/api/v2/write?bucket={db}"))
+            .body(body)
+            .send()
+            .await
+        {
             Ok(r) if r.status() == 204 => acked += 200,
             Ok(r) => {
                 refused.push(r.status().as_u16());
@@ -109,45 +157,120 @@ async fn kill_one_ingester_under_load(replication: usize) -> (i64, Vec<u16>, Tes
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_an_ingester_with_replication_2_loses_no_write() {
     let (acked, refused, c) = kill_one_ingester_under_load(2).await;
-    assert!(refused.is_empty(), "with a second replica every write succeeds: {refused:?}");
+    assert!(
+        refused.is_empty(),
+        "with a second replica every write succeeds: {refused:?}"
+    );
     let url = c.url();
-    assert_eq!(count(&url, "load", &format!("SELECT count(*) AS n FROM load WHERE seq < {acked}")).await, acked);
-    assert_eq!(count(&url, "load", "SELECT count(*) AS n FROM load").await, acked, "exactly once");
+    assert_eq!(
+        count(
+            &url,
+            "load",
+            &format!("SELECT count(*) AS n FROM load WHERE seq < {acked}")
+        )
+        .await,
+        acked
+    );
+    assert_eq!(
+        count(&url, "load", "SELECT count(*) AS n FROM load").await,
+        acked,
+        "exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_an_ingester_with_replication_1_moves_writes_after_few_retryable_failures() {
     let (acked, refused, c) = kill_one_ingester_under_load(1).await;
-    assert!(refused.len() <= 3, "at most a few failed requests: {refused:?}");
-    assert!(refused.iter().all(|&s| s == 503), "each failure is retryable: {refused:?}");
+    assert!(
+        refused.len() <= 3,
+        "at most a few failed requests: {refused:?}"
+    );
+    assert!(
+        refused.iter().all(|&s| s == 503),
+        "each failure is retryable: {refused:?}"
+    );
     let url = c.url();
-    assert_eq!(count(&url, "load", &format!("SELECT count(*) AS n FROM load WHERE seq < {acked}")).await, acked);
-    assert_eq!(count(&url, "load", "SELECT count(*) AS n FROM load").await, acked, "exactly once after WAL replay");
+    assert_eq!(
+        count(
+            &url,
+            "load",
+            &format!("SELECT count(*) AS n FROM load WHERE seq < {acked}")
+        )
+        .await,
+        acked
+    );
+    assert_eq!(
+        count(&url, "load", "SELECT count(*) AS n FROM load").await,
+        acked,
+        "exactly once after WAL replay"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalog_and_postgres_outages_keep_known_writes_and_recover() {
-    let mut c = TestCluster::start(binary(), ClusterOptions::default()).await.unwrap();
+    let mut c = TestCluster::start(binary(), ClusterOptions::default())
+        .await
+        .unwrap();
     let url = c.url();
-    assert_eq!(write(&url, "outage", "cpu,host=a v=1 1\n".into()).await.status(), 204);
+    assert_eq!(
+        write(&url, "outage", "cpu,host=a v=1 1\n".into())
+            .await
+            .status(),
+        204
+    );
 
     // The catalog service goes away.
     c.catalog.kill9().unwrap();
-    assert_eq!(write(&url, "outage", "cpu,host=b v=2 2\n".into()).await.status(), 204, "known schema needs no catalog");
+    assert_eq!(
+        write(&url, "outage", "cpu,host=b v=2 2\n".into())
+            .await
+            .status(),
+        204,
+        "known schema needs no catalog"
+    );
     let r = write(&url, "outage", "cpu,host=c v=3,new_field=1i 3\n".into()).await;
-    assert_eq!(r.status(), 503, "new schema is retryable while the catalog is down");
+    assert_eq!(
+        r.status(),
+        503,
+        "new schema is retryable while the catalog is down"
+    );
     assert!(r.headers().contains_key("retry-after"));
     c.catalog.restart().await.unwrap();
-    eventually(|| async { write(&url, "outage", "cpu,host=c v=3,new_field=1i 3\n".into()).await.status() == 204 }).await;
+    eventually(|| async {
+        write(&url, "outage", "cpu,host=c v=3,new_field=1i 3\n".into())
+            .await
+            .status()
+            == 204
+    })
+    .await;
 
     // PostgreSQL goes away under the catalog service.
     let pg = &c.postgres;
     tokio::task::block_in_place(|| pg.stop()).unwrap();
-    assert_eq!(write(&url, "outage", "cpu,host=d v=4 4\n".into()).await.status(), 204);
-    assert_eq!(write(&url, "outage", "disk,host=d used=1i 4\n".into()).await.status(), 503);
+    assert_eq!(
+        write(&url, "outage", "cpu,host=d v=4 4\n".into())
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        write(&url, "outage", "disk,host=d used=1i 4\n".into())
+            .await
+            .status(),
+        503
+    );
     tokio::task::block_in_place(|| pg.start_again()).unwrap();
-    eventually(|| async { write(&url, "outage", "disk,host=d used=1i 4\n".into()).await.status() == 204 }).await;
-    assert_eq!(count(&url, "outage", "SELECT count(*) AS n FROM cpu").await, 4);
+    eventually(|| async {
+        write(&url, "outage", "disk,host=d used=1i 4\n".into())
+            .await
+            .status()
+            == 204
+    })
+    .await;
+    assert_eq!(
+        count(&url, "outage", "SELECT count(*) AS n FROM cpu").await,
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -159,16 +282,39 @@ async fn schema_created_through_one_router_is_usable_through_another_within_a_se
     let c = TestCluster::start(binary(), opts).await.unwrap();
     let (a, b) = (c.routers[0].url(), c.routers[1].url());
     // Router b caches the database first, then a adds a column.
-    assert_eq!(write(&b, "shared", "cpu,host=x v=1 1\n".into()).await.status(), 204);
-    assert_eq!(write(&a, "shared", "cpu,host=x v=1,extra=2i 2\n".into()).await.status(), 204);
+    assert_eq!(
+        write(&b, "shared", "cpu,host=x v=1 1\n".into())
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        write(&a, "shared", "cpu,host=x v=1,extra=2i 2\n".into())
+            .await
+            .status(),
+        204
+    );
     let started = Instant::now();
-    assert_eq!(write(&b, "shared", "cpu,host=y extra=3i 3\n".into()).await.status(), 204);
+    assert_eq!(
+        write(&b, "shared", "cpu,host=y extra=3i 3\n".into())
+            .await
+            .status(),
+        204
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     // A conflicting type through the other router is refused with the catalog's type.
     let r = write(&b, "shared", "cpu,host=y extra=3.5 4\n".into()).await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("column 'extra' is integer in table 'cpu', got float"));
-    assert_eq!(count(&a, "shared", "SELECT count(extra) AS n FROM cpu").await, 2);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("column 'extra' is integer in table 'cpu', got float")
+    );
+    assert_eq!(
+        count(&a, "shared", "SELECT count(extra) AS n FROM cpu").await,
+        2
+    );
 }
 
 async fn eventually<F, Fut>(mut check: F)

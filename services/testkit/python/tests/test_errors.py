@@ -342,12 +342,10 @@ def test_query_bad_sql(server, db, seeded):
     seeded()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a SQL placeholder without a value is a client error but gives HTTP 500 / gRPC INTERNAL "
-    "('Placeholder '$h' was not provided a value for execution')"))
 def test_query_missing_placeholder_value(server, db, seeded):
     r = query_http(server, db, "SELECT * FROM cpu WHERE host = $h")
     assert r.status_code == 400, (r.status_code, r.text)
+    assert "no value given for query parameter '$h'" in r.json()["error"]
     with pytest.raises(pa.ArrowInvalid):
         flight_ticket_query(server, db, "SELECT * FROM cpu WHERE host = $h")
 

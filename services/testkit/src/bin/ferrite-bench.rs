@@ -19,6 +19,8 @@ use tokio::sync::Mutex;
 #[derive(Debug)]
 struct Args {
     ferrite: PathBuf,
+    /// Measure ingest against a running server (a cluster's router) instead of starting one.
+    url: Option<String>,
     clients: usize,
     batch_lines: usize,
     ingest_rows: usize,
@@ -30,6 +32,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
         ferrite: PathBuf::from("target/release/ferrite"),
+        url: None,
         clients: 4,
         batch_lines: 5_000,
         ingest_rows: 2_000_000,
@@ -42,6 +45,7 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--ferrite" => a.ferrite = PathBuf::from(value()?),
+            "--url" => a.url = Some(value()?),
             "--clients" => a.clients = value()?.parse()?,
             "--batch-lines" => a.batch_lines = value()?.parse()?,
             "--ingest-rows" => a.ingest_rows = value()?.parse()?,
@@ -50,7 +54,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--query-runs" => a.query_runs = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
-                    "ferrite-bench [--ferrite PATH] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
+                    "ferrite-bench [--ferrite PATH | --url URL] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
                      [--query-rows 10000000] [--hosts 1000] [--query-runs 50]"
                 );
                 std::process::exit(0);
@@ -62,12 +66,20 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 /// Send every batch with `clients` concurrent connections; returns the elapsed time.
-async fn ingest(url: &str, db: &str, batches: Vec<String>, clients: usize) -> anyhow::Result<Duration> {
+async fn ingest(
+    url: &str,
+    db: &str,
+    batches: Vec<String>,
+    clients: usize,
+) -> anyhow::Result<Duration> {
     let queue = Arc::new(Mutex::new(batches));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (queue, url) = (Arc::clone(&queue), format!("{url}/api/v2/write?bucket={db}"));
+        let (queue, url) = (
+            Arc::clone(&queue),
+            format!("{url}/api/v2/write?bucket={db}"),
+        );
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             loop {
@@ -104,7 +116,12 @@ fn generate(generator: &mut CpuOnly, rows: usize, batch_lines: usize) -> Vec<Str
     out
 }
 
-async fn query_ms(client: &reqwest::Client, url: &str, db: &str, sql: &str) -> anyhow::Result<(f64, usize)> {
+async fn query_ms(
+    client: &reqwest::Client,
+    url: &str,
+    db: &str,
+    sql: &str,
+) -> anyhow::Result<(f64, usize)> {
     let start = Instant::now();
     let r = client
         .get(format!("{url}/api/v3/query_sql"))
@@ -115,16 +132,34 @@ async fn query_ms(client: &reqwest::Client, url: &str, db: &str, sql: &str) -> a
         bail!("query failed: {} {}", r.status(), r.text().await?);
     }
     let rows: serde_json::Value = r.json().await?;
-    Ok((start.elapsed().as_secs_f64() * 1e3, rows.as_array().map_or(0, Vec::len)))
+    Ok((
+        start.elapsed().as_secs_f64() * 1e3,
+        rows.as_array().map_or(0, Vec::len),
+    ))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = parse_args()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("ferrite-bench: {cores} cores, {} clients, {}-line batches", a.clients, a.batch_lines);
+    println!(
+        "ferrite-bench: {cores} cores, {} clients, {}-line batches",
+        a.clients, a.batch_lines
+    );
 
     // 1. Durable ingest throughput.
+    if let Some(url) = &a.url {
+        let mut generator = CpuOnly::new(a.hosts, 1);
+        let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
+        let took = ingest(url, "bench", batches, a.clients).await?;
+        println!(
+            "ingest at {url}: {} rows in {:.2} s = {:.0} rows/s, acknowledged after fsync",
+            a.ingest_rows,
+            took.as_secs_f64(),
+            a.ingest_rows as f64 / took.as_secs_f64()
+        );
+        return Ok(());
+    }
     let mut server = FerriteServer::start(&a.ferrite, &[]).await?;
     let url = server.url();
     let mut generator = CpuOnly::new(a.hosts, 1);

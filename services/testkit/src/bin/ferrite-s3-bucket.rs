@@ -17,8 +17,11 @@ async fn main() -> anyhow::Result<()> {
             other => bail!("unknown flag {other}"),
         }
     }
-    let (Some(endpoint), Some(bucket), Some(key), Some(secret)) = (endpoint, bucket, key, secret) else {
-        bail!("usage: ferrite-s3-bucket --endpoint URL --bucket NAME --access-key K --secret-key S");
+    let (Some(endpoint), Some(bucket), Some(key), Some(secret)) = (endpoint, bucket, key, secret)
+    else {
+        bail!(
+            "usage: ferrite-s3-bucket --endpoint URL --bucket NAME --access-key K --secret-key S"
+        );
     };
     ferrite_testkit::s3::create_bucket(&endpoint, &bucket, &key, &secret).await?;
     println!("bucket '{bucket}' ready at {endpoint}");
