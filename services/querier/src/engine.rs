@@ -190,7 +190,13 @@ impl QueryEngine {
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
             .with_create_default_catalog_and_schema(true)
             .with_target_partitions(self.config.target_partitions.max(1))
-            .with_batch_size(self.config.batch_size.max(1));
+            .with_batch_size(self.config.batch_size.max(1))
+            // Late materialization: decode the filter columns first and only the rows that
+            // pass for the rest. Files are sorted by every tag in name order, so page
+            // statistics alone prune little for a single-host query. Only tag and time
+            // predicates reach a scan that feeds dedup, so this never drops a row dedup needs.
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
