@@ -19,7 +19,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${FERRITE_VENV:-$REPO_ROOT/.venv}"
 REQS="$REPO_ROOT/services/testkit/python/requirements.txt"
-APT_PACKAGES=(postgresql mold clang python3-venv)
+APT_PACKAGES=(postgresql mold clang python3-venv default-jdk-headless maven)
 
 # Root runs commands as they are; anyone else goes through sudo when it exists.
 SUDO=()
@@ -56,6 +56,7 @@ fi
 
 # --- 2. MinIO (S3-compatible server for the tests) ---------------------------------------------
 bash "$REPO_ROOT/deploy/dev/install-minio.sh" || die "installing MinIO failed"
+bash "$REPO_ROOT/deploy/dev/install-clients.sh" || die "building the SQL client programs (ferrite-sql-go, ferrite-sql-jdbc) failed"
 
 # --- 3. Python virtualenv ---------------------------------------------------------------------
 [ -f "$REQS" ] || die "requirements file not found: $REQS"

@@ -339,3 +339,55 @@ def lines(*ls: str) -> str:
 
 def sorted_rows(rows: Iterable[dict], *keys: str) -> list[dict]:
     return sorted(rows, key=lambda r: tuple(str(r.get(k)) for k in keys))
+
+
+# --- Flight SQL metadata commands (hand-encoded protobuf) -------------------------------------
+
+FLIGHT_SQL_TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
+
+
+def _bool_field(field_number: int, value: bool) -> bytes:
+    """A protobuf varint field (wire type 0) holding a bool."""
+    return _varint(field_number << 3) + _varint(1 if value else 0)
+
+
+def flight_sql_any(message: str, payload: bytes = b"") -> bytes:
+    """google.protobuf.Any{type_url=<Flight SQL message>, value=payload}."""
+    return _len_field(1, (FLIGHT_SQL_TYPE_PREFIX + message).encode()) + _len_field(2, payload)
+
+
+def flight_sql_get_tables_command(catalog: str | None = None, db_schema_filter_pattern: str | None = None,
+                                  table_name_filter_pattern: str | None = None,
+                                  table_types: Sequence[str] = (), include_schema: bool = False) -> bytes:
+    """CommandGetTables{catalog=1, db_schema_filter_pattern=2, table_name_filter_pattern=3,
+    table_types=4 (repeated), include_schema=5}, wrapped in Any."""
+    inner = b""
+    if catalog is not None:
+        inner += _len_field(1, catalog.encode())
+    if db_schema_filter_pattern is not None:
+        inner += _len_field(2, db_schema_filter_pattern.encode())
+    if table_name_filter_pattern is not None:
+        inner += _len_field(3, table_name_filter_pattern.encode())
+    for t in table_types:
+        inner += _len_field(4, t.encode())
+    if include_schema:
+        inner += _bool_field(5, True)
+    return flight_sql_any("CommandGetTables", inner)
+
+
+def flight_sql_get(srv: FerriteServer, db: str | None, command: bytes,
+                   headers: Sequence[tuple[bytes, bytes]] | None = None) -> tuple[flight.FlightInfo, pa.Table]:
+    """Any Flight SQL command: GetFlightInfo with header `database` (and a bearer token unless
+    `headers` replaces them), then DoGet of the single endpoint. Returns (FlightInfo, table)."""
+    if headers is None:
+        headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+        if db is not None:
+            headers.append((b"database", db.encode()))
+    opts = flight.FlightCallOptions(headers=list(headers), timeout=60)
+    client = flight_client(srv)
+    try:
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), opts)
+        assert len(info.endpoints) == 1, f"expected exactly one endpoint, got {len(info.endpoints)}"
+        return info, client.do_get(info.endpoints[0].ticket, opts).read_all()
+    finally:
+        client.close()
