@@ -74,11 +74,11 @@ func (n *namedSQL) Set(v string) error {
 
 type options struct {
 	addr, database, databaseHeader, token, user, password, table string
-	from, to                                                      time.Time
-	interval                                                      time.Duration
-	timeout                                                       time.Duration
-	noMetadata                                                    bool
-	queries, errorQueries, databaseOf                             namedSQL
+	from, to                                                     time.Time
+	interval                                                     time.Duration
+	timeout                                                      time.Duration
+	noMetadata                                                   bool
+	queries, errorQueries, databaseOf                            namedSQL
 }
 
 func parseFlags(args []string) (*options, error) {
