@@ -186,7 +186,7 @@ impl BufferTree {
                 }
             }
         }
-        rest.sort_by(|a, b| b.0.cmp(&a.0));
+        rest.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         for (bytes, c) in rest {
             if remaining <= total_bytes {
                 break;

@@ -141,7 +141,59 @@ impl QueryEngine {
         Ok(Arc::clone(df.schema().inner()))
     }
 
+    /// Plan `query` without values for its placeholders (a Flight SQL prepared statement):
+    /// the result schema and one field per placeholder, named `$1`, `$name`..., typed where
+    /// the query's context fixes the type and `Null` where it does not.
+    pub async fn prepare(&self, database: &str, query: &str) -> Result<(SchemaRef, SchemaRef)> {
+        let (_, df) = self
+            .plan_unbound(database, query, QueryParams::new())
+            .await?;
+        let placeholders = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(|e| QueryError::from_datafusion(e, Stage::Planning))?;
+        let mut names: Vec<&String> = placeholders.keys().collect();
+        // `$1, $2, ..., $10` in number order, then named placeholders by name.
+        names.sort_by_key(|name| {
+            let number = name.strip_prefix('$').and_then(|n| n.parse::<u64>().ok());
+            (number.is_none(), number, (*name).clone())
+        });
+        let fields: Vec<arrow::datatypes::Field> = names
+            .into_iter()
+            .map(|name| {
+                let data_type = placeholders[name]
+                    .clone()
+                    .unwrap_or(arrow::datatypes::DataType::Null);
+                arrow::datatypes::Field::new(name, data_type, true)
+            })
+            .collect();
+        let parameters = Arc::new(arrow::datatypes::Schema::new(fields));
+        Ok((Arc::clone(df.schema().inner()), parameters))
+    }
+
     async fn plan(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<(SessionContext, DataFrame)> {
+        let (ctx, df) = self.plan_unbound(database, query, params).await?;
+        // A placeholder left without a value is the caller's mistake; say so before
+        // execution would fail with an internal-looking error.
+        let unbound = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(|e| QueryError::from_datafusion(e, Stage::Planning))?;
+        if let Some(name) = unbound.keys().min() {
+            return Err(QueryError::InvalidParams(format!(
+                "no value given for query parameter '{name}'"
+            )));
+        }
+        Ok((ctx, df))
+    }
+
+    /// Parse and plan `query`, binding `params`; placeholders without a value stay in the plan.
+    async fn plan_unbound(
         &self,
         database: &str,
         query: &str,
@@ -164,20 +216,12 @@ impl QueryEngine {
                 .with_param_values(params.to_param_values())
                 .map_err(planning)?;
         }
-        // A placeholder left without a value is the caller's mistake; say so before
-        // execution would fail with an internal-looking error.
-        let unbound = df.logical_plan().get_parameter_types().map_err(planning)?;
-        if let Some(name) = unbound.keys().min() {
-            return Err(QueryError::InvalidParams(format!(
-                "no value given for query parameter '{name}'"
-            )));
-        }
         Ok((ctx, df))
     }
 
     /// A session whose default catalog and schema are `public.iox`, holding every table of
     /// `database` as the catalog knows it now.
-    async fn session(&self, database: &str) -> Result<SessionContext> {
+    pub(crate) async fn session(&self, database: &str) -> Result<SessionContext> {
         let db = self
             .catalog
             .database_by_name(database)

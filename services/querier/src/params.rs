@@ -3,6 +3,10 @@
 //! `ReadInfo` ticket.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use datafusion::common::{ParamValues, ScalarValue};
 use ferrite_proto::influxdata::iox::querier::v1::QueryParamValue;
@@ -74,6 +78,64 @@ impl QueryParams {
                 Some(ProtoValue::String(s)) => ScalarValue::Utf8(Some(s.clone())),
             };
             params = params.with(name.clone(), scalar);
+        }
+        Ok(params)
+    }
+
+    /// Values a Flight SQL client bound to a prepared statement: row `row` of `batch`. Column
+    /// `i` is placeholder `$<i+1>`, unless its name is a placeholder itself (`$name`).
+    pub(crate) fn from_bound_row(batch: &RecordBatch, row: usize) -> Result<Self, QueryError> {
+        let mut params = Self::new();
+        for (i, (field, column)) in batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .enumerate()
+        {
+            let name = match field.name().strip_prefix('$') {
+                Some(name) if !name.is_empty() => name.to_string(),
+                _ => (i + 1).to_string(),
+            };
+            let value = ScalarValue::try_from_array(column, row).map_err(|e| {
+                QueryError::InvalidParams(format!("parameter {}: {e}", field.name()))
+            })?;
+            params = params.with(name, value);
+        }
+        Ok(params)
+    }
+
+    /// The parameters as a one-row batch, a column per parameter named without `$` (the
+    /// inverse of [`QueryParams::from_batch`]).
+    pub(crate) fn to_batch(&self) -> Result<RecordBatch, QueryError> {
+        let mut fields = Vec::with_capacity(self.values.len());
+        let mut columns = Vec::with_capacity(self.values.len());
+        for (name, value) in &self.values {
+            let column = value
+                .to_array()
+                .map_err(|e| QueryError::Internal(format!("parameter {name}: {e}")))?;
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            columns.push(column);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(1));
+        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+            .map_err(|e| QueryError::Internal(format!("parameter batch: {e}")))
+    }
+
+    /// Parameters from a batch made by [`QueryParams::to_batch`].
+    pub(crate) fn from_batch(batch: &RecordBatch) -> Result<Self, QueryError> {
+        if batch.num_rows() != 1 {
+            return Err(QueryError::InvalidRequest(format!(
+                "statement handle holds {} parameter rows, expected 1",
+                batch.num_rows()
+            )));
+        }
+        let mut params = Self::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let value = ScalarValue::try_from_array(column, 0).map_err(|e| {
+                QueryError::InvalidRequest(format!("parameter {}: {e}", field.name()))
+            })?;
+            params = params.with(field.name().clone(), value);
         }
         Ok(params)
     }
@@ -166,6 +228,29 @@ mod tests {
         assert!(QueryParams::from_json(&json!([1])).is_err());
         assert!(QueryParams::from_json_str("{").is_err());
         assert!(QueryParams::from_json(&json!(null)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bound_rows_map_columns_to_positional_or_named_placeholders() {
+        use arrow::array::{Int64Array, StringArray};
+        let batch = RecordBatch::try_from_iter([
+            ("a", Arc::new(StringArray::from(vec!["x", "y"])) as _),
+            ("$limit", Arc::new(Int64Array::from(vec![5, 6])) as _),
+        ])
+        .unwrap();
+        let params = QueryParams::from_bound_row(&batch, 1).unwrap();
+        assert_eq!(
+            params,
+            QueryParams::new()
+                .with("1", ScalarValue::Utf8(Some("y".into())))
+                .with("limit", ScalarValue::Int64(Some(6)))
+        );
+        let round_trip = QueryParams::from_batch(&params.to_batch().unwrap()).unwrap();
+        assert_eq!(round_trip, params);
+        assert_eq!(
+            QueryParams::from_batch(&QueryParams::new().to_batch().unwrap()).unwrap(),
+            QueryParams::new()
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Flight and Flight SQL over real gRPC.
 
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::sql::{Any, CommandStatementQuery, ProstMessageExt};
-use arrow_flight::{FlightClient, FlightDescriptor, Ticket};
+use arrow_flight::sql::{
+    Any, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandStatementQuery, ProstMessageExt, SqlInfo,
+};
+use arrow_flight::{FlightClient, FlightDescriptor, FlightInfo, Ticket};
 use ferrite_proto::influxdata::iox::querier::v1::query_param_value::Value as ProtoValue;
 use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
 use ferrite_proto::influxdata::iox::querier::v1::{QueryParamValue, ReadInfo};
@@ -249,4 +253,233 @@ async fn handshake_hands_the_password_back_as_a_bearer_token() {
     let mut client = FlightSqlServiceClient::new(channel);
     client.handshake("user", "secret-token").await.unwrap();
     assert_eq!(client.token().map(String::as_str), Some("secret-token"));
+}
+
+/// The rows of every batch of a Flight SQL DoGet of `info`'s single endpoint.
+async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
+    assert_eq!(info.endpoint.len(), 1, "exactly one endpoint");
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    client
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name(column).unwrap();
+            let col = arrow::compute::cast(col, &DataType::Utf8).unwrap();
+            let col = col.as_string::<i32>().clone();
+            (0..col.len())
+                .map(|i| col.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn flight_sql_metadata_lists_catalogs_schemas_tables_and_table_schemas() {
+    let (f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("database", f.db.clone());
+
+    let info = client.get_catalogs().await.unwrap();
+    let catalogs = fetch(&mut client, info).await;
+    assert_eq!(strings(&catalogs, "catalog_name"), ["public"]);
+
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .unwrap();
+    let schemas = fetch(&mut client, info).await;
+    assert_eq!(
+        strings(&schemas, "db_schema_name"),
+        ["information_schema", "iox"]
+    );
+
+    let info = client
+        .get_tables(CommandGetTables::default())
+        .await
+        .unwrap();
+    let all = fetch(&mut client, info).await;
+    // information_schema's views first (sorted by schema, then name), then user tables.
+    assert_eq!(
+        strings(&all, "table_name"),
+        [
+            "columns",
+            "df_settings",
+            "parameters",
+            "routines",
+            "schemata",
+            "tables",
+            "views",
+            "cpu"
+        ]
+    );
+    // What Grafana's plugin asks: user tables only, then one table with its schema.
+    let info = client
+        .get_tables(CommandGetTables {
+            table_types: vec!["BASE TABLE".into(), "table".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tables = fetch(&mut client, info).await;
+    assert_eq!(strings(&tables, "table_name"), ["cpu"]);
+    assert_eq!(strings(&tables, "db_schema_name"), ["iox"]);
+
+    let info = client
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("cp_".into()),
+            include_schema: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tables = fetch(&mut client, info).await;
+    assert_eq!(strings(&tables, "table_name"), ["cpu"]);
+    let ipc = tables[0]
+        .column_by_name("table_schema")
+        .unwrap()
+        .as_binary::<i32>()
+        .value(0)
+        .to_vec();
+    let schema = arrow::ipc::convert::try_schema_from_ipc_buffer(&ipc).unwrap();
+    assert_eq!(
+        schema.field_with_name("host").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    assert_eq!(
+        schema.field_with_name("time").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Nanosecond, None)
+    );
+
+    let info = client.get_table_types().await.unwrap();
+    let types = fetch(&mut client, info).await;
+    assert_eq!(strings(&types, "table_type"), ["BASE TABLE", "VIEW"]);
+
+    let info = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "cpu".into(),
+        })
+        .await
+        .unwrap();
+    let keys = fetch(&mut client, info).await;
+    assert_eq!(keys.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+
+    let info = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let types = fetch(&mut client, info).await;
+    assert!(strings(&types, "type_name").contains(&"TIMESTAMP".to_string()));
+}
+
+#[tokio::test]
+async fn flight_sql_info_has_the_standard_schema_and_needs_no_database() {
+    let (_f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    let info = client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &DataType::UInt32,
+        "info_name"
+    );
+}
+
+#[tokio::test]
+async fn flight_sql_metadata_of_an_unknown_database_is_not_found() {
+    let (_f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("database", "nope");
+    let info = client
+        .get_tables(CommandGetTables::default())
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let err = match client.do_get(ticket).await {
+        Ok(stream) => stream.try_collect::<Vec<_>>().await.unwrap_err(),
+        Err(e) => e,
+    };
+    let message = err.to_string();
+    assert!(message.contains("database not found: nope"), "{message}");
+}
+
+#[tokio::test]
+async fn prepared_statements_bind_parameters_and_report_schemas() {
+    let (f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("database", f.db.clone());
+    let mut statement = client
+        .prepare(
+            "SELECT host, usage, time FROM cpu WHERE host = $1 ORDER BY time".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let dataset = statement.dataset_schema().unwrap().clone();
+    assert_eq!(
+        dataset
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        ["host", "usage", "time"]
+    );
+    let parameters = statement.parameter_schema().unwrap().clone();
+    assert_eq!(parameters.field(0).name(), "$1");
+    assert_eq!(parameters.field(0).data_type(), &DataType::Utf8);
+
+    let bound = RecordBatch::try_new(
+        std::sync::Arc::new(parameters),
+        vec![std::sync::Arc::new(arrow::array::StringArray::from(vec![
+            "b",
+        ]))],
+    )
+    .unwrap();
+    statement.set_parameters(bound).unwrap();
+    let info = statement.execute().await.unwrap();
+    let out = fetch(&mut client, info).await;
+    assert_eq!(strings(&out, "host"), ["b"]);
+    assert_eq!(strings(&out, "usage"), ["3.0"]);
+    statement.close().await.unwrap();
+
+    // Without a value for $1 the statement cannot run: a clear InvalidArgument.
+    let mut statement = client
+        .prepare("SELECT host FROM cpu WHERE host = $1".into(), None)
+        .await
+        .unwrap();
+    let s = statement.execute().await.unwrap_err().to_string();
+    assert!(s.contains("no value given for query parameter '$1'"), "{s}");
+}
+
+#[tokio::test]
+async fn flight_sql_is_read_only() {
+    let (f, channel) = server().await;
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("database", f.db.clone());
+    let err = client
+        .execute_update("DELETE FROM cpu".into(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
 }

@@ -1,10 +1,10 @@
-//! Arrow Flight: the IOx / InfluxDB 3 DoGet tickets and Flight SQL statements.
+//! Arrow Flight: the IOx / InfluxDB 3 DoGet tickets, and Flight SQL (in [`sql`]).
 //!
 //! ```text
 //!  DoGet(ticket) ─► Any(ReadInfo)? ─► Flight SQL command? ─► JSON? ─► raw ReadInfo? ─► run SQL
-//!                          │                  └─► FlightSqlService (TicketStatementQuery)
-//!  GetFlightInfo(CommandStatementQuery) + `database` header
-//!        ─► schema, one endpoint: TicketStatementQuery{handle = ReadInfo{db, sql}}
+//!                          │                  └─► FlightSqlHandler (statements, metadata)
+//!                          └─► ReadInfo{FLIGHT_SQL_MESSAGE}: a metadata command + database
+//!  every other RPC ─► FlightSqlHandler (GetFlightInfo, DoPut, DoAction, Handshake)
 //! ```
 //!
 //! [`FlightQueryService`] implements `FlightService` itself instead of through arrow-flight's
@@ -20,29 +20,29 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::sql::server::FlightSqlService;
-use arrow_flight::sql::{
-    Any, Command, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
-};
+use arrow_flight::sql::{Any, Command, CommandStatementQuery};
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use base64::Engine as _;
 use ferrite_proto::influxdata::iox::querier::v1::ReadInfo;
 use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 use prost::Message;
 use serde::Deserialize;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use self::sql::FlightSqlHandler;
 use crate::engine::QueryEngine;
 use crate::error::QueryError;
 use crate::params::QueryParams;
+
+mod keep_alive;
+mod sql;
+mod sql_info;
 
 /// `type_url` of a `ReadInfo` wrapped in a protobuf `Any`.
 const READ_INFO_TYPE_URL: &str = "type.googleapis.com/influxdata.iox.querier.v1.ReadInfo";
@@ -107,6 +107,9 @@ impl FlightQueryService {
 enum TicketRequest {
     /// An IOx / InfluxDB 3 query ticket.
     Query(IoxQuery),
+    /// A Flight SQL metadata command in a `ReadInfo` (our GetFlightInfo tickets), with the
+    /// database it was asked for; empty when it named none.
+    Metadata { database: String, command: Command },
     /// A Flight SQL ticket, for [`FlightSqlHandler`].
     FlightSql,
 }
@@ -132,12 +135,20 @@ struct JsonTicket {
 }
 
 impl IoxQuery {
-    fn from_read_info(info: ReadInfo) -> Result<Self, QueryError> {
+    fn from_read_info(info: ReadInfo) -> Result<TicketRequest, QueryError> {
         let params = QueryParams::from_proto(&info.params)?;
         let sql = match QueryType::try_from(info.query_type) {
             Ok(QueryType::Unspecified | QueryType::Sql) => info.sql_query,
             Ok(QueryType::InfluxQl) => return Err(influxql_unsupported()),
-            Ok(QueryType::FlightSqlMessage) => flight_sql_statement(&info.flightsql_command)?,
+            Ok(QueryType::FlightSqlMessage) => match flight_sql_command(&info.flightsql_command)? {
+                Command::CommandStatementQuery(CommandStatementQuery { query, .. }) => query,
+                command => {
+                    return Ok(TicketRequest::Metadata {
+                        database: info.database,
+                        command,
+                    });
+                }
+            },
             Err(_) => {
                 return Err(QueryError::InvalidRequest(format!(
                     "unknown query_type {} in ticket",
@@ -145,7 +156,7 @@ impl IoxQuery {
                 )));
             }
         };
-        Self::checked(info.database, sql, params)
+        Self::checked(info.database, sql, params).map(TicketRequest::Query)
     }
 
     fn from_json(ticket: JsonTicket) -> Result<Self, QueryError> {
@@ -188,17 +199,17 @@ fn influxql_unsupported() -> QueryError {
     QueryError::Unsupported("InfluxQL is not supported yet".into())
 }
 
-/// The SQL of a Flight SQL `CommandStatementQuery` carried inside a `ReadInfo`.
-fn flight_sql_statement(command: &[u8]) -> Result<String, QueryError> {
+/// The Flight SQL command carried inside a `ReadInfo`.
+fn flight_sql_command(command: &[u8]) -> Result<Command, QueryError> {
     let any = Any::decode(command).map_err(|e| {
         QueryError::InvalidRequest(format!("invalid Flight SQL command in ticket: {e}"))
     })?;
     match Command::try_from(any) {
-        Ok(Command::CommandStatementQuery(CommandStatementQuery { query, .. })) => Ok(query),
-        Ok(other) => Err(QueryError::Unsupported(format!(
-            "Flight SQL command {} is not supported in a ticket",
-            other.type_url()
+        Ok(Command::Unknown(any)) => Err(QueryError::InvalidRequest(format!(
+            "unknown Flight SQL command {} in ticket",
+            any.type_url
         ))),
+        Ok(command) => Ok(command),
         Err(e) => Err(QueryError::InvalidRequest(format!(
             "invalid Flight SQL command in ticket: {e}"
         ))),
@@ -214,7 +225,7 @@ fn decode_ticket(bytes: &[u8]) -> Result<TicketRequest, QueryError> {
             let info = ReadInfo::decode(any.value).map_err(|e| {
                 QueryError::InvalidRequest(format!("invalid ReadInfo in ticket: {e}"))
             })?;
-            return IoxQuery::from_read_info(info).map(TicketRequest::Query);
+            return IoxQuery::from_read_info(info);
         }
         if matches!(Command::try_from(any), Ok(cmd) if !matches!(cmd, Command::Unknown(_))) {
             return Ok(TicketRequest::FlightSql);
@@ -235,7 +246,7 @@ fn decode_ticket(bytes: &[u8]) -> Result<TicketRequest, QueryError> {
     }
     match ReadInfo::decode(bytes) {
         Ok(info) if !info.database.is_empty() || !info.sql_query.is_empty() => {
-            IoxQuery::from_read_info(info).map(TicketRequest::Query)
+            IoxQuery::from_read_info(info)
         }
         _ => Err(QueryError::InvalidRequest(
             "invalid ticket: expected a Flight SQL ticket, a JSON ticket \
@@ -257,111 +268,6 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-/// The Flight SQL half: statements through GetFlightInfo + DoGet(TicketStatementQuery).
-#[derive(Debug, Clone)]
-pub(crate) struct FlightSqlHandler {
-    engine: Arc<QueryEngine>,
-}
-
-impl FlightSqlHandler {
-    /// Run `query` and stream its result as Flight data.
-    async fn run(&self, query: IoxQuery) -> Result<Response<BoxStream<FlightData>>, Status> {
-        let (schema, stream) = self
-            .engine
-            .sql(&query.database, &query.sql, query.params)
-            .await?;
-        let batches = stream.map_err(|e| {
-            FlightError::Tonic(Box::new(QueryError::from_stream_error(e).to_status()))
-        });
-        let flight = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::internal(format!("encoding flight data: {other}")),
-            });
-        Ok(Response::new(Box::pin(flight)))
-    }
-}
-
-#[tonic::async_trait]
-impl FlightSqlService for FlightSqlHandler {
-    type FlightService = Self;
-
-    /// No authentication yet: accept the handshake and hand back the caller's token (the
-    /// password of a Basic header) as a bearer token, as IOx does, so JDBC and ADBC clients
-    /// that authenticate by username/password connect.
-    async fn do_handshake(
-        &self,
-        request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(token_from_authorization);
-        let mut incoming = request.into_inner();
-        let payload = match incoming.message().await? {
-            Some(first) => first.payload,
-            None => Default::default(),
-        };
-        let reply = HandshakeResponse {
-            protocol_version: 0,
-            payload,
-        };
-        let mut response: Response<BoxStream<HandshakeResponse>> =
-            Response::new(Box::pin(futures::stream::iter([Ok(reply)])));
-        if let Some(token) = token
-            && let Ok(value) = format!("Bearer {token}").parse()
-        {
-            response.metadata_mut().insert("authorization", value);
-        }
-        Ok(response)
-    }
-
-    async fn get_flight_info_statement(
-        &self,
-        query: CommandStatementQuery,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        let database = database_from_metadata(request.metadata())?;
-        let schema = self
-            .engine
-            .sql_schema(&database, &query.query, QueryParams::new())
-            .await?;
-        let handle = ReadInfo {
-            database,
-            sql_query: query.query,
-            query_type: QueryType::Sql.into(),
-            ..Default::default()
-        };
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.encode_to_vec().into(),
-        };
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&wire_schema(&schema))
-            .map_err(|e| Status::internal(format!("encoding schema: {e}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
-    }
-
-    async fn do_get_statement(
-        &self,
-        ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
-    ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        let info = ReadInfo::decode(ticket.statement_handle).map_err(|e| {
-            QueryError::InvalidRequest(format!("invalid statement handle: {e}")).to_status()
-        })?;
-        self.run(IoxQuery::from_read_info(info)?).await
-    }
-
-    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
 /// The token of an `authorization` value: `Bearer t`, `Token t`, or the password of
@@ -434,7 +340,14 @@ impl FlightService for FlightQueryService {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         match decode_ticket(&request.get_ref().ticket)? {
-            TicketRequest::Query(query) => self.sql.run(query).await,
+            TicketRequest::Query(query) => {
+                self.sql
+                    .run(&query.database, &query.sql, query.params)
+                    .await
+            }
+            TicketRequest::Metadata { database, command } => {
+                self.sql.metadata(&database, command).await
+            }
             TicketRequest::FlightSql => FlightService::do_get(&self.sql, request).await,
         }
     }
@@ -470,6 +383,7 @@ impl FlightService for FlightQueryService {
 
 #[cfg(test)]
 mod tests {
+    use arrow_flight::sql::{CommandGetTables, ProstMessageExt, TicketStatementQuery};
     use datafusion::common::ScalarValue;
     use ferrite_proto::influxdata::iox::querier::v1::QueryParamValue;
     use ferrite_proto::influxdata::iox::querier::v1::query_param_value::Value as ProtoValue;
@@ -480,7 +394,7 @@ mod tests {
     fn query(bytes: &[u8]) -> Result<IoxQuery, QueryError> {
         match decode_ticket(bytes)? {
             TicketRequest::Query(q) => Ok(q),
-            TicketRequest::FlightSql => panic!("decoded as Flight SQL"),
+            other => panic!("decoded as {other:?}"),
         }
     }
 
@@ -542,6 +456,45 @@ mod tests {
             decode_ticket(&ticket.as_any().encode_to_vec()),
             Ok(TicketRequest::FlightSql)
         ));
+    }
+
+    #[test]
+    fn read_info_tickets_carry_metadata_commands_with_their_database() {
+        let command = CommandGetTables {
+            include_schema: true,
+            ..Default::default()
+        };
+        let info = ReadInfo {
+            database: "db".into(),
+            query_type: QueryType::FlightSqlMessage.into(),
+            flightsql_command: command.as_any().encode_to_vec(),
+            ..Default::default()
+        };
+        match decode_ticket(&info.encode_to_vec()).unwrap() {
+            TicketRequest::Metadata {
+                database,
+                command: Command::CommandGetTables(got),
+            } => {
+                assert_eq!(database, "db");
+                assert_eq!(got, command);
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        let statement = ReadInfo {
+            database: "db".into(),
+            query_type: QueryType::FlightSqlMessage.into(),
+            flightsql_command: CommandStatementQuery {
+                query: "SELECT 1".into(),
+                transaction_id: None,
+            }
+            .as_any()
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(
+            query(&statement.encode_to_vec()).unwrap(),
+            expected(QueryParams::new())
+        );
     }
 
     #[test]
