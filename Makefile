@@ -31,6 +31,7 @@ test-rust:
 # builds target/debug/ferrite, which the Python suite drives.
 test-python:
 	cargo test --workspace --no-run
+	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
 
 bench: setup bench-lineproto bench-e2e

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ferrite_cluster import FerriteCluster, find_launcher
 from ferrite_e2e import FerriteBinaryMissing, FerriteServer, find_ferrite_bin, unique_db
 
 
@@ -25,6 +26,30 @@ def server(ferrite_bin, tmp_path_factory):
     yield srv
     code = srv.stop()
     assert code == 0, f"shared ferrite exited {code} after SIGTERM\n{srv.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def cluster(ferrite_bin, tmp_path_factory):
+    """A local cluster (PostgreSQL, MinIO, catalog, 2 ingesters, querier, router) for the
+    session, started on first use."""
+    try:
+        launcher = find_launcher(ferrite_bin)
+    except FileNotFoundError as e:
+        pytest.exit(f"ferrite e2e: {e}", returncode=3)
+    base = tmp_path_factory.mktemp("ferrite-cluster")
+    c = FerriteCluster(launcher, ferrite_bin, base / "launcher.log")
+    c.start()
+    yield c
+    code = c.stop()
+    assert code == 0, f"ferrite-test-cluster exited {code}\n{c.log_tail()}"
+
+
+@pytest.fixture(scope="session", params=["serve", "cluster"])
+def front_door(request):
+    """The one address clients use, for every deployment: `ferrite serve`, and the local
+    cluster (router in front of ingesters and a querier). Has `.url` (http://host:port),
+    `.port`, `.flight_uri` (grpc+tcp://host:port) and `.log_tail()`."""
+    return request.getfixturevalue({"serve": "server", "cluster": "cluster"}[request.param])
 
 
 @pytest.fixture
@@ -64,6 +89,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "call" and rep.failed:
-        srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
-        if isinstance(srv, FerriteServer):
+        funcargs = item.funcargs if hasattr(item, "funcargs") else {}
+        srv = funcargs.get("front_door") or funcargs.get("server")
+        if isinstance(srv, (FerriteServer, FerriteCluster)):
             rep.sections.append(("ferrite log", srv.log_tail(40)))
