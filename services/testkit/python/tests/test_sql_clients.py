@@ -144,7 +144,7 @@ GRAFANA_GROUP = ("SELECT $__timeGroupAlias(time, minute), avg(usage) AS usage FR
                  "AND $__timeRange(time) GROUP BY $__timeGroup(time, minute) ORDER BY 1")
 
 
-def check_grafana_report(report: dict, db: str):
+def check_grafana_report(report: dict):
     no_error(report["health"], "health check `select 1`")
     assert report["health"]["rows"] == [[1]]
 
@@ -188,7 +188,7 @@ def test_grafana_flightsql_token(front_door, sdb):
         front_door, sdb, "--token", TOKEN, "--table", "cpu",
         "--query", f"agg={GRAFANA_AGG}", "--query", f"cast={GRAFANA_CAST}", "--query", f"group={GRAFANA_GROUP}")
     assert report["handshake"] is None  # with a token the plugin does no Handshake
-    check_grafana_report(report, sdb)
+    check_grafana_report(report)
     sql_info = no_error(report["sql_info"], "GetSqlInfo([]) (all)")
     info_names = {row[0] for row in sql_info["rows"]}
     assert 0 in info_names, "no FLIGHT_SQL_SERVER_NAME (0) in GetSqlInfo"
@@ -202,7 +202,7 @@ def test_grafana_flightsql_username_password(front_door, sdb):
         front_door, sdb, "--user", "grafana", "--password", TOKEN, "--table", "cpu",
         "--query", f"agg={GRAFANA_AGG}", "--query", f"cast={GRAFANA_CAST}", "--query", f"group={GRAFANA_GROUP}")
     assert report["handshake"] == {"authorization": f"Bearer {TOKEN}"}, report["failures"]
-    check_grafana_report(report, sdb)
+    check_grafana_report(report)
     assert rc == 0, (report["failures"], stderr[-2000:])
 
 
