@@ -16,12 +16,18 @@
 //! runtime instead and batches cross to the caller through a small channel, so a heavy query
 //! cannot starve the I/O threads that serve writes and health checks.
 
+use std::num::NonZeroUsize;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -30,8 +36,10 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use object_store::ObjectStore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{QueryError, Result, Stage};
 use crate::params::QueryParams;
@@ -54,6 +62,16 @@ pub struct QuerierConfig {
     /// Worker threads of a dedicated query-execution runtime; `None` executes on the caller's
     /// runtime.
     pub execution_threads: Option<usize>,
+    /// Queries that may run at once; more wait for a slot.
+    pub max_concurrent_queries: usize,
+    /// How long a query waits for a slot before it is refused as "too many queries"
+    /// (retryable). Zero refuses at once.
+    pub queue_timeout: Duration,
+    /// Memory the running queries' operators (sorts, aggregations, joins, dedup) may hold
+    /// together; a query that needs more than what is left fails. `None`: unbounded.
+    pub memory_limit: Option<usize>,
+    /// Longest a query may take from planning to its last batch. `None`: unbounded.
+    pub query_timeout: Option<Duration>,
 }
 
 impl Default for QuerierConfig {
@@ -62,6 +80,10 @@ impl Default for QuerierConfig {
             target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch_size: 8192,
             execution_threads: None,
+            max_concurrent_queries: 16,
+            queue_timeout: Duration::from_secs(10),
+            memory_limit: None,
+            query_timeout: None,
         }
     }
 }
@@ -76,6 +98,8 @@ pub struct QueryEngine {
     store_url: ObjectStoreUrl,
     config: QuerierConfig,
     executor: Option<DedicatedRuntime>,
+    /// One permit per running query; a query holds its permit until its stream ends.
+    slots: Arc<Semaphore>,
 }
 
 impl QueryEngine {
@@ -89,7 +113,15 @@ impl QueryEngine {
     ) -> Result<Self> {
         let store_url = ObjectStoreUrl::parse(OBJECT_STORE_URL)
             .map_err(|e| QueryError::Internal(format!("object store url: {e}")))?;
-        let runtime = RuntimeEnvBuilder::new()
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = config.memory_limit {
+            // Greedy: first come, first served, as IOx does; the tracking wrapper names the
+            // largest consumers in the error.
+            let pool = GreedyMemoryPool::new(limit);
+            let tracked = TrackConsumersPool::new(pool, NonZeroUsize::new(3).expect("3 > 0"));
+            runtime = runtime.with_memory_pool(Arc::new(tracked));
+        }
+        let runtime = runtime
             .build_arc()
             .map_err(|e| QueryError::Internal(format!("datafusion runtime: {e}")))?;
         runtime.register_object_store(store_url.as_ref(), object_store);
@@ -97,6 +129,7 @@ impl QueryEngine {
             .execution_threads
             .map(DedicatedRuntime::new)
             .transpose()?;
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
         Ok(Self {
             catalog,
             ingesters: ingesters.into(),
@@ -104,6 +137,7 @@ impl QueryEngine {
             store_url,
             config,
             executor,
+            slots,
         })
     }
 
@@ -115,19 +149,56 @@ impl QueryEngine {
         query: &str,
         params: QueryParams,
     ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-        let (ctx, df) = self.plan(database, query, params).await?;
-        let plan = df
-            .create_physical_plan()
-            .await
-            .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
-        let schema = plan.schema();
-        let task_ctx = ctx.task_ctx();
-        let stream = match &self.executor {
-            None => execute_stream(plan, task_ctx)
-                .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?,
-            Some(executor) => executor.execute(plan, task_ctx, Arc::clone(&schema)),
+        let deadline = self.config.query_timeout.map(|t| (Instant::now() + t, t));
+        let slot = self.slot().await?;
+        let start = async {
+            let (ctx, df) = self.plan(database, query, params).await?;
+            let plan = df
+                .create_physical_plan()
+                .await
+                .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+            let schema = plan.schema();
+            let task_ctx = ctx.task_ctx();
+            let stream = match &self.executor {
+                None => execute_stream(plan, task_ctx)
+                    .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?,
+                Some(executor) => executor.execute(plan, task_ctx, Arc::clone(&schema)),
+            };
+            Ok::<_, QueryError>((schema, stream))
         };
-        Ok((schema, stream))
+        let (schema, stream) = match deadline {
+            None => start.await?,
+            Some((at, limit)) => tokio::time::timeout_at(at, start)
+                .await
+                .map_err(|_| QueryError::Timeout(limit))??,
+        };
+        let limited = LimitedStream {
+            inner: stream,
+            deadline: deadline.map(|(at, limit)| (Box::pin(tokio::time::sleep_until(at)), limit)),
+            _slot: slot,
+        };
+        Ok((
+            Arc::clone(&schema),
+            Box::pin(RecordBatchStreamAdapter::new(schema, limited)),
+        ))
+    }
+
+    /// A permit to run one query, waiting up to the queue timeout for one to free up.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit> {
+        let slots = Arc::clone(&self.slots);
+        let acquire = slots.acquire_owned();
+        let permit = if self.config.queue_timeout.is_zero() {
+            Arc::clone(&self.slots).try_acquire_owned().ok()
+        } else {
+            tokio::time::timeout(self.config.queue_timeout, acquire)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        permit.ok_or(QueryError::TooManyQueries {
+            running: self.config.max_concurrent_queries.max(1),
+            waited: self.config.queue_timeout,
+        })
     }
 
     /// The schema `query` would return, without running it (Flight's GetFlightInfo).
@@ -260,6 +331,34 @@ impl QueryEngine {
                 .map_err(|e| QueryError::Internal(format!("registering table: {e}")))?;
         }
         Ok(ctx)
+    }
+}
+
+/// A query's result stream under its limits: it holds the query's slot until it ends or is
+/// dropped, and fails with [`QueryError::Timeout`] once the deadline passes.
+struct LimitedStream {
+    inner: SendableRecordBatchStream,
+    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Stream for LimitedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some((sleep, limit)) = &mut self.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let limit = *limit;
+            self.deadline = None;
+            // End the plan now (dropping it stops its tasks) and report the timeout once.
+            self.inner = Box::pin(RecordBatchStreamAdapter::new(
+                self.inner.schema(),
+                futures::stream::empty(),
+            ));
+            return Poll::Ready(Some(Err(QueryError::Timeout(limit).into_datafusion())));
+        }
+        self.inner.as_mut().poll_next(cx)
     }
 }
 

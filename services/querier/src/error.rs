@@ -38,6 +38,30 @@ pub enum QueryError {
     /// The query failed while running.
     #[error("error while executing query: {0}")]
     Execution(#[source] DataFusionError),
+    /// Every query slot stayed busy for the whole queue timeout (retryable).
+    #[error(
+        "too many queries: {running} are running and none finished within {waited:?}; \
+         retry shortly, or raise FERRITE_MAX_CONCURRENT_QUERIES"
+    )]
+    TooManyQueries {
+        /// The concurrency limit.
+        running: usize,
+        /// How long the query waited for a slot.
+        waited: std::time::Duration,
+    },
+    /// The query needed more operator memory than the querier had left (final: the same
+    /// query will need the same memory).
+    #[error(
+        "query exceeded the querier's memory limit (FERRITE_QUERY_MEMORY_BYTES, shared by \
+         running queries): narrow its time range or the series and columns it reads. {0}"
+    )]
+    MemoryLimit(String),
+    /// The query ran longer than the query timeout.
+    #[error(
+        "query exceeded the time limit of {0:?} (FERRITE_QUERY_TIMEOUT_SECONDS): narrow its \
+         time range or the series it reads"
+    )]
+    Timeout(std::time::Duration),
     /// A bug or broken invariant inside the querier.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +94,9 @@ impl QueryError {
         if let Some(ours) = find_query_error(&err) {
             // Wrapped inside context or shared errors: keep the class, lose ownership.
             return ours;
+        }
+        if let DataFusionError::ResourcesExhausted(message) = err.find_root() {
+            return Self::MemoryLimit(message.clone());
         }
         let input_error = match err.find_root() {
             DataFusionError::SQL(..)
@@ -113,9 +140,20 @@ impl QueryError {
             Self::Ingester(ferrite_ingester::api::QueryError::Invalid(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            Self::TooManyQueries { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MemoryLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for errors worth retrying as they are.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyQueries { .. } => Some(1),
+            _ => None,
         }
     }
 
@@ -131,6 +169,9 @@ impl QueryError {
                 tonic::Code::Unavailable
             }
             Self::Ingester(ferrite_ingester::api::QueryError::Invalid(_)) => tonic::Code::Internal,
+            Self::TooManyQueries { .. } => tonic::Code::Unavailable,
+            Self::MemoryLimit(_) => tonic::Code::ResourceExhausted,
+            Self::Timeout(_) => tonic::Code::DeadlineExceeded,
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => tonic::Code::Internal,
         }
     }
@@ -184,6 +225,12 @@ impl QueryError {
             Self::Ingester(ferrite_ingester::api::QueryError::Invalid(m)) => {
                 Self::Ingester(ferrite_ingester::api::QueryError::Invalid(m.clone()))
             }
+            Self::TooManyQueries { running, waited } => Self::TooManyQueries {
+                running: *running,
+                waited: *waited,
+            },
+            Self::MemoryLimit(m) => Self::MemoryLimit(m.clone()),
+            Self::Timeout(t) => Self::Timeout(*t),
             Self::Execution(e) => Self::Execution(DataFusionError::Execution(e.to_string())),
             Self::Internal(m) => Self::Internal(m.clone()),
         }

@@ -167,11 +167,17 @@ fn into_response(result: Result<Response>) -> Response {
             if status.is_server_error() {
                 tracing::warn!(error = %err, "query failed");
             }
-            (
+            let mut response = (
                 status,
                 axum::Json(serde_json::json!({ "error": err.to_string() })),
             )
-                .into_response()
+                .into_response();
+            if let Some(seconds) = err.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
         }
     }
 }

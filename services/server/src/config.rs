@@ -88,6 +88,29 @@ impl ObjectStoreConfig {
     }
 }
 
+/// Query limits of a querier (`ferrite serve` has one too).
+#[derive(Debug, Clone, Args)]
+pub struct QueryLimits {
+    /// Queries that may run at once; more wait for a slot.
+    #[arg(long, env = "FERRITE_MAX_CONCURRENT_QUERIES", default_value_t = 16)]
+    pub max_concurrent_queries: usize,
+    /// Seconds a query waits for a slot before it is refused (HTTP 503 with Retry-After,
+    /// gRPC UNAVAILABLE). 0 refuses at once.
+    #[arg(
+        long,
+        env = "FERRITE_QUERY_QUEUE_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub query_queue_timeout_seconds: u64,
+    /// Bytes of memory that running queries' sorts, aggregations, joins and deduplication may
+    /// hold together; a query needing more fails (HTTP 422, gRPC RESOURCE_EXHAUSTED).
+    #[arg(long, env = "FERRITE_QUERY_MEMORY_BYTES", default_value_t = 4 << 30)]
+    pub query_memory_bytes: usize,
+    /// Longest a query may run, in seconds (HTTP 504, gRPC DEADLINE_EXCEEDED). 0: no limit.
+    #[arg(long, env = "FERRITE_QUERY_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub query_timeout_seconds: u64,
+}
+
 /// `ferrite serve`: every service in one process on embedded defaults.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -121,6 +144,8 @@ pub struct ServeConfig {
     /// How long a clean shutdown waits for open connections before persisting.
     #[arg(long, env = "FERRITE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    #[command(flatten)]
+    pub query_limits: QueryLimits,
 }
 
 impl ServeConfig {

@@ -26,7 +26,7 @@ use ferrite_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::ObjectStoreConfig;
+use crate::config::{ObjectStoreConfig, QueryLimits};
 use crate::discovery::Peers;
 use crate::fanout::AllIngesters;
 use crate::serve::{common_routes, one_port, querier_config, serve_until};
@@ -127,6 +127,8 @@ pub struct QuerierArgs {
     pub ingesters: String,
     #[command(flatten)]
     pub object_store: ObjectStoreConfig,
+    #[command(flatten)]
+    pub query_limits: QueryLimits,
 }
 
 /// Run one service until SIGTERM / Ctrl-C.
@@ -234,7 +236,7 @@ pub async fn run(
                     catalog,
                     vec![all as Arc<dyn IngesterQuery>],
                     store,
-                    querier_config(),
+                    querier_config(&a.query_limits),
                 )
                 .context("starting the query engine")?,
             );

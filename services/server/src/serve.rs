@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::info;
 
-use crate::config::ServeConfig;
+use crate::config::{QueryLimits, ServeConfig};
 
 /// The version reported by `/ping` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -78,7 +78,7 @@ impl Server {
                 Arc::clone(&catalog),
                 vec![Arc::clone(&ingester) as Arc<dyn IngesterQuery>],
                 store,
-                querier_config(),
+                querier_config(&config.query_limits),
             )
             .context("starting the query engine")?,
         );
@@ -166,9 +166,14 @@ pub fn one_port(http: axum::Router, grpc: axum::Router) -> axum::Router {
 
 /// Query engine settings: DataFusion runs on its own runtime so that CPU-heavy plans never
 /// block the threads serving HTTP and gRPC.
-pub fn querier_config() -> QuerierConfig {
+pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
     QuerierConfig {
         execution_threads: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        max_concurrent_queries: limits.max_concurrent_queries,
+        queue_timeout: Duration::from_secs(limits.query_queue_timeout_seconds),
+        memory_limit: Some(limits.query_memory_bytes),
+        query_timeout: (limits.query_timeout_seconds > 0)
+            .then(|| Duration::from_secs(limits.query_timeout_seconds)),
         ..QuerierConfig::default()
     }
 }

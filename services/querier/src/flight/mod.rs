@@ -278,9 +278,14 @@ fn token_from_authorization(value: &str) -> Option<String> {
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" | "token" => Some(rest.to_string()),
         "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .ok()?;
+            // arrow-go (Grafana's plugin, the ADBC driver) sends unpadded base64; Java and
+            // Python pad. Accept both.
+            const BASIC: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            let decoded = BASIC.decode(rest).ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             decoded
                 .split_once(':')
@@ -537,5 +542,11 @@ mod tests {
             Some("t3")
         );
         assert_eq!(token_from_authorization("Digest x"), None);
+        // Unpadded, as arrow-go's AuthenticateBasicToken sends it.
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("grafana:e2e-token");
+        assert_eq!(
+            token_from_authorization(&format!("Basic {unpadded}")).as_deref(),
+            Some("e2e-token")
+        );
     }
 }

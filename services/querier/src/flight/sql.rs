@@ -418,11 +418,19 @@ impl FlightSqlService for FlightSqlHandler {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<BoxStream<HandshakeResponse>>, Status> {
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(token_from_authorization);
+        let token = match request.metadata().get("authorization") {
+            None => None,
+            Some(value) => {
+                let token = value.to_str().ok().and_then(token_from_authorization);
+                if token.is_none() {
+                    return Err(Status::unauthenticated(
+                        "malformed authorization header: expected 'Bearer <token>', \
+                         'Token <token>' or 'Basic base64(user:token)'",
+                    ));
+                }
+                token
+            }
+        };
         let mut incoming = request.into_inner();
         let payload = match incoming.message().await? {
             Some(first) => first.payload,

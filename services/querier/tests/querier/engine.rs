@@ -1,10 +1,14 @@
 //! The query engine over files and ingester data: dedup, pruning, schema evolution, SQL
 //! surface.
 
+use std::sync::Arc;
+
 use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use ferrite_model::ColumnType;
 use ferrite_querier::{QuerierConfig, QueryError, QueryParams};
+use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde_json::json;
@@ -629,4 +633,149 @@ async fn row_groups_and_files_are_pruned_by_statistics() {
         .unwrap_or_else(|| panic!("no pruning metrics in {plan}"));
     // "5 total → 1 matched" (DataFusion's rendering): only one row group is read.
     assert!(pruned.starts_with("5 total \u{2192} 1 matched"), "{plan}");
+}
+
+/// A fixture whose cpu table has `n` hosts, one row each, in the ingester's buffer.
+async fn limited(config: QuerierConfig, hosts: usize) -> Fixture {
+    let f = Fixture::with_config(config).await;
+    let t = f.table("cpu", CPU).await;
+    let rows: Vec<_> = (0..hosts)
+        .map(|i| json!([format!("host-{i:05}"), "eu", i as f64, i, JAN1]))
+        .collect();
+    f.buffer(&t, cpu(&rows));
+    f
+}
+
+#[tokio::test]
+async fn a_query_over_the_concurrency_limit_is_refused_as_retryable() {
+    let f = limited(
+        QuerierConfig {
+            max_concurrent_queries: 1,
+            queue_timeout: std::time::Duration::ZERO,
+            ..QuerierConfig::default()
+        },
+        2,
+    )
+    .await;
+    // The first query holds its slot until its stream is finished or dropped.
+    let (_, running) = f
+        .engine
+        .sql(&f.db, "SELECT * FROM cpu", QueryParams::new())
+        .await
+        .unwrap();
+    let e = f
+        .engine
+        .sql(&f.db, "SELECT 1", QueryParams::new())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, QueryError::TooManyQueries { .. }), "{e}");
+    assert_eq!(e.http_status(), 503);
+    assert_eq!(e.retry_after(), Some(1));
+    assert_eq!(e.grpc_code(), tonic::Code::Unavailable);
+    assert!(e.to_string().contains("too many queries"), "{e}");
+    drop(running);
+    f.engine
+        .sql(&f.db, "SELECT 1", QueryParams::new())
+        .await
+        .expect("the slot is free again once the first stream is dropped");
+}
+
+#[tokio::test]
+async fn a_waiting_query_gets_the_slot_a_finished_query_frees() {
+    let f = limited(
+        QuerierConfig {
+            max_concurrent_queries: 1,
+            queue_timeout: std::time::Duration::from_secs(60),
+            ..QuerierConfig::default()
+        },
+        2,
+    )
+    .await;
+    let (_, running) = f
+        .engine
+        .sql(&f.db, "SELECT * FROM cpu", QueryParams::new())
+        .await
+        .unwrap();
+    let engine = Arc::clone(&f.engine);
+    let db = f.db.clone();
+    let waiting = tokio::spawn(async move {
+        let (_, stream) = engine
+            .sql(&db, "SELECT count(*) AS n FROM cpu", QueryParams::new())
+            .await?;
+        stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(QueryError::from_stream_error)
+    });
+    let first: Vec<RecordBatch> = running.try_collect().await.unwrap();
+    assert_eq!(first.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    let second = waiting.await.unwrap().unwrap();
+    assert_eq!(pretty_lines(&second)[3], "| 2 |");
+}
+
+#[tokio::test]
+async fn a_query_over_the_memory_limit_fails_with_a_final_status() {
+    // A sort of 20 000 distinct hosts needs far more than 64 KiB of sort buffers.
+    let f = limited(
+        QuerierConfig {
+            memory_limit: Some(64 * 1024),
+            ..QuerierConfig::default()
+        },
+        20_000,
+    )
+    .await;
+    let e = match f
+        .engine
+        .sql(
+            &f.db,
+            "SELECT host, avg(usage) FROM cpu GROUP BY host ORDER BY host DESC",
+            QueryParams::new(),
+        )
+        .await
+    {
+        Err(e) => e,
+        Ok((_, stream)) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(QueryError::from_stream_error)
+            .expect_err("the query must not fit in 64 KiB"),
+    };
+    assert!(matches!(e, QueryError::MemoryLimit(_)), "{e}");
+    assert_eq!(e.http_status(), 422);
+    assert_eq!(e.grpc_code(), tonic::Code::ResourceExhausted);
+    assert_eq!(e.retry_after(), None);
+    assert!(e.to_string().contains("memory limit"), "{e}");
+}
+
+#[tokio::test]
+async fn a_query_past_its_deadline_fails_with_a_timeout() {
+    let f = limited(
+        QuerierConfig {
+            query_timeout: Some(std::time::Duration::from_millis(200)),
+            ..QuerierConfig::default()
+        },
+        2,
+    )
+    .await;
+    // Either planning already took too long, or the stream reports the deadline when it is
+    // read after it passed: the outcome is the same error.
+    let e = match f
+        .engine
+        .sql(&f.db, "SELECT * FROM cpu", QueryParams::new())
+        .await
+    {
+        Err(e) => e,
+        Ok((_, stream)) => {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(QueryError::from_stream_error)
+                .expect_err("the deadline has passed")
+        }
+    };
+    assert!(matches!(e, QueryError::Timeout(_)), "{e}");
+    assert_eq!(e.http_status(), 504);
+    assert_eq!(e.grpc_code(), tonic::Code::DeadlineExceeded);
 }
