@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup build run test test-rust test-python bench bench-lineproto bench-e2e fmt lint clean
+.PHONY: cluster cluster-down help setup build run test test-rust test-clients test-python bench bench-lineproto bench-e2e fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -22,10 +22,14 @@ build: setup
 run: setup
 	cargo run --release --bin ferrite -- serve
 
-test: setup test-rust test-python
+test: setup test-rust test-clients test-python
 
 test-rust:
 	cargo test --workspace --no-fail-fast
+
+# Unit tests of the client programs the end-to-end tests drive (Grafana macro expansion).
+test-clients:
+	cd services/testkit/clients/go && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go test ./...
 
 # The same cargo invocation as test-rust (one feature set, so nothing is rebuilt): it also
 # builds target/debug/ferrite, which the Python suite drives.

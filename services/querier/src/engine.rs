@@ -17,6 +17,7 @@
 //! cannot starve the I/O threads that serve writes and health checks.
 
 use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,6 +35,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value as SqlValue, visit_expressions_mut};
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
 use futures::{SinkExt, Stream, StreamExt};
@@ -278,10 +281,13 @@ impl QueryEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
-        let mut df = ctx
-            .sql_with_options(query, options)
-            .await
-            .map_err(planning)?;
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(query, &dialect).map_err(planning)?;
+        number_question_marks(&mut statement);
+        let plan = state.statement_to_plan(statement).await.map_err(planning)?;
+        options.verify_plan(&plan).map_err(planning)?;
+        let mut df = ctx.execute_logical_plan(plan).await.map_err(planning)?;
         if !params.is_empty() {
             df = df
                 .with_param_values(params.to_param_values())
@@ -332,6 +338,26 @@ impl QueryEngine {
         }
         Ok(ctx)
     }
+}
+
+/// JDBC and ODBC tools write positional parameters as `?`; DataFusion numbers only `$1, $2…`.
+/// Each `?` becomes the next `$n`, in the order the statement's expressions are visited
+/// (source order).
+fn number_question_marks(statement: &mut DFStatement) {
+    let DFStatement::Statement(statement) = statement else {
+        return;
+    };
+    let mut next = 0;
+    let _ = visit_expressions_mut(statement.as_mut(), |expr| {
+        if let SqlExpr::Value(value) = expr
+            && let SqlValue::Placeholder(name) = &mut value.value
+            && name == "?"
+        {
+            next += 1;
+            *name = format!("${next}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// A query's result stream under its limits: it holds the query's slot until it ends or is

@@ -779,3 +779,44 @@ async fn a_query_past_its_deadline_fails_with_a_timeout() {
     assert_eq!(e.http_status(), 504);
     assert_eq!(e.grpc_code(), tonic::Code::DeadlineExceeded);
 }
+
+#[tokio::test]
+async fn question_mark_placeholders_are_numbered_in_order() {
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.buffer(
+        &t,
+        cpu(&[
+            json!(["a", "eu", 1.0, 1, JAN1]),
+            json!(["b", "us", 2.0, 2, JAN1]),
+        ]),
+    );
+    let params = QueryParams::new()
+        .with("1", ScalarValue::Utf8(Some("us".into())))
+        .with("2", ScalarValue::Float64(Some(1.5)));
+    let (_, stream) = f
+        .engine
+        .sql(
+            &f.db,
+            "SELECT host FROM cpu WHERE region = ? AND usage > ?",
+            params,
+        )
+        .await
+        .unwrap();
+    let out: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    assert_eq!(
+        pretty_lines(&out),
+        ["+------+", "| host |", "+------+", "| b    |", "+------+"]
+    );
+    let (_, parameters) = f
+        .engine
+        .prepare(&f.db, "SELECT host FROM cpu WHERE region = ? AND usage > ?")
+        .await
+        .unwrap();
+    let names: Vec<&str> = parameters
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["$1", "$2"]);
+}

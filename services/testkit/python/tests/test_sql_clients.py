@@ -334,11 +334,15 @@ def check_jdbc_report(report: dict):
     prepared = no_error(queries["param_a"], "PreparedStatement(host = $1) with setString(1, \"a\")")
     assert [(c["name"], c["sql_type"]) for c in prepared["columns"]] == [("time", "TIMESTAMP"), ("usage", "DOUBLE")]
     assert [tuple(r) for r in prepared["rows"]] == PARAM_ROWS_A
+    # The JDBC way of writing a positional parameter: `?` is numbered like `$1`.
+    question = no_error(queries["param_q"], "PreparedStatement(host = ?) with setString(1, \"a\")")
+    assert [tuple(r) for r in question["rows"]] == PARAM_ROWS_A
 
 
 def jdbc_scenario_args() -> list[str]:
     return ["--table", "cpu", "--query", f"agg={AGG_SQL}",
-            "--prepared", f"param_a={PARAM_SQL}", "--bind", "param_a=str:a"]
+            "--prepared", f"param_a={PARAM_SQL}", "--bind", "param_a=str:a",
+            "--prepared", f"param_q={PARAM_SQL.replace('$1', '?')}", "--bind", "param_q=str:a"]
 
 
 def test_jdbc_token(front_door, sdb):
