@@ -318,11 +318,11 @@ impl QueryEngine {
             // predicates reach a scan that feeds dedup, so this never drops a row dedup needs.
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
-        let state = SessionStateBuilder::new()
+        let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
-            .with_default_features()
-            .build();
+            .with_default_features();
+        let state = crate::functions::install(builder).build();
         let ctx = SessionContext::new_with_state(state);
         for (name, table) in schema.tables {
             let provider = QuerierTable::new(

@@ -25,6 +25,7 @@ mod dedup;
 mod engine;
 mod error;
 mod flight;
+mod functions;
 mod http;
 mod params;
 mod table;
