@@ -18,6 +18,8 @@
 //!   persistence (both use [`ferrite_model::dedup::sort_dedup`]);
 //! - user tables live in catalog `public`, schema `iox`, with `information_schema` enabled;
 //!   tags leave as plain Utf8 and `time` as Timestamp(ns) on every wire;
+//! - SQL has InfluxDB 3's time-series functions (selectors, `date_bin_gapfill`, `locf`,
+//!   `interpolate`), installed in every query session by one call (`functions::install`);
 //! - errors map to HTTP and gRPC status in one place ([`QueryError::http_status`],
 //!   [`QueryError::grpc_code`]), with no catch-all arm.
 

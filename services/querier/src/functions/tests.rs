@@ -314,3 +314,440 @@ async fn selectors_need_a_value_and_a_timestamp() {
         "{error}"
     );
 }
+
+// ─── gap filling ────────────────────────────────────────────────────────────────────────
+
+/// `cpu`: hosts a and b between 23:55 the day before and 01:05, over two partitions.
+///
+/// ```text
+///  10-minute bin   00:00  00:10     00:20  00:30  00:40  00:50
+///  a  usage        -      10, 20    -      30     NULL   -
+///  b  usage        1      -         5      -      -      8
+///  b  reqs         10     -         15     -      -      16
+/// ```
+/// plus rows outside the hour (a at 23:55, b at 01:05) that the WHERE clauses exclude.
+fn cpu_context() -> SessionContext {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("host", DataType::Utf8, false),
+        time_field(),
+        Field::new("usage", DataType::Float64, true),
+        Field::new("reqs", DataType::Int64, true),
+    ]));
+    let batch = |rows: &[(&str, i64, Option<f64>, Option<i64>)]| {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(TimestampNanosecondArray::from_iter_values(
+                rows.iter().map(|r| r.1),
+            )),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.2))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.3))),
+        ];
+        RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+    };
+    let ctx = context();
+    register(
+        &ctx,
+        "cpu",
+        Arc::clone(&schema),
+        vec![
+            vec![
+                batch(&[
+                    ("a", at("00:12"), Some(10.0), Some(1)),
+                    ("b", at("00:00"), Some(1.0), Some(10)),
+                    (
+                        "a",
+                        at("23:55") - 24 * 3_600_000_000_000,
+                        Some(99.0),
+                        Some(1),
+                    ),
+                ]),
+                batch(&[
+                    ("a", at("00:41"), None, Some(1)),
+                    ("b", at("00:50"), Some(8.0), Some(16)),
+                ]),
+            ],
+            vec![
+                batch(&[
+                    ("a", at("00:15"), Some(20.0), Some(1)),
+                    ("b", at("00:20"), Some(5.0), Some(15)),
+                ]),
+                batch(&[
+                    ("a", at("00:31"), Some(30.0), Some(1)),
+                    ("b", at("01:05"), Some(99.0), Some(99)),
+                ]),
+            ],
+        ],
+    );
+    ctx
+}
+
+const HOUR: &str = "time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T01:00:00Z'";
+
+#[tokio::test]
+async fn date_bin_gapfill_returns_every_bin_of_the_range_per_series_with_null_gaps() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        &format!(
+            "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, host, \
+               avg(usage) AS usage, count(*) AS n \
+             FROM cpu WHERE {HOUR} GROUP BY 1, host ORDER BY host, minute"
+        ),
+    )
+    .await;
+    // Gaps at the start (a 00:00), in the middle (a 00:20, b 00:10) and at the end
+    // (a 00:50, b 00:30-00:40); a's 00:40 row exists with a NULL average.
+    assert_table(
+        &actual,
+        "
+        +---------------------+------+-------+---+
+        | minute              | host | usage | n |
+        +---------------------+------+-------+---+
+        | 2024-01-01T00:00:00 | a    |       |   |
+        | 2024-01-01T00:10:00 | a    | 15.0  | 2 |
+        | 2024-01-01T00:20:00 | a    |       |   |
+        | 2024-01-01T00:30:00 | a    | 30.0  | 1 |
+        | 2024-01-01T00:40:00 | a    |       | 1 |
+        | 2024-01-01T00:50:00 | a    |       |   |
+        | 2024-01-01T00:00:00 | b    | 1.0   | 1 |
+        | 2024-01-01T00:10:00 | b    |       |   |
+        | 2024-01-01T00:20:00 | b    | 5.0   | 1 |
+        | 2024-01-01T00:30:00 | b    |       |   |
+        | 2024-01-01T00:40:00 | b    |       |   |
+        | 2024-01-01T00:50:00 | b    | 8.0   | 1 |
+        +---------------------+------+-------+---+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn without_other_group_columns_or_aggregates_every_bin_is_listed_once() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        &format!(
+            "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute \
+             FROM cpu WHERE {HOUR} GROUP BY minute ORDER BY minute"
+        ),
+    )
+    .await;
+    assert_table(
+        &actual,
+        "
+        +---------------------+
+        | minute              |
+        +---------------------+
+        | 2024-01-01T00:00:00 |
+        | 2024-01-01T00:10:00 |
+        | 2024-01-01T00:20:00 |
+        | 2024-01-01T00:30:00 |
+        | 2024-01-01T00:40:00 |
+        | 2024-01-01T00:50:00 |
+        +---------------------+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn gap_filled_time_stays_a_nanosecond_timestamp() {
+    let ctx = cpu_context();
+    let df = ctx
+        .sql(&format!(
+            "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, avg(usage) \
+             FROM cpu WHERE {HOUR} GROUP BY 1"
+        ))
+        .await
+        .unwrap();
+    let batches = df.collect().await.unwrap();
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &DataType::Timestamp(TimeUnit::Nanosecond, None)
+    );
+}
+
+#[tokio::test]
+async fn locf_carries_the_last_value_of_the_same_series_forward() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        &format!(
+            "SELECT host, date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+               locf(avg(usage)) AS usage, locf(selector_last(usage, time))['time'] AS seen \
+             FROM cpu WHERE {HOUR} GROUP BY host, minute ORDER BY host, minute"
+        ),
+    )
+    .await;
+    // The leading gap of a stays NULL; a's NULL average at 00:40 is replaced too; b never
+    // takes a's values.
+    assert_table(
+        &actual,
+        "
+        +------+---------------------+-------+---------------------+
+        | host | minute              | usage | seen                |
+        +------+---------------------+-------+---------------------+
+        | a    | 2024-01-01T00:00:00 |       |                     |
+        | a    | 2024-01-01T00:10:00 | 15.0  | 2024-01-01T00:15:00 |
+        | a    | 2024-01-01T00:20:00 | 15.0  | 2024-01-01T00:15:00 |
+        | a    | 2024-01-01T00:30:00 | 30.0  | 2024-01-01T00:31:00 |
+        | a    | 2024-01-01T00:40:00 | 30.0  | 2024-01-01T00:31:00 |
+        | a    | 2024-01-01T00:50:00 | 30.0  | 2024-01-01T00:31:00 |
+        | b    | 2024-01-01T00:00:00 | 1.0   | 2024-01-01T00:00:00 |
+        | b    | 2024-01-01T00:10:00 | 1.0   | 2024-01-01T00:00:00 |
+        | b    | 2024-01-01T00:20:00 | 5.0   | 2024-01-01T00:20:00 |
+        | b    | 2024-01-01T00:30:00 | 5.0   | 2024-01-01T00:20:00 |
+        | b    | 2024-01-01T00:40:00 | 5.0   | 2024-01-01T00:20:00 |
+        | b    | 2024-01-01T00:50:00 | 8.0   | 2024-01-01T00:50:00 |
+        +------+---------------------+-------+---------------------+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn interpolate_fills_gaps_linearly_between_values_of_the_same_series() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        &format!(
+            "SELECT host, date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+               interpolate(avg(usage)) AS usage, interpolate(sum(reqs)) AS reqs \
+             FROM cpu WHERE {HOUR} GROUP BY host, minute ORDER BY host, minute"
+        ),
+    )
+    .await;
+    // Leading and trailing gaps stay NULL; a's NULL average at 00:40 is trailing. Integers
+    // round halves away from zero: b's reqs at 00:10 is 12.5 → 13.
+    assert_table(
+        &actual,
+        "
+        +------+---------------------+-------+------+
+        | host | minute              | usage | reqs |
+        +------+---------------------+-------+------+
+        | a    | 2024-01-01T00:00:00 |       |      |
+        | a    | 2024-01-01T00:10:00 | 15.0  | 2    |
+        | a    | 2024-01-01T00:20:00 | 22.5  | 2    |
+        | a    | 2024-01-01T00:30:00 | 30.0  | 1    |
+        | a    | 2024-01-01T00:40:00 |       | 1    |
+        | a    | 2024-01-01T00:50:00 |       |      |
+        | b    | 2024-01-01T00:00:00 | 1.0   | 10   |
+        | b    | 2024-01-01T00:10:00 | 3.0   | 13   |
+        | b    | 2024-01-01T00:20:00 | 5.0   | 15   |
+        | b    | 2024-01-01T00:30:00 | 6.0   | 15   |
+        | b    | 2024-01-01T00:40:00 | 7.0   | 16   |
+        | b    | 2024-01-01T00:50:00 | 8.0   | 16   |
+        +------+---------------------+-------+------+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn bounds_may_be_timestamp_literals_with_between_and_an_origin_shifts_the_bins() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        "SELECT date_bin_gapfill(INTERVAL '20 minutes', time, TIMESTAMP '2024-01-01T00:05:00') AS bin, \
+           count(usage) AS n \
+         FROM cpu \
+         WHERE host = 'b' AND time BETWEEN TIMESTAMP '2024-01-01T00:00:00' AND TIMESTAMP '2024-01-01T00:59:59' \
+         GROUP BY bin ORDER BY bin",
+    )
+    .await;
+    // The first bin holds the lower bound, so it starts before it.
+    assert_table(
+        &actual,
+        "
+        +---------------------+---+
+        | bin                 | n |
+        +---------------------+---+
+        | 2023-12-31T23:45:00 | 1 |
+        | 2024-01-01T00:05:00 | 1 |
+        | 2024-01-01T00:25:00 |   |
+        | 2024-01-01T00:45:00 | 1 |
+        +---------------------+---+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn exclusive_and_inclusive_bounds_decide_the_last_bin() {
+    let ctx = cpu_context();
+    // `time <= 00:50` includes the 00:50 bin; `time > 00:00` still holds the 00:00 bin's
+    // later nanoseconds, so that bin is there too.
+    let actual = query(
+        &ctx,
+        "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, avg(usage) AS usage \
+         FROM cpu \
+         WHERE host = 'b' AND time > '2024-01-01T00:00:00Z' AND '2024-01-01T00:50:00Z' >= time \
+         GROUP BY minute ORDER BY minute",
+    )
+    .await;
+    assert_table(
+        &actual,
+        "
+        +---------------------+-------+
+        | minute              | usage |
+        +---------------------+-------+
+        | 2024-01-01T00:00:00 |       |
+        | 2024-01-01T00:10:00 |       |
+        | 2024-01-01T00:20:00 | 5.0   |
+        | 2024-01-01T00:30:00 |       |
+        | 2024-01-01T00:40:00 |       |
+        | 2024-01-01T00:50:00 | 8.0   |
+        +---------------------+-------+
+        ",
+    );
+}
+
+#[tokio::test]
+async fn now_relative_bounds_are_evaluated_when_the_query_is_planned() {
+    let ctx = context();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("host", DataType::Utf8, false),
+        time_field(),
+        Field::new("usage", DataType::Float64, true),
+    ]));
+    let half_hour_ago = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 1_800_000_000_000;
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(TimestampNanosecondArray::from(vec![half_hour_ago])),
+            Arc::new(Float64Array::from(vec![1.0])),
+        ],
+    )
+    .unwrap();
+    register(&ctx, "recent", schema, vec![vec![batch]]);
+    let actual = query(
+        &ctx,
+        "SELECT count(*) AS bins, count(usage) AS with_data FROM ( \
+           SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, avg(usage) AS usage \
+           FROM recent WHERE time >= now() - INTERVAL '1 hour' AND time < now() GROUP BY minute)",
+    )
+    .await;
+    // Six bins when the hour starts on a bin boundary, seven otherwise.
+    let six = "
+        +------+-----------+
+        | bins | with_data |
+        +------+-----------+
+        | 6    | 1         |
+        +------+-----------+
+    ";
+    if actual.contains("| 7    |") {
+        assert_table(&actual, &six.replace("| 6    |", "| 7    |"));
+    } else {
+        assert_table(&actual, six);
+    }
+}
+
+#[tokio::test]
+async fn a_range_without_rows_returns_no_rows() {
+    let ctx = cpu_context();
+    let actual = query(
+        &ctx,
+        "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, host, avg(usage) \
+         FROM cpu WHERE time >= '2024-02-01T00:00:00Z' AND time < '2024-02-01T01:00:00Z' \
+         GROUP BY 1, 2",
+    )
+    .await;
+    assert_table(&actual, "++\n++");
+}
+
+#[tokio::test]
+async fn date_bin_gapfill_without_both_time_bounds_is_a_planning_error() {
+    let ctx = cpu_context();
+    for filter in [
+        "",
+        "WHERE time >= '2024-01-01T00:00:00Z'",
+        "WHERE time < '2024-01-01T00:00:00Z' AND host = 'a'",
+        "WHERE time >= '2024-01-01T00:00:00Z' OR time < '2024-01-01T01:00:00Z'",
+    ] {
+        let error = query_error(
+            &ctx,
+            &format!(
+                "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, avg(usage) \
+                 FROM cpu {filter} GROUP BY minute"
+            ),
+        )
+        .await;
+        assert!(
+            error.contains(
+                "date_bin_gapfill requires a WHERE clause with a lower and an upper bound on time"
+            ),
+            "{filter}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn locf_and_interpolate_without_date_bin_gapfill_are_planning_errors() {
+    let ctx = cpu_context();
+    let error = query_error(
+        &ctx,
+        &format!("SELECT host, locf(avg(usage)) FROM cpu WHERE {HOUR} GROUP BY host"),
+    )
+    .await;
+    assert!(
+        error.contains(
+            "locf may only be used in the SELECT list of a query grouped by date_bin_gapfill"
+        ),
+        "{error}"
+    );
+    let error = query_error(
+        &ctx,
+        &format!(
+            "SELECT date_bin(INTERVAL '10 minutes', time) AS minute, interpolate(avg(usage)) \
+             FROM cpu WHERE {HOUR} GROUP BY minute"
+        ),
+    )
+    .await;
+    assert!(error.contains("interpolate may only be used"), "{error}");
+}
+
+#[tokio::test]
+async fn misplaced_gap_filling_functions_are_planning_errors() {
+    let ctx = cpu_context();
+    let cases = [
+        (
+            format!("SELECT date_bin_gapfill(INTERVAL '10 minutes', time) FROM cpu WHERE {HOUR}"),
+            "date_bin_gapfill may only be used as a GROUP BY expression",
+        ),
+        (
+            format!(
+                "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+                   interpolate(max(host)) FROM cpu WHERE {HOUR} GROUP BY minute"
+            ),
+            "interpolate needs a numeric aggregate",
+        ),
+        (
+            format!(
+                "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+                   locf(avg(usage) + 1) FROM cpu WHERE {HOUR} GROUP BY minute"
+            ),
+            "locf must be applied to an aggregate function directly",
+        ),
+        (
+            format!(
+                "SELECT date_bin_gapfill(INTERVAL '1 month', time) AS minute, avg(usage) \
+                 FROM cpu WHERE {HOUR} GROUP BY minute"
+            ),
+            "stride must be a positive fixed duration",
+        ),
+        (
+            format!(
+                "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+                   locf(avg(usage)) FROM cpu WHERE {HOUR} GROUP BY minute HAVING avg(usage) > 2"
+            ),
+            "locf cannot be combined with HAVING",
+        ),
+        (
+            format!(
+                "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS minute, \
+                   avg(usage), locf(avg(usage)) FROM cpu WHERE {HOUR} GROUP BY minute"
+            ),
+            "avg(cpu.usage) is used with different fills in one query (no fill and locf)",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let error = query_error(&ctx, &sql).await;
+        assert!(error.contains(expected), "{sql}: {error}");
+    }
+}

@@ -820,3 +820,70 @@ async fn question_mark_placeholders_are_numbered_in_order() {
         .collect();
     assert_eq!(names, ["$1", "$2"]);
 }
+
+#[tokio::test]
+async fn time_series_functions_run_over_files_and_ingester_data() {
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    let minute = 60_000_000_000;
+    f.persist(&t, &cpu(&[json!(["a", "eu", 1.0, 1, JAN1])]), 1)
+        .await;
+    f.buffer(
+        &t,
+        cpu(&[
+            json!(["a", "eu", 3.0, 3, JAN1 + 20 * minute]),
+            json!(["b", "eu", 5.0, 5, JAN1 + 10 * minute]),
+        ]),
+    );
+
+    assert_eq!(
+        f.pretty(
+            "SELECT host, selector_last(usage, time)['value'] AS last, \
+               selector_min(usage, time)['time'] AS min_time \
+             FROM cpu GROUP BY host ORDER BY host"
+        )
+        .await,
+        vec![
+            "+------+------+---------------------+",
+            "| host | last | min_time            |",
+            "+------+------+---------------------+",
+            "| a    | 3.0  | 2024-01-01T00:00:00 |",
+            "| b    | 5.0  | 2024-01-01T00:10:00 |",
+            "+------+------+---------------------+",
+        ]
+    );
+    assert_eq!(
+        f.pretty(
+            "SELECT host, date_bin_gapfill(INTERVAL '10 minutes', time) AS t, \
+               locf(avg(usage)) AS usage \
+             FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T00:30:00Z' \
+             GROUP BY host, t ORDER BY host, t"
+        )
+        .await,
+        vec![
+            "+------+---------------------+-------+",
+            "| host | t                   | usage |",
+            "+------+---------------------+-------+",
+            "| a    | 2024-01-01T00:00:00 | 1.0   |",
+            "| a    | 2024-01-01T00:10:00 | 1.0   |",
+            "| a    | 2024-01-01T00:20:00 | 3.0   |",
+            "| b    | 2024-01-01T00:00:00 |       |",
+            "| b    | 2024-01-01T00:10:00 | 5.0   |",
+            "| b    | 2024-01-01T00:20:00 | 5.0   |",
+            "+------+---------------------+-------+",
+        ]
+    );
+
+    let e = err(
+        &f,
+        "SELECT date_bin_gapfill(INTERVAL '10 minutes', time) AS t, avg(usage) FROM cpu GROUP BY t",
+    )
+    .await;
+    assert!(matches!(e, QueryError::Plan(_)), "{e}");
+    assert_eq!(e.http_status(), 400, "{e}");
+    assert!(
+        e.to_string()
+            .contains("requires a WHERE clause with a lower and an upper bound"),
+        "{e}"
+    );
+}
