@@ -212,7 +212,7 @@ impl QueryEngine {
         params: QueryParams,
     ) -> Result<SchemaRef> {
         let (_, df) = self.plan(database, query, params).await?;
-        Ok(Arc::clone(df.schema().inner()))
+        output_schema(df)
     }
 
     /// Plan `query` without values for its placeholders (a Flight SQL prepared statement):
@@ -242,7 +242,10 @@ impl QueryEngine {
             })
             .collect();
         let parameters = Arc::new(arrow::datatypes::Schema::new(fields));
-        Ok((Arc::clone(df.schema().inner()), parameters))
+        // Analysis needs placeholder types; when it cannot run yet, the planner's schema is
+        // the best guess the protocol asks for.
+        let dataset = output_schema(df.clone()).unwrap_or_else(|_| Arc::clone(df.schema().inner()));
+        Ok((dataset, parameters))
     }
 
     async fn plan(
@@ -338,6 +341,15 @@ impl QueryEngine {
         }
         Ok(ctx)
     }
+}
+
+/// The schema a query's batches will have: after analysis and optimization, which may
+/// rewrite the plan (gap filling makes its aggregate columns nullable).
+fn output_schema(df: DataFrame) -> Result<SchemaRef> {
+    let plan = df
+        .into_optimized_plan()
+        .map_err(|e| QueryError::from_datafusion(e, Stage::Planning))?;
+    Ok(Arc::clone(plan.schema().inner()))
 }
 
 /// JDBC and ODBC tools write positional parameters as `?`; DataFusion numbers only `$1, $2…`.

@@ -887,3 +887,23 @@ async fn time_series_functions_run_over_files_and_ingester_data() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_announced_schema_is_the_schema_of_the_batches_for_gap_filling() {
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.buffer(&t, cpu(&[json!(["a", "eu", 1.0, 1, JAN1])]));
+    let sql = "SELECT date_bin_gapfill(INTERVAL '1 hour', time) AS time, count(*) AS n, \
+               locf(avg(usage)) AS usage FROM cpu \
+               WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T03:00:00Z' GROUP BY 1";
+    let announced = f
+        .engine
+        .sql_schema(&f.db, sql, QueryParams::new())
+        .await
+        .unwrap();
+    let (schema, stream) = f.engine.sql(&f.db, sql, QueryParams::new()).await.unwrap();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    assert_eq!(announced, schema);
+    assert_eq!(batches[0].schema(), schema);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+}
