@@ -443,3 +443,57 @@ def test_influxdb3_python(front_door, sdb):
         assert got.schema.field("time").type == pa.timestamp("ns")
         times = got.column("time").cast(pa.int64()).to_pylist()
         assert list(zip(times, got.column("usage").to_pylist())) == PARAM_ROWS_A
+
+
+# --- time-series SQL through the clients ---------------------------------------------------------
+
+GAPFILL_SQL = ("SELECT date_bin_gapfill(INTERVAL '30 seconds', time) AS time, host, "
+               "avg(usage) AS usage, locf(max(usage)) AS locf, interpolate(min(usage)) AS interp "
+               f"FROM cpu WHERE time >= '{FROM}' AND time < '2024-01-01T00:02:30Z' "
+               "GROUP BY 1, host ORDER BY host, 1")
+# (time ns, host, avg, locf(max), interpolate(min)): every 30 s of [FROM, FROM + 150 s) for each
+# host. Host a has a sample in every bin; host b misses T0+30 (interpolated between 10 and 20)
+# and T0+120 (a trailing gap: carried forward by locf, left empty by interpolate).
+GAPFILL_ROWS = [(T0 * NS + k * 30 * NS, "a", v, v, v) for k, v in enumerate([1.0, 3.0, 5.0, 7.0, 9.0])] + [
+    (T0 * NS, "b", 10.0, 10.0, 10.0),
+    ((T0 + 30) * NS, "b", None, 10.0, 15.0),
+    ((T0 + 60) * NS, "b", 20.0, 20.0, 20.0),
+    ((T0 + 90) * NS, "b", 40.0, 40.0, 40.0),
+    ((T0 + 120) * NS, "b", None, 40.0, None),
+]
+SELECTOR_SQL = ("SELECT host, selector_last(usage, time)['value'] AS last, "
+                "selector_last(usage, time)['time'] AS last_time, "
+                "selector_max(usage, time)['value'] AS max "
+                f"FROM cpu WHERE time >= '{FROM}' AND time < '{TO}' GROUP BY host ORDER BY host")
+SELECTOR_ROWS = [("a", 7.0, (T0 + 90) * NS, 7.0), ("b", 40.0, (T0 + 100) * NS, 40.0)]
+
+
+def gapfill_rows(table: pa.Table) -> list[tuple]:
+    assert table.schema.field("time").type == pa.timestamp("ns")
+    assert table.schema.field("host").type == pa.string()
+    times = table.column("time").cast(pa.int64()).to_pylist()
+    cols = [table.column(c).to_pylist() for c in ("host", "usage", "locf", "interp")]
+    return [(t, *rest) for t, *rest in zip(times, *cols)]
+
+
+def selector_rows(table: pa.Table) -> list[tuple]:
+    assert table.schema.field("last_time").type == pa.timestamp("ns")
+    times = table.column("last_time").cast(pa.int64()).to_pylist()
+    return list(zip(table.column("host").to_pylist(), table.column("last").to_pylist(), times,
+                    table.column("max").to_pylist()))
+
+
+def test_time_series_functions_with_influxdb3_python(front_door, sdb):
+    with InfluxDBClient3(host=front_door.url, database=sdb, token=TOKEN) as client:
+        assert gapfill_rows(client.query(GAPFILL_SQL)) == GAPFILL_ROWS
+        assert selector_rows(client.query(SELECTOR_SQL)) == SELECTOR_ROWS
+
+
+def test_time_series_functions_with_adbc(front_door, sdb):
+    """Flight SQL prepared statements: the announced schema must match the gap-filled batches."""
+    with adbc_connect(front_door, sdb) as conn:
+        with conn.cursor() as cur:
+            cur.execute(GAPFILL_SQL)
+            assert gapfill_rows(cur.fetch_arrow_table()) == GAPFILL_ROWS
+            cur.execute(SELECTOR_SQL)
+            assert selector_rows(cur.fetch_arrow_table()) == SELECTOR_ROWS
