@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent developer / CI machine set-up. `make test` runs this first.
 #
-#  1. Debian packages the build and the tests need (postgresql, mold, clang, python3-venv):
+#  1. Debian packages the build and the tests need (postgresql, mold, clang, python3-venv,
+#     default-jdk-headless, maven):
 #     only the missing ones are installed, and `apt-get update` runs only if one is missing.
 #  2. MinIO, the S3-compatible server of the object-store tests, built with `go install` into
 #     ~/.cache/ferrite-tools/bin (deploy/dev/install-minio.sh; skipped when the pinned version
-#     is there already).
+#     is there already), and the SQL client programs the end-to-end tests drive: the Go Flight
+#     SQL client with Grafana's macros and the Arrow Flight SQL JDBC driver with a small Java
+#     program (deploy/dev/install-clients.sh; rebuilt only when their sources change).
 #  3. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
 #     re-installed only when the requirements file (or the interpreter) changed: a hash stamp
 #     is kept inside .venv.
