@@ -186,6 +186,11 @@ impl QueryEngine {
         ))
     }
 
+    /// Bytes the running queries' operators hold in the memory pool now.
+    pub fn memory_reserved(&self) -> usize {
+        self.runtime.memory_pool.reserved()
+    }
+
     /// A permit to run one query, waiting up to the queue timeout for one to free up.
     async fn slot(&self) -> Result<OwnedSemaphorePermit> {
         let slots = Arc::clone(&self.slots);
@@ -433,23 +438,34 @@ impl DedicatedRuntime {
         schema: SchemaRef,
     ) -> SendableRecordBatchStream {
         let (mut tx, rx) = futures::channel::mpsc::channel(2);
+        // Dropped with the returned stream: the plan stops at once, even in the middle of an
+        // aggregation that has not produced a batch yet (a timeout, a client that went away).
+        let (cancel, cancelled) = futures::channel::oneshot::channel::<()>();
         if let Some(runtime) = &self.runtime {
             runtime.spawn(async move {
-                let mut stream = match execute_stream(plan, task_ctx) {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
+                let pump = async move {
+                    let mut stream = match execute_stream(plan, task_ctx) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    while let Some(item) = stream.next().await {
+                        if tx.send(item).await.is_err() {
+                            return; // the consumer went away
+                        }
                     }
                 };
-                while let Some(item) = stream.next().await {
-                    if tx.send(item).await.is_err() {
-                        return; // the consumer went away
-                    }
-                }
+                futures::pin_mut!(pump);
+                futures::future::select(pump, cancelled).await;
             });
         }
-        Box::pin(RecordBatchStreamAdapter::new(schema, rx))
+        let batches = rx.map(move |item| {
+            let _alive = &cancel;
+            item
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, batches))
     }
 }
 

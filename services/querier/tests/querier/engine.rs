@@ -907,3 +907,49 @@ async fn the_announced_schema_is_the_schema_of_the_batches_for_gap_filling() {
     assert_eq!(batches[0].schema(), schema);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
 }
+
+#[tokio::test]
+async fn a_timeout_stops_a_plan_running_on_the_dedicated_runtime() {
+    let f = limited(
+        QuerierConfig {
+            execution_threads: Some(1),
+            query_timeout: Some(std::time::Duration::from_secs(2)),
+            ..QuerierConfig::default()
+        },
+        2,
+    )
+    .await;
+    // A grouping of a billion rows: minutes of work, with a hash table in the memory pool.
+    let sql = "SELECT value % 10000000 AS k, count(*) FROM generate_series(1, 1000000000) \
+               GROUP BY 1";
+    let wait_until = |done: &'static str, check: Box<dyn Fn() -> bool + Send>| async move {
+        let poll = async {
+            while !check() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), poll)
+            .await
+            .unwrap_or_else(|_| panic!("{done}"));
+    };
+    let (_, stream) = f.engine.sql(&f.db, sql, QueryParams::new()).await.unwrap();
+    let engine = Arc::clone(&f.engine);
+    wait_until(
+        "the plan never reserved memory",
+        Box::new(move || engine.memory_reserved() > 0),
+    )
+    .await;
+    let e = stream
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(QueryError::from_stream_error)
+        .expect_err("the query cannot finish within its deadline");
+    assert!(matches!(e, QueryError::Timeout(_)), "{e}");
+    // Released when the plan is dropped at the deadline, not when it would have finished.
+    let engine = Arc::clone(&f.engine);
+    wait_until(
+        "the timed-out plan keeps running and holding memory",
+        Box::new(move || engine.memory_reserved() == 0),
+    )
+    .await;
+}
