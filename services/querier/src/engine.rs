@@ -28,7 +28,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionContext};
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryReservation, TrackConsumersPool,
+};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -184,6 +186,12 @@ impl QueryEngine {
             Arc::clone(&schema),
             Box::pin(RecordBatchStreamAdapter::new(schema, limited)),
         ))
+    }
+
+    /// A reservation in the query memory pool, for memory a query holds outside DataFusion's
+    /// operators (a result collected for an HTTP response).
+    pub fn reservation(&self, name: &str) -> MemoryReservation {
+        MemoryConsumer::new(name).register(&self.runtime.memory_pool)
     }
 
     /// Bytes the running queries' operators hold in the memory pool now.

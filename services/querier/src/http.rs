@@ -140,15 +140,26 @@ async fn run_query(
         Some(name) => Format::from_name(&name)?,
         None => Format::from_accept(headers),
     };
-    let (schema, stream) = engine.sql(&db, &q, params).await?;
-    let batches: Vec<RecordBatch> = stream
-        .try_collect()
+    let (schema, mut stream) = engine.sql(&db, &q, params).await?;
+    // The whole result is held to answer with one status and body: it counts against the
+    // query memory pool like any operator, so a huge result is refused, not an OOM.
+    let reservation = engine.reservation("HTTP query result");
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    while let Some(batch) = stream
+        .try_next()
         .await
-        .map_err(QueryError::from_stream_error)?;
+        .map_err(QueryError::from_stream_error)?
+    {
+        reservation
+            .try_grow(batch.get_array_memory_size())
+            .map_err(QueryError::from_stream_error)?;
+        batches.push(batch);
+    }
     // Serialising a large result is CPU work: keep it off the I/O threads.
     let body = tokio::task::spawn_blocking(move || format.encode(&schema, &batches))
         .await
         .map_err(|e| QueryError::Internal(format!("result encoder failed: {e}")))??;
+    drop(reservation);
     Ok((
         [(
             CONTENT_TYPE,

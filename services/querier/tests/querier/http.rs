@@ -283,3 +283,39 @@ async fn server_failures_are_5xx() {
     let (status, _) = error_body(get(addr, &[("db", &f.db), ("q", Q)]).await).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn a_result_too_big_for_the_memory_pool_is_422_not_an_out_of_memory() {
+    let f = Fixture::with_config(ferrite_querier::QuerierConfig {
+        memory_limit: Some(1 << 20),
+        ..ferrite_querier::QuerierConfig::default()
+    })
+    .await;
+    f.table("cpu", CPU).await;
+    let addr = serve_http(ferrite_querier::http_routes(Arc::clone(&f.engine))).await;
+    // No operator buffers anything here; only the collected 8 MB result is over the limit.
+    let r = get(
+        addr,
+        &[
+            ("db", &f.db),
+            ("q", "SELECT value FROM generate_series(1, 1000000)"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("memory limit"),
+        "{body}"
+    );
+    assert_eq!(f.engine.memory_reserved(), 0);
+    let r = get(
+        addr,
+        &[
+            ("db", &f.db),
+            ("q", "SELECT value FROM generate_series(1, 1000)"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
