@@ -18,10 +18,12 @@ START_TIMEOUT_S = 180.0
 
 
 class FerriteCluster:
-    def __init__(self, launcher: Path, ferrite_bin: Path, log_path: Path):
+    def __init__(self, launcher: Path, ferrite_bin: Path, log_path: Path, env: dict | None = None):
+        """`env`: extra environment for every service (e.g. `FERRITE_QUERY_MEMORY_BYTES`)."""
         self.launcher = Path(launcher)
         self.ferrite_bin = Path(ferrite_bin)
         self.log_path = Path(log_path)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.service_logs: list[str] = []
@@ -36,7 +38,7 @@ class FerriteCluster:
 
     def start(self) -> "FerriteCluster":
         log = open(self.log_path, "ab")
-        env = dict(os.environ, NO_COLOR="1")
+        env = dict(os.environ, NO_COLOR="1", **self.env)
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(
             [str(self.launcher), "--ferrite", str(self.ferrite_bin)],

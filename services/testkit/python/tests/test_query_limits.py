@@ -6,15 +6,23 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from ferrite_cluster import FerriteCluster, find_launcher
 from ferrite_e2e import assert_204, flight_sql_query, lines, query_http, write_v2
 
 HOSTS = 20_000
 SQL = "SELECT host, avg(usage) AS usage FROM cpu GROUP BY host ORDER BY host DESC"
 
 
-@pytest.fixture
-def small_memory(make_server, db):
-    srv = make_server("--query-memory-bytes", "65536")
+@pytest.fixture(params=["serve", "cluster"])
+def small_memory(request, make_server, ferrite_bin, tmp_path, db):
+    """A deployment whose querier has 64 KiB of query memory: `ferrite serve`, or a cluster
+    (the statuses must come through the router unchanged)."""
+    if request.param == "serve":
+        srv = make_server("--query-memory-bytes", "65536")
+    else:
+        srv = FerriteCluster(find_launcher(ferrite_bin), ferrite_bin, tmp_path / "cluster.log",
+                             env={"FERRITE_QUERY_MEMORY_BYTES": "65536"}).start()
+        request.addfinalizer(lambda: srv.stop())
     body = lines(*(f"cpu,host=h{i:05} usage={i} 1700000000000000000" for i in range(HOSTS)))
     assert_204(write_v2(srv, db, body))
     return srv
