@@ -39,3 +39,13 @@ pub use flight::{FlightQueryService, database_from_metadata, flight_service};
 pub use http::http_routes;
 pub use params::QueryParams;
 pub use time_range::TimeRange;
+
+/// Adds ferrite's SQL functions to a DataFusion session being built, as every query session
+/// gets them. Public only for the benchmarks (`benches/selectors.rs`), which cannot reach the
+/// crate-private `functions::install`.
+#[doc(hidden)]
+pub fn install_functions(
+    builder: datafusion::execution::session_state::SessionStateBuilder,
+) -> datafusion::execution::session_state::SessionStateBuilder {
+    functions::install(builder)
+}
