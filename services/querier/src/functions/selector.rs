@@ -18,6 +18,12 @@
 //! Every selector keeps one candidate `(value, time)`, which is also its partial-aggregation
 //! state: merging partial states is the same selection over the candidates, so DataFusion may
 //! split an aggregate into partial and final phases freely.
+//!
+//! Grouped by many keys, hash aggregation uses the [`groups`] accumulator (one candidate per
+//! group index in flat vectors) for the common value types, and [`SelectorAccumulator`] per
+//! group for the rest; both select the same rows and share the partial state's shape.
+
+mod groups;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -30,7 +36,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 
 /// Name of the value field of a selector's result.
@@ -191,6 +197,19 @@ impl AggregateUDFImpl for Selector {
             value_type,
             time_type,
         )))
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs<'_>) -> bool {
+        split_result_type(args.return_type())
+            .is_ok_and(|(value_type, _)| groups::supports(&value_type))
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs<'_>,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let (value_type, time_type) = split_result_type(args.return_type())?;
+        groups::accumulator(self.selection, &value_type, &time_type)
     }
 
     fn state_fields(&self, args: StateFieldsArgs<'_>) -> Result<Vec<FieldRef>> {

@@ -315,6 +315,283 @@ async fn selectors_need_a_value_and_a_timestamp() {
     );
 }
 
+/// Many groups, rows in random order over partitions and batches, compared with the same
+/// selection computed in plain Rust. Times are unique within a group, so the answer does not
+/// depend on which partition's state merges first.
+mod many_groups {
+    use std::cmp::Ordering;
+
+    use arrow::array::{Array, AsArray};
+    use datafusion::common::ScalarValue;
+
+    use super::*;
+
+    const GROUPS: i64 = 1_000;
+    const ROWS_PER_GROUP: i64 = 12;
+
+    struct Row {
+        g: i64,
+        time: Option<i64>,
+        f: Option<f64>,
+        i: Option<i64>,
+        u: Option<u64>,
+        s: Option<String>,
+        b: Option<bool>,
+    }
+
+    /// xorshift, so the rows are the same on every run.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// `None` one time in five, else `value(random)`.
+        fn maybe<T>(&mut self, value: impl FnOnce(u64) -> T) -> Option<T> {
+            let r = self.next();
+            (!r.is_multiple_of(5)).then(|| value(r >> 8))
+        }
+    }
+
+    /// Group 0 has only NULL values and group 1 only NULL times; values repeat often within
+    /// a group, so min/max ties are broken by time.
+    fn generate() -> Vec<Row> {
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut rows = Vec::new();
+        for g in 0..GROUPS {
+            for k in 0..ROWS_PER_GROUP {
+                let mut row = Row {
+                    g,
+                    time: Some(1_000 * k + g % 7),
+                    f: random.maybe(|r| (r % 20) as f64 / 2.0 - 3.0),
+                    i: random.maybe(|r| (r % 15) as i64 - 7),
+                    u: random.maybe(|r| r % 12),
+                    s: random.maybe(|r| format!("s{:02}", r % 9)),
+                    b: random.maybe(|r| r.is_multiple_of(2)),
+                };
+                if g == 0 {
+                    (row.f, row.i, row.u, row.s, row.b) = (None, None, None, None, None);
+                }
+                if g == 1 {
+                    row.time = None;
+                }
+                rows.push(row);
+            }
+        }
+        for n in (1..rows.len()).rev() {
+            let m = (random.next() % (n as u64 + 1)) as usize;
+            rows.swap(n, m);
+        }
+        rows
+    }
+
+    fn context(rows: &[Row]) -> SessionContext {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, false),
+            Field::new(
+                "time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            ),
+            Field::new("f", DataType::Float64, true),
+            Field::new("i", DataType::Int64, true),
+            Field::new("u", DataType::UInt64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ]));
+        let batch = |rows: &[Row]| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.g))),
+                Arc::new(TimestampNanosecondArray::from_iter(
+                    rows.iter().map(|r| r.time),
+                )),
+                Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.f))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.i))),
+                Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.u))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.s.as_deref()))),
+                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.b))),
+            ];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        };
+        let mut partitions = vec![Vec::new(); 3];
+        for (n, chunk) in rows.chunks(500).enumerate() {
+            partitions[n % 3].push(batch(chunk));
+        }
+        let config = SessionConfig::new()
+            .with_target_partitions(4)
+            .with_batch_size(256);
+        let builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        let ctx = SessionContext::new_with_state(install(builder).build());
+        register(&ctx, "many", schema, partitions);
+        ctx
+    }
+
+    type Selected = Option<(ScalarValue, i64)>;
+
+    /// Per group, the row `selection` picks among the rows `usable` accepts, in plain Rust.
+    fn reference<T>(
+        rows: &[Row],
+        selection: &str,
+        value: impl Fn(&Row) -> Option<T>,
+        order: impl Fn(&T, &T) -> Ordering,
+        scalar: impl Fn(T) -> ScalarValue,
+        usable: impl Fn(&Row) -> bool,
+    ) -> Vec<Selected> {
+        let mut best: Vec<Option<(T, i64)>> = (0..GROUPS).map(|_| None).collect();
+        for row in rows.iter().filter(|r| usable(r)) {
+            let (Some(v), Some(t)) = (value(row), row.time) else {
+                continue;
+            };
+            let slot = &mut best[row.g as usize];
+            let wins = match slot {
+                None => true,
+                Some((bv, bt)) => match selection {
+                    "first" => t < *bt,
+                    "last" => t > *bt,
+                    "min" => order(&v, bv).then(t.cmp(bt)).is_lt(),
+                    "max" => order(&v, bv).reverse().then(t.cmp(bt)).is_lt(),
+                    other => panic!("{other}"),
+                },
+            };
+            if wins {
+                *slot = Some((v, t));
+            }
+        }
+        best.into_iter()
+            .map(|b| b.map(|(v, t)| (scalar(v), t)))
+            .collect()
+    }
+
+    /// Runs `SELECT g, <aggregate> ... GROUP BY g ORDER BY g` and returns the selector's
+    /// `(value, time)` per group, `None` for a NULL struct.
+    async fn selected(ctx: &SessionContext, aggregate: &str) -> Vec<Selected> {
+        let sql = format!("SELECT g, {aggregate} AS sel FROM many GROUP BY g ORDER BY g");
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for batch in batches {
+            let sel = batch.column(1).as_struct();
+            let times = sel
+                .column(1)
+                .as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+            for row in 0..batch.num_rows() {
+                out.push(sel.is_valid(row).then(|| {
+                    (
+                        ScalarValue::try_from_array(sel.column(0), row).unwrap(),
+                        times.value(row),
+                    )
+                }));
+            }
+        }
+        assert_eq!(out.len(), GROUPS as usize, "{sql}");
+        out
+    }
+
+    async fn check<T>(
+        ctx: &SessionContext,
+        rows: &[Row],
+        column: &str,
+        value: impl Fn(&Row) -> Option<T> + Copy,
+        order: impl Fn(&T, &T) -> Ordering + Copy,
+        scalar: impl Fn(T) -> ScalarValue + Copy,
+    ) {
+        for selection in ["first", "last", "min", "max"] {
+            let aggregate = format!("selector_{selection}({column}, time)");
+            let expected = reference(rows, selection, value, order, scalar, |_| true);
+            let actual = selected(ctx, &aggregate).await;
+            assert!(expected[0].is_none() && expected[1].is_none());
+            for (g, (a, e)) in actual.iter().zip(&expected).enumerate() {
+                assert_eq!(a, e, "{aggregate}, group {g}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn selectors_over_a_thousand_groups_match_a_plain_rust_reference() {
+        let rows = generate();
+        let ctx = context(&rows);
+        check(
+            &ctx,
+            &rows,
+            "f",
+            |r| r.f,
+            f64::total_cmp,
+            |v| ScalarValue::Float64(Some(v)),
+        )
+        .await;
+        check(
+            &ctx,
+            &rows,
+            "i",
+            |r| r.i,
+            i64::cmp,
+            |v| ScalarValue::Int64(Some(v)),
+        )
+        .await;
+        check(
+            &ctx,
+            &rows,
+            "u",
+            |r| r.u,
+            u64::cmp,
+            |v| ScalarValue::UInt64(Some(v)),
+        )
+        .await;
+        check(
+            &ctx,
+            &rows,
+            "s",
+            |r| r.s.clone(),
+            String::cmp,
+            |v| ScalarValue::Utf8(Some(v)),
+        )
+        .await;
+        check(
+            &ctx,
+            &rows,
+            "b",
+            |r| r.b,
+            bool::cmp,
+            |v| ScalarValue::Boolean(Some(v)),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_filter_clause_limits_the_rows_a_selector_considers() {
+        let rows = generate();
+        let ctx = context(&rows);
+        // `u > 5` is NULL where u is NULL: those rows are skipped too.
+        let usable = |r: &Row| r.u.is_some_and(|u| u > 5);
+        for selection in ["last", "max"] {
+            let aggregate = format!("selector_{selection}(i, time) FILTER (WHERE u > 5)");
+            let expected = reference(
+                &rows,
+                selection,
+                |r| r.i,
+                i64::cmp,
+                |v| ScalarValue::Int64(Some(v)),
+                usable,
+            );
+            let unfiltered = reference(
+                &rows,
+                selection,
+                |r| r.i,
+                i64::cmp,
+                |v| ScalarValue::Int64(Some(v)),
+                |_| true,
+            );
+            assert_ne!(expected, unfiltered, "the filter must matter");
+            assert_eq!(selected(&ctx, &aggregate).await, expected, "{aggregate}");
+        }
+    }
+}
+
 // ─── gap filling ────────────────────────────────────────────────────────────────────────
 
 /// `cpu`: hosts a and b between 23:55 the day before and 01:05, over two partitions.
