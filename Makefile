@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup build run test test-rust test-clients test-python bench bench-lineproto bench-e2e fmt lint clean
+.PHONY: cluster cluster-down help setup build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -38,10 +38,15 @@ test-python:
 	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
 
-bench: setup bench-lineproto bench-e2e
+bench: setup bench-lineproto bench-selectors bench-e2e
 
 bench-lineproto:
 	cargo bench -p ferrite-lineproto --bench parse
+
+# -p ferrite-server -p ferrite-testkit: resolve features as bench-e2e's release build does, so
+# the bench reuses its compiled DataFusion instead of rebuilding it (log/std differs otherwise).
+bench-selectors:
+	cargo bench -p ferrite-querier -p ferrite-server -p ferrite-testkit --bench selectors
 
 bench-e2e:
 	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench

@@ -265,6 +265,29 @@ async fn selectors_work_on_integer_unsigned_string_and_boolean_values() {
 }
 
 #[tokio::test]
+async fn value_types_without_a_groups_accumulator_still_select_per_group() {
+    // Decimal values take the per-group accumulator under GROUP BY.
+    let ctx = selector_context();
+    let actual = query(
+        &ctx,
+        "SELECT host, selector_max(CAST(f AS DECIMAL(10, 2)), time) AS max_f \
+         FROM sel GROUP BY host ORDER BY host",
+    )
+    .await;
+    assert_table(
+        &actual,
+        "
+        +------+------------------------------------------+
+        | host | max_f                                    |
+        +------+------------------------------------------+
+        | a    | {value: 3.00, time: 2024-01-01T00:02:00} |
+        | b    | {value: 4.00, time: 2024-01-01T00:00:00} |
+        +------+------------------------------------------+
+        ",
+    );
+}
+
+#[tokio::test]
 async fn selectors_run_in_partial_and_final_phases() {
     let ctx = selector_context();
     let plan = query(
