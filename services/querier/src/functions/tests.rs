@@ -412,7 +412,10 @@ mod many_groups {
         rows
     }
 
-    fn context(rows: &[Row]) -> SessionContext {
+    /// `skip_partial_aggregation`: the partial phase passes every row on as its own state
+    /// (`convert_to_state`) from the first batch, as DataFusion does when grouping barely
+    /// reduces the rows.
+    fn context(rows: &[Row], skip_partial_aggregation: bool) -> SessionContext {
         let schema = Arc::new(Schema::new(vec![
             Field::new("g", DataType::Int64, false),
             Field::new(
@@ -444,9 +447,14 @@ mod many_groups {
         for (n, chunk) in rows.chunks(500).enumerate() {
             partitions[n % 3].push(batch(chunk));
         }
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(4)
             .with_batch_size(256);
+        if skip_partial_aggregation {
+            let execution = &mut config.options_mut().execution;
+            execution.skip_partial_aggregation_probe_rows_threshold = 1;
+            execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+        }
         let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features();
@@ -537,10 +545,14 @@ mod many_groups {
     #[tokio::test]
     async fn selectors_over_a_thousand_groups_match_a_plain_rust_reference() {
         let rows = generate();
-        let ctx = context(&rows);
+        check_all(&context(&rows, false), &rows).await;
+    }
+
+    /// Every selector on every value column against the reference.
+    async fn check_all(ctx: &SessionContext, rows: &[Row]) {
         check(
-            &ctx,
-            &rows,
+            ctx,
+            rows,
             "f",
             |r| r.f,
             f64::total_cmp,
@@ -548,8 +560,8 @@ mod many_groups {
         )
         .await;
         check(
-            &ctx,
-            &rows,
+            ctx,
+            rows,
             "i",
             |r| r.i,
             i64::cmp,
@@ -557,8 +569,8 @@ mod many_groups {
         )
         .await;
         check(
-            &ctx,
-            &rows,
+            ctx,
+            rows,
             "u",
             |r| r.u,
             u64::cmp,
@@ -566,8 +578,8 @@ mod many_groups {
         )
         .await;
         check(
-            &ctx,
-            &rows,
+            ctx,
+            rows,
             "s",
             |r| r.s.clone(),
             String::cmp,
@@ -575,8 +587,8 @@ mod many_groups {
         )
         .await;
         check(
-            &ctx,
-            &rows,
+            ctx,
+            rows,
             "b",
             |r| r.b,
             bool::cmp,
@@ -588,13 +600,34 @@ mod many_groups {
     #[tokio::test]
     async fn a_filter_clause_limits_the_rows_a_selector_considers() {
         let rows = generate();
-        let ctx = context(&rows);
+        check_filter(&context(&rows, false), &rows).await;
+    }
+
+    #[tokio::test]
+    async fn selectors_match_the_reference_when_partial_aggregation_is_skipped() {
+        let rows = generate();
+        let ctx = context(&rows, true);
+        let plan = query(
+            &ctx,
+            "EXPLAIN ANALYZE SELECT g, selector_last(f, time) FROM many GROUP BY g",
+        )
+        .await;
+        assert!(
+            plan.contains("skipped_aggregation_rows=")
+                && !plan.contains("skipped_aggregation_rows=0,"),
+            "{plan}"
+        );
+        check_all(&ctx, &rows).await;
+        check_filter(&ctx, &rows).await;
+    }
+
+    async fn check_filter(ctx: &SessionContext, rows: &[Row]) {
         // `u > 5` is NULL where u is NULL: those rows are skipped too.
         let usable = |r: &Row| r.u.is_some_and(|u| u > 5);
         for selection in ["last", "max"] {
             let aggregate = format!("selector_{selection}(i, time) FILTER (WHERE u > 5)");
             let expected = reference(
-                &rows,
+                rows,
                 selection,
                 |r| r.i,
                 i64::cmp,
@@ -602,7 +635,7 @@ mod many_groups {
                 usable,
             );
             let unfiltered = reference(
-                &rows,
+                rows,
                 selection,
                 |r| r.i,
                 i64::cmp,
@@ -610,7 +643,7 @@ mod many_groups {
                 |_| true,
             );
             assert_ne!(expected, unfiltered, "the filter must matter");
-            assert_eq!(selected(&ctx, &aggregate).await, expected, "{aggregate}");
+            assert_eq!(selected(ctx, &aggregate).await, expected, "{aggregate}");
         }
     }
 }
