@@ -1,7 +1,8 @@
 //! Selector aggregates with many groups: TSBS's "lastpoint" shape,
 //! `SELECT host, selector_last(usage, time) FROM t GROUP BY host`.
 //!
-//! `cargo bench -p ferrite-querier --bench selectors` runs, over one in-memory table of
+//! `make bench-selectors` (which reuses the release DataFusion of `make bench-e2e`; see
+//! docs/benchmarks.md) runs, over one in-memory table of
 //! 1,000,000 rows (10,000 hosts × 100 times, time-ordered with the hosts interleaved as TSBS
 //! writes them; two partitions of 8,192-row batches, so the aggregate runs in partial and
 //! final phases on both cores):
