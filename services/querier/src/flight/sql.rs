@@ -234,16 +234,11 @@ impl FlightSqlHandler {
         Ok(Response::new(Box::pin(keep_alive)))
     }
 
-    fn run_handle(
-        &self,
-        handle: &[u8],
-    ) -> impl Future<Output = Result<Response<BoxStream<FlightData>>, Status>> + '_ {
-        let handle = StatementHandle::from_bytes(handle);
-        async move {
-            let handle = handle?;
-            let params = handle.query_params()?;
-            self.run(&handle.database, &handle.sql, params).await
-        }
+    /// Run the statement a handle (from [`StatementHandle::ticket`]) carries.
+    async fn run_handle(&self, handle: &[u8]) -> Result<Response<BoxStream<FlightData>>, Status> {
+        let handle = StatementHandle::from_bytes(handle)?;
+        let params = handle.query_params()?;
+        self.run(&handle.database, &handle.sql, params).await
     }
 
     /// GetFlightInfo of a metadata command: its fixed schema, and a ticket carrying the
