@@ -20,6 +20,11 @@
 //!   tags leave as plain Utf8 and `time` as Timestamp(ns) on every wire;
 //! - SQL has InfluxDB 3's time-series functions (selectors, `date_bin_gapfill`, `locf`,
 //!   `interpolate`), installed in every query session by one call (`functions::install`);
+//! - every query runs under the engine's limits: it holds a concurrency slot until its stream
+//!   ends, its operators (and an HTTP result being collected) draw on one shared memory pool,
+//!   and its plan is stopped at the deadline or when its stream is dropped;
+//! - Flight SQL handles and tickets are self-contained (database, SQL, bound parameters), so
+//!   no call depends on state kept by an earlier one;
 //! - errors map to HTTP and gRPC status in one place ([`QueryError::http_status`],
 //!   [`QueryError::grpc_code`]), with no catch-all arm.
 
