@@ -4,6 +4,7 @@
 //!  install(SessionStateBuilder)
 //!    ├─ aggregates   selector_first / selector_last / selector_min / selector_max
 //!    ├─ scalars      date_bin_gapfill / locf / interpolate   (markers, never evaluated)
+//!    │               database()                              (the user tables' schema)
 //!    ├─ analyzer     GapFillRule: Aggregate(date_bin_gapfill) ─► GapFill(Aggregate(date_bin))
 //!    └─ planner      GapFill ─► GapFillExec
 //! ```
@@ -16,6 +17,7 @@
 //! Misuse (a gap-filling function outside its place, a missing time bound) fails while the
 //! query is planned, with a DataFusion `Plan` error naming the fix.
 
+mod database;
 mod gapfill;
 mod selector;
 
@@ -44,7 +46,7 @@ pub(crate) fn install(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     builder
         .scalar_functions()
         .get_or_insert_with(Vec::new)
-        .extend(gapfill::udfs());
+        .extend(gapfill::udfs().into_iter().chain([database::udf()]));
     builder
         .with_analyzer_rule(Arc::new(gapfill::GapFillRule))
         .with_query_planner(Arc::new(FerriteQueryPlanner))

@@ -953,3 +953,59 @@ async fn a_timeout_stops_a_plan_running_on_the_dedicated_runtime() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn grafanas_schema_browser_queries_list_user_tables_and_columns() {
+    // The SQL Grafana's built-in InfluxDB datasource (SQL mode) sends to browse the schema.
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.buffer(&t, cpu(&[json!(["a", "eu", 1.0, 1, JAN1])]));
+    assert_eq!(
+        f.pretty(
+            "SELECT DISTINCT TABLE_SCHEMA from information_schema.TABLES \
+             where TABLE_TYPE != 'SYSTEM VIEW' ORDER BY TABLE_SCHEMA"
+        )
+        .await,
+        [
+            "+--------------------+",
+            "| table_schema       |",
+            "+--------------------+",
+            "| information_schema |",
+            "| iox                |",
+            "+--------------------+",
+        ]
+    );
+    // Without a chosen schema it compares with database(): the user tables' schema.
+    assert_eq!(
+        f.pretty(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = database() ORDER BY table_name"
+        )
+        .await,
+        [
+            "+------------+",
+            "| table_name |",
+            "+------------+",
+            "| cpu        |",
+            "+------------+",
+        ]
+    );
+    assert_eq!(
+        f.pretty(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_schema = 'iox' AND table_name = 'cpu' ORDER BY column_name"
+        )
+        .await,
+        [
+            "+-------------+",
+            "| column_name |",
+            "+-------------+",
+            "| host        |",
+            "| load        |",
+            "| region      |",
+            "| time        |",
+            "| usage       |",
+            "+-------------+",
+        ]
+    );
+}
