@@ -50,21 +50,9 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 # --- Go -----------------------------------------------------------------------------------------
-pick_go() {
-    local cand minor
-    for cand in "${GO:-}" go /usr/local/go/bin/go /usr/lib/go/bin/go; do
-        [ -n "$cand" ] || continue
-        command -v "$cand" >/dev/null 2>&1 || continue
-        # go1.26.8 -> 26
-        minor="$("$cand" env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p')"
-        if [ -n "$minor" ] && [ "$minor" -ge "$GO_MIN_MINOR" ]; then
-            command -v "$cand"
-            return 0
-        fi
-    done
-    return 1
-}
-GO_BIN="$(pick_go)" || die "no Go >= 1.$GO_MIN_MINOR found (PATH, /usr/local/go/bin): install Go to build MinIO"
+# shellcheck source=go.sh
+. "$(dirname "${BASH_SOURCE[0]}")/go.sh"
+GO_BIN="$(pick_go "$GO_MIN_MINOR")" || die "no Go >= 1.$GO_MIN_MINOR found (PATH, /usr/local/go/bin): install Go to build MinIO"
 
 # --- build --------------------------------------------------------------------------------------
 say "building $WANT with $("$GO_BIN" env GOVERSION) (first time: several minutes)"
