@@ -47,6 +47,7 @@ use ferrite_proto::influxdata::iox::querier::v1::ReadInfo;
 use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
 use futures::TryStreamExt;
 use prost::Message;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::keep_alive::{KEEP_ALIVE_INTERVAL, KeepAlive};
@@ -254,11 +255,7 @@ impl FlightSqlHandler {
                 command.type_url()
             )));
         };
-        let database = match database_from_metadata(request.metadata()) {
-            Ok(database) => database,
-            Err(_) if !needs_database => String::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let database = metadata_database(request.metadata(), needs_database)?;
         let ticket = ReadInfo {
             database,
             query_type: QueryType::FlightSqlMessage.into(),
@@ -275,6 +272,18 @@ impl FlightSqlHandler {
             Ticket::new(ticket.encode_to_vec()),
             request.into_inner(),
         )
+    }
+
+    /// DoGet of a metadata command sent as the ticket itself (not through our FlightInfo):
+    /// the database comes from this request's headers.
+    async fn metadata_for_request(
+        &self,
+        metadata: &MetadataMap,
+        command: Command,
+    ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        let needs_database = metadata_schema(&command).is_some_and(|(needs, _)| needs);
+        let database = metadata_database(metadata, needs_database)?;
+        self.metadata(&database, command).await
     }
 
     /// DoGet of a metadata command for `database` (empty when the request named none).
@@ -363,6 +372,16 @@ impl FlightSqlHandler {
             }
             _ => Ok(RecordBatch::new_empty(schema)),
         }
+    }
+}
+
+/// The database a metadata command is asked for, from the request headers. The commands
+/// that read no database accept a request without one (then: empty).
+fn metadata_database(metadata: &MetadataMap, needs_database: bool) -> Result<String, Status> {
+    match database_from_metadata(metadata) {
+        Ok(database) => Ok(database),
+        Err(_) if !needs_database => Ok(String::new()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -569,8 +588,7 @@ impl FlightSqlService for FlightSqlHandler {
         self.run_handle(&query.prepared_statement_handle).await
     }
 
-    /// A metadata command sent as a ticket itself, not through our FlightInfo: the database
-    /// comes from this request's headers.
+    /// Any other Flight SQL command sent as a ticket.
     async fn do_get_fallback(
         &self,
         request: Request<Ticket>,
@@ -578,8 +596,7 @@ impl FlightSqlService for FlightSqlHandler {
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
         let command = Command::try_from(message)
             .map_err(|e| QueryError::InvalidRequest(format!("invalid Flight SQL ticket: {e}")))?;
-        let database = database_from_metadata(request.metadata()).unwrap_or_default();
-        self.metadata(&database, command).await
+        self.metadata_for_request(request.metadata(), command).await
     }
 
     async fn do_get_catalogs(
@@ -587,8 +604,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        let database = database_from_metadata(request.metadata())?;
-        self.metadata(&database, Command::CommandGetCatalogs(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetCatalogs(query))
             .await
     }
 
@@ -597,8 +613,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        let database = database_from_metadata(request.metadata())?;
-        self.metadata(&database, Command::CommandGetDbSchemas(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetDbSchemas(query))
             .await
     }
 
@@ -607,70 +622,70 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        let database = database_from_metadata(request.metadata())?;
-        self.metadata(&database, Command::CommandGetTables(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetTables(query))
             .await
     }
 
     async fn do_get_table_types(
         &self,
         query: CommandGetTableTypes,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetTableTypes(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetTableTypes(query))
             .await
     }
 
     async fn do_get_sql_info(
         &self,
         query: CommandGetSqlInfo,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetSqlInfo(query)).await
+        self.metadata_for_request(request.metadata(), Command::CommandGetSqlInfo(query))
+            .await
     }
 
     async fn do_get_primary_keys(
         &self,
         query: CommandGetPrimaryKeys,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetPrimaryKeys(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetPrimaryKeys(query))
             .await
     }
 
     async fn do_get_exported_keys(
         &self,
         query: CommandGetExportedKeys,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetExportedKeys(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetExportedKeys(query))
             .await
     }
 
     async fn do_get_imported_keys(
         &self,
         query: CommandGetImportedKeys,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetImportedKeys(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetImportedKeys(query))
             .await
     }
 
     async fn do_get_cross_reference(
         &self,
         query: CommandGetCrossReference,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetCrossReference(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetCrossReference(query))
             .await
     }
 
     async fn do_get_xdbc_type_info(
         &self,
         query: CommandGetXdbcTypeInfo,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata("", Command::CommandGetXdbcTypeInfo(query))
+        self.metadata_for_request(request.metadata(), Command::CommandGetXdbcTypeInfo(query))
             .await
     }
 
