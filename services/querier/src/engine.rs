@@ -201,16 +201,13 @@ impl QueryEngine {
 
     /// A permit to run one query, waiting up to the queue timeout for one to free up.
     async fn slot(&self) -> Result<OwnedSemaphorePermit> {
-        let slots = Arc::clone(&self.slots);
-        let acquire = slots.acquire_owned();
-        let permit = if self.config.queue_timeout.is_zero() {
-            Arc::clone(&self.slots).try_acquire_owned().ok()
-        } else {
-            tokio::time::timeout(self.config.queue_timeout, acquire)
-                .await
-                .ok()
-                .and_then(Result::ok)
-        };
+        // `timeout` polls the acquisition before its timer, so a zero wait still takes a
+        // free slot.
+        let acquire = Arc::clone(&self.slots).acquire_owned();
+        let permit = tokio::time::timeout(self.config.queue_timeout, acquire)
+            .await
+            .ok()
+            .and_then(Result::ok);
         permit.ok_or(QueryError::TooManyQueries {
             running: self.config.max_concurrent_queries.max(1),
             waited: self.config.queue_timeout,
