@@ -21,23 +21,25 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferrite_ingester::api::{Durability, IngesterWrite, TableWrite, WriteError, WriteRequest};
+use ferrite_retry::Backoff;
 use futures::stream::{FuturesUnordered, StreamExt};
 use parking_lot::{Mutex, RwLock};
 use tracing::warn;
 
 /// Opens after this many consecutive failures.
 const BREAKER_THRESHOLD: u32 = 3;
-/// First open period; doubles on each failed probe up to [`BREAKER_MAX_OPEN`].
+/// First open period; doubles (with jitter) on each failed probe up to [`BREAKER_MAX_OPEN`].
 const BREAKER_OPEN: Duration = Duration::from_millis(500);
 const BREAKER_MAX_OPEN: Duration = Duration::from_secs(10);
 
 /// A consecutive-failure circuit breaker. While open, the ingester is skipped; after the open
-/// period one request probes it (half-open).
+/// period one request probes it (half-open). Open periods grow with jitter, so routers that
+/// lost an ingester together do not probe it in step.
 #[derive(Debug)]
 struct Breaker {
     failures: u32,
     open_until: Option<Instant>,
-    open_for: Duration,
+    open_for: Backoff,
 }
 
 impl Breaker {
@@ -45,7 +47,7 @@ impl Breaker {
         Self {
             failures: 0,
             open_until: None,
-            open_for: BREAKER_OPEN,
+            open_for: Backoff::new(BREAKER_OPEN, BREAKER_MAX_OPEN),
         }
     }
 
@@ -55,7 +57,7 @@ impl Breaker {
             None => true,
             Some(t) if Instant::now() >= t => {
                 // Half-open: let this one request through; a failure re-opens for longer.
-                self.open_until = Some(Instant::now() + self.open_for);
+                self.open_until = Some(Instant::now() + self.open_for.next_delay());
                 true
             }
             Some(_) => false,
@@ -65,16 +67,13 @@ impl Breaker {
     fn success(&mut self) {
         self.failures = 0;
         self.open_until = None;
-        self.open_for = BREAKER_OPEN;
+        self.open_for.reset();
     }
 
     fn failure(&mut self) {
         self.failures += 1;
-        if self.failures >= BREAKER_THRESHOLD {
-            if self.open_until.is_some() {
-                self.open_for = (self.open_for * 2).min(BREAKER_MAX_OPEN);
-            }
-            self.open_until = Some(Instant::now() + self.open_for);
+        if self.failures >= BREAKER_THRESHOLD && self.open_until.is_none() {
+            self.open_until = Some(Instant::now() + self.open_for.next_delay());
         }
     }
 }

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ferrite_retry::FailureLog;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// How often DNS names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
@@ -41,8 +42,11 @@ impl Peers {
         let (tx, rx) = watch::channel(initial);
         if specs.iter().any(|s| matches!(s, Spec::Dns { .. })) {
             tokio::spawn(async move {
+                // A name that stays unresolvable is logged once a minute, not every poll.
+                let mut failures = FailureLog::new(Duration::from_secs(60));
                 loop {
                     let mut urls = Vec::new();
+                    let mut failed = false;
                     for s in &specs {
                         match s {
                             Spec::Url(u) => urls.push(u.clone()),
@@ -50,21 +54,31 @@ impl Peers {
                                 match tokio::net::lookup_host((host.as_str(), *port)).await {
                                     Ok(addrs) => urls.extend(addrs.map(|a| format!("http://{a}"))),
                                     Err(e) => {
-                                        warn!(name = %host, error = %e, "cannot resolve peers")
+                                        failed = true;
+                                        if let Some(n) = failures.failure() {
+                                            warn!(name = %host, error = %e, failures = n, "cannot resolve peers");
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    if !failed && let Some(n) = failures.success() {
+                        info!(failures = n, "peers resolve again");
+                    }
                     urls.sort();
                     urls.dedup();
-                    tx.send_if_modified(|cur| {
-                        let changed = *cur != urls;
-                        if changed {
-                            *cur = urls.clone();
-                        }
-                        changed
-                    });
+                    // A failed lookup says nothing about the peers: keep the last list rather
+                    // than drop every peer of that name over a DNS blip.
+                    if !failed {
+                        tx.send_if_modified(|cur| {
+                            let changed = *cur != urls;
+                            if changed {
+                                *cur = urls.clone();
+                            }
+                            changed
+                        });
+                    }
                     if tx.is_closed() {
                         return;
                     }

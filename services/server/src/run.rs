@@ -20,6 +20,7 @@ use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::grpc::{FlightIngesterQuery, GrpcIngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
 use ferrite_querier::QueryEngine;
+use ferrite_retry::{Backoff, FailureLog};
 use ferrite_router::placement::Placement;
 use ferrite_router::proxy::QueryProxy;
 use ferrite_router::{Router, RouterConfig};
@@ -288,14 +289,17 @@ fn grace(c: &CommonArgs) -> Duration {
 
 /// The catalog service starts even while PostgreSQL is still coming up.
 async fn connect_with_retry(dsn: &str) -> SqlCatalog {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut failures = FailureLog::new(Duration::from_secs(30));
     loop {
         match SqlCatalog::connect(dsn).await {
             Ok(c) => return c,
             Err(e) => {
-                warn!(error = %e, retry_in = ?backoff, "catalog database not ready");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let retry_in = backoff.next_delay();
+                if let Some(failures) = failures.failure() {
+                    warn!(error = %e, failures, ?retry_in, "catalog database not ready");
+                }
+                tokio::time::sleep(retry_in).await;
             }
         }
     }

@@ -5,13 +5,13 @@
 //!  call ──► attempt (timeout 6 s) ──► ok ──► decode reply
 //!              │ transport failure / UNAVAILABLE / timeout
 //!              ▼
-//!           backoff 50, 100, 200 ms … ──► again, at most 5 attempts within 10 s
+//!           backoff 50, 100, 200 ms … (+ jitter) ──► again, at most 5 attempts within 10 s
 //!              │ out of attempts or time
 //!              ▼
 //!           Error::Rpc (a detailed error from the catalog: its exact variant at once)
 //!
 //!  watch() ──► background task: WatchVersion stream ──► watch::Sender<i64>
-//!                    ▲ stream lost: backoff 50 ms … 1 s, forever  │
+//!                    ▲ stream lost: backoff 50 ms … 1 s (+ jitter)│
 //!                    └─────────────────────────────────────────────┘
 //! ```
 //!
@@ -25,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
 use ferrite_proto::ferrite::catalog::v1 as proto;
+use ferrite_retry::{Backoff, FailureLog};
 use proto::catalog_service_client::CatalogServiceClient;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -44,7 +45,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(6);
 const CALL_BUDGET: Duration = Duration::from_secs(10);
 /// Attempts per call, the first included.
 const MAX_ATTEMPTS: u32 = 5;
-/// First pause between attempts; doubles each time.
+/// First pause between attempts; doubles each time, with jitter.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait for a TCP connection to the catalog service.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -52,9 +53,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// interval + timeout, even on a connection that only carries the watch stream.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause before resubscribing to the change feed: doubles from the first to the last value.
+/// Pause before resubscribing to the change feed: doubles (with jitter) from the first to
+/// the last value.
 const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// While the feed stays lost, one log line this often.
+const WATCH_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The catalog over gRPC: a client of the catalog service that implements [`Catalog`] with
 /// the same results and errors as the [`SqlCatalog`](crate::SqlCatalog) behind the service.
@@ -149,7 +153,7 @@ impl GrpcCatalog {
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + CALL_BUDGET;
-        let mut backoff = RETRY_BACKOFF;
+        let mut backoff = Backoff::new(RETRY_BACKOFF, CALL_BUDGET / 4);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -160,9 +164,10 @@ impl GrpcCatalog {
                     Ok(Err(status)) => status,
                     Err(_) => Status::deadline_exceeded(format!("no reply within {timeout:?}")),
                 };
+            let pause = backoff.next_delay();
             let retry = is_retryable(&status)
                 && attempts < MAX_ATTEMPTS
-                && Instant::now() + backoff < deadline;
+                && Instant::now() + pause < deadline;
             if !retry {
                 return Err(error_of(&status, &format!("{method} on {}", self.target)));
             }
@@ -174,8 +179,7 @@ impl GrpcCatalog {
                 message = status.message(),
                 "catalog call failed, retrying"
             );
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -198,9 +202,9 @@ async fn follow_versions(
     tx: watch::Sender<i64>,
     target: Arc<str>,
 ) {
-    let mut backoff = WATCH_BACKOFF_MIN;
-    // Warn when the feed is lost, not on every failed resubscription while it stays lost.
-    let mut lost = false;
+    let mut backoff = Backoff::new(WATCH_BACKOFF_MIN, WATCH_BACKOFF_MAX);
+    // Warn when the feed is lost, then once a minute while it stays lost.
+    let mut failures = FailureLog::new(WATCH_LOG_EVERY);
     loop {
         let mut live = false;
         let outcome = tokio::select! {
@@ -208,24 +212,29 @@ async fn follow_versions(
             outcome = follow_once(client.clone(), &tx, &mut live) => outcome,
         };
         if live {
-            backoff = WATCH_BACKOFF_MIN;
-            lost = false;
+            backoff.reset();
+            failures.success();
         }
         let reason = match outcome {
             Ok(()) => "stream ended".to_owned(),
             Err(status) => format!("{:?}: {}", status.code(), status.message()),
         };
-        if lost {
-            tracing::debug!(target = %target, reason, "catalog change feed still unavailable");
-        } else {
-            tracing::warn!(target = %target, reason, "catalog change feed lost, resubscribing");
-            lost = true;
+        match failures.failure() {
+            Some(n) if n == failures.streak() => {
+                tracing::warn!(target = %target, reason, "catalog change feed lost, resubscribing");
+            }
+            Some(n) => tracing::warn!(
+                target = %target,
+                reason,
+                failures = n,
+                "catalog change feed still unavailable"
+            ),
+            None => {}
         }
         tokio::select! {
             () = tx.closed() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
     }
 }
 

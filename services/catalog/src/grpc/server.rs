@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use ferrite_model::{ColumnType, DatabaseId, TableId};
 use ferrite_proto::ferrite::catalog::v1 as proto;
+use ferrite_retry::{Backoff, FailureLog};
 use futures::Stream;
 use proto::catalog_service_server::{CatalogService, CatalogServiceServer};
 use tokio::sync::watch;
@@ -34,6 +35,10 @@ use crate::Catalog;
 
 /// How often a serving replica reads the catalog version while anyone watches it.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// While the catalog database is down, the poll backs off up to this pause.
+const POLL_FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// While it stays down, one log line this often.
+const POLL_FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The gRPC service for `catalog`, ready to add to a tonic (or axum) router.
 ///
@@ -105,8 +110,10 @@ impl CatalogGrpcService {
 async fn poll_versions(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Log a failure when it starts, not every 100 ms while it lasts.
-    let mut failing = false;
+    // Log a failure when it starts, then once a minute while it lasts; poll less often
+    // while the database is down.
+    let mut failures = FailureLog::new(POLL_FAILURE_LOG_EVERY);
+    let mut backoff = Backoff::new(POLL_INTERVAL, POLL_FAILURE_BACKOFF_MAX);
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else {
@@ -120,9 +127,9 @@ async fn poll_versions(inner: Weak<Inner>) {
         }
         match inner.catalog.version().await {
             Ok(version) => {
-                if failing {
-                    tracing::info!(version, "catalog version readable again");
-                    failing = false;
+                if let Some(failures) = failures.success() {
+                    tracing::info!(version, failures, "catalog version readable again");
+                    backoff.reset();
                 }
                 inner.feed.send_if_modified(|current| {
                     let changed = *current != version;
@@ -131,10 +138,15 @@ async fn poll_versions(inner: Weak<Inner>) {
                 });
             }
             Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "cannot read the catalog version for watchers");
-                    failing = true;
+                if let Some(failures) = failures.failure() {
+                    tracing::warn!(
+                        error = %e,
+                        failures,
+                        "cannot read the catalog version for watchers"
+                    );
                 }
+                drop(inner); // a service dropped meanwhile ends the loop at the next tick
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
