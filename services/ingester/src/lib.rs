@@ -31,6 +31,7 @@ use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
 use async_trait::async_trait;
 use ferrite_catalog::CatalogRef;
 use ferrite_model::TIME_COLUMN;
+use ferrite_retry::{Backoff, FailureLog};
 use object_store::ObjectStore;
 use parking_lot::Mutex;
 use prost::Message;
@@ -45,6 +46,13 @@ use crate::api::{
 use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot};
 use crate::persist::Persister;
 use crate::wal::{Wal, WalError};
+
+/// A failed persist is retried after this long, doubling (with jitter) up to the max: an
+/// ingester whose catalog or object store is down waits instead of spinning.
+const PERSIST_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const PERSIST_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// At most one persist-failure log line this often, whatever the number of partitions.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Ingester settings.
 #[derive(Debug, Clone)]
@@ -115,6 +123,8 @@ struct Inner {
     persister: Persister,
     persist_permits: Semaphore,
     persist_count: AtomicU64,
+    /// Shared by every partition's retry loop: one line per interval for all of them.
+    persist_failures: Mutex<FailureLog>,
     shutting_down: AtomicBool,
     wake: Notify,
 }
@@ -149,6 +159,7 @@ impl Ingester {
             buffer: Mutex::new(buffer),
             persister: Persister::new(catalog, store),
             persist_count: AtomicU64::new(0),
+            persist_failures: Mutex::new(FailureLog::new(FAILURE_LOG_EVERY)),
             shutting_down: AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -332,10 +343,23 @@ impl Inner {
 
     async fn persist_snapshot(self: Arc<Self>, snapshot: Arc<Snapshot>) {
         let _permit = self.persist_permits.acquire().await;
-        let mut backoff = Duration::from_millis(100);
+        // Encoding is the costly part and its result does not change: done once, unless it
+        // fails, and then retried at the same pace as the I/O.
+        let mut backoff = Backoff::new(PERSIST_BACKOFF_MIN, PERSIST_BACKOFF_MAX);
+        let mut encoded = None;
         loop {
-            match self.persister.persist(Arc::clone(&snapshot)).await {
+            let attempt = match &encoded {
+                Some(e) => self.persister.persist(&snapshot, e).await,
+                None => match self.persister.encode(Arc::clone(&snapshot)).await {
+                    Ok(e) => self.persister.persist(&snapshot, encoded.insert(e)).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match attempt {
                 Ok(file) => {
+                    if let Some(failures) = self.persist_failures.lock().success() {
+                        info!(failures, "persisting works again");
+                    }
                     info!(
                         table_id = %snapshot.table_id,
                         partition = %snapshot.partition_key,
@@ -346,9 +370,17 @@ impl Inner {
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, partition = %snapshot.partition_key, retry_in = ?backoff, "persist failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    let retry_in = backoff.next_delay();
+                    if let Some(failures) = self.persist_failures.lock().failure() {
+                        warn!(
+                            error = %e,
+                            partition = %snapshot.partition_key,
+                            failures,
+                            ?retry_in,
+                            "persist failed; retrying (rows stay in memory and the WAL)"
+                        );
+                    }
+                    tokio::time::sleep(retry_in).await;
                 }
             }
         }

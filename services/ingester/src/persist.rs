@@ -6,8 +6,9 @@
 //!           ─► catalog.create_partition ─► object_store.put ─► catalog.add_parquet_file
 //! ```
 //!
-//! Invariant: the object is uploaded before it is registered, and the caller drops the
-//! snapshot's rows from memory only after registration returned.
+//! Invariants: the object is uploaded before it is registered, and the caller drops the
+//! snapshot's rows from memory only after registration returned. A snapshot is encoded
+//! once; retries repeat only the I/O, with the same object id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +64,32 @@ pub enum PersistError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// A snapshot's rows, sorted, deduplicated and encoded as Parquet: made once, then uploaded
+/// and registered as often as that takes. The object id is fixed here, so a retry after a
+/// lost reply overwrites the same object and registers the same file (both idempotent).
+#[derive(Debug)]
+pub struct EncodedSnapshot {
+    bytes: bytes::Bytes,
+    object_store_id: uuid::Uuid,
+    min_time: i64,
+    max_time: i64,
+    row_count: i64,
+}
+
+impl EncodedSnapshot {
+    /// Sort, deduplicate and encode `snapshot` (CPU heavy: call off the async threads).
+    pub fn new(snapshot: &Snapshot) -> Result<Self, PersistError> {
+        let (batch, bytes) = encode(snapshot)?;
+        Ok(Self {
+            bytes: bytes.into(),
+            object_store_id: uuid::Uuid::new_v4(),
+            min_time: time_bound(&batch, arrow::compute::min),
+            max_time: time_bound(&batch, arrow::compute::max),
+            row_count: batch.num_rows() as i64,
+        })
+    }
+}
+
 /// Writes snapshots to the object store and registers them.
 #[derive(Debug, Clone)]
 pub struct Persister {
@@ -76,13 +103,18 @@ impl Persister {
         Self { catalog, store }
     }
 
-    /// Persist one snapshot; returns the registered file.
-    pub async fn persist(&self, snapshot: Arc<Snapshot>) -> Result<ParquetFile, PersistError> {
-        let s = Arc::clone(&snapshot);
-        let (batch, bytes) = tokio::task::spawn_blocking(move || encode(&s)).await??;
-        let min_time = time_bound(&batch, arrow::compute::min);
-        let max_time = time_bound(&batch, arrow::compute::max);
+    /// Encode `snapshot` on a blocking thread.
+    pub async fn encode(&self, snapshot: Arc<Snapshot>) -> Result<EncodedSnapshot, PersistError> {
+        tokio::task::spawn_blocking(move || EncodedSnapshot::new(&snapshot)).await?
+    }
 
+    /// Upload `encoded` and register it as the file of `snapshot`; safe to call again after
+    /// a failure. Returns the registered file.
+    pub async fn persist(
+        &self,
+        snapshot: &Snapshot,
+        encoded: &EncodedSnapshot,
+    ) -> Result<ParquetFile, PersistError> {
         let partition = self
             .catalog
             .create_partition(snapshot.table_id, &snapshot.partition_key)
@@ -91,17 +123,17 @@ impl Persister {
             database_id: snapshot.database_id,
             table_id: snapshot.table_id,
             partition_id: partition.id,
-            object_store_id: uuid::Uuid::new_v4(),
-            min_time,
-            max_time,
-            row_count: batch.num_rows() as i64,
-            file_size_bytes: bytes.len() as i64,
+            object_store_id: encoded.object_store_id,
+            min_time: encoded.min_time,
+            max_time: encoded.max_time,
+            row_count: encoded.row_count,
+            file_size_bytes: encoded.bytes.len() as i64,
             compaction_level: 0,
             max_sequence_number: snapshot.max_seq() as i64,
         };
         let path = params.object_path();
         self.store
-            .put(&Path::from(path.as_str()), bytes.into())
+            .put(&Path::from(path.as_str()), encoded.bytes.clone().into())
             .await
             .map_err(|source| PersistError::Upload { path, source })?;
         Ok(self.catalog.add_parquet_file(params).await?)

@@ -85,6 +85,31 @@ impl FerriteServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// CPU time (user + system) the running process has used so far, from `/proc`.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self.pid().context("the server is not running")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("unexpected /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc/<pid>/stat")?
+            .iter()
+            .map(|f| f.parse::<u64>())
+            .sum::<Result<u64, _>>()?;
+        let per_second: u64 =
+            String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+                .trim()
+                .parse()
+                .context("getconf CLK_TCK")?;
+        Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
     /// The data directory (catalog, WAL, objects).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

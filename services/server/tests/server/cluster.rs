@@ -308,14 +308,110 @@ async fn schema_created_through_one_router_is_usable_through_another_within_a_se
     );
 }
 
-async fn eventually<F, Fut>(mut check: F)
+async fn eventually<F, Fut>(check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    eventually_within(Duration::from_secs(30), check).await;
+}
+
+async fn eventually_within<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "condition not reached in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached in {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Rows written while the catalog database and object store are down.
+const LATE_ROWS: i64 = 200_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ingester_whose_catalog_database_and_object_store_are_down_backs_off_and_recovers() {
+    let opts = ClusterOptions {
+        ingesters: 1,
+        persist_age_seconds: 1,
+        ..ClusterOptions::default()
+    };
+    let c = TestCluster::start(binary(), opts).await.unwrap();
+    let url = c.url();
+    assert_eq!(
+        write(&url, "idle", daily_lines("m", 20)).await.status(),
+        204
+    );
+    let every_column = "m,host=h0 v=0i,u=0.5,w=\"0\" 2592000000000000\n"; // day 30
+    assert_eq!(write(&url, "idle", every_column.into()).await.status(), 204);
+    eventually(|| async { catalog_file_rows(&c.catalog_dsn).await == 21 }).await;
+
+    // Both go away; the schema is known, so writes are still taken, and the partitions they
+    // fill fail to persist from then on.
+    let (pg, s3) = (&c.postgres, &c.s3);
+    tokio::task::block_in_place(|| {
+        pg.stop()?;
+        s3.stop()
+    })
+    .unwrap();
+    // Two big partitions: re-encoding them on every attempt would show in the CPU use.
+    for chunk in 0..(LATE_ROWS / 10_000) {
+        let lines: String = (chunk * 10_000..(chunk + 1) * 10_000)
+            .map(|i| {
+                let day = i % 2;
+                format!(
+                    "m,host=late{} v={i}i,u={}.5,w=\"{}\" {}\n",
+                    i % 1000,
+                    i % 97,
+                    i % 13,
+                    day * 86_400_000_000_000 + i * 1000
+                )
+            })
+            .collect();
+        assert_eq!(write(&url, "idle", lines).await.status(), 204);
+    }
+
+    let ingester = &c.ingesters[0];
+    // Long enough for each partition's one encoding to be done before the measurement.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = ingester.cpu_time().unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let used = ingester.cpu_time().unwrap() - before;
+    assert!(
+        used < Duration::from_secs(1),
+        "retrying persistence for 20 s used {used:?} of CPU (limit: 5 % of a core)"
+    );
+    let log = ingester.log();
+    assert!(
+        log.contains("persist failed"),
+        "the ingester was retrying: {log}"
+    );
+    let lines = log.lines().filter(|l| l.contains("persist failed")).count();
+    assert!(
+        lines <= 2,
+        "repeated failures are logged at a bounded rate, got {lines} lines"
+    );
+
+    tokio::task::block_in_place(|| pg.start_again()).unwrap();
+    s3.start_again().await.unwrap();
+    // The longest pause between attempts is 10 s before jitter (object_store's own S3
+    // retries add theirs): recovery takes seconds, not a restart.
+    let recovery = Duration::from_secs(90);
+    eventually_within(recovery, || async {
+        ingester.log().contains("persisting works again")
+    })
+    .await;
+    eventually_within(recovery, || async {
+        catalog_file_rows(&c.catalog_dsn).await == 23
+    })
+    .await;
+    assert_eq!(
+        count(&url, "idle", "SELECT count(*) AS n FROM m").await,
+        21 + LATE_ROWS
+    );
 }
