@@ -1,20 +1,33 @@
 //! A read-through cache over any [`Catalog`], kept coherent by the catalog version (the
 //! change feed): every cached answer is tagged with the version it was read at and is used
-//! only while the feed still reports that version.
+//! only while no newer version is known.
 //!
 //! ```text
-//!  reader ─► CachedCatalog ─ version == entry's version? ─ yes ─► cached answer
+//!  reader ─► CachedCatalog ─ entries' version current? ─ yes ─► cached answer
 //!                                   │ no
 //!                                   └─► inner catalog ─► cache (tagged with the version)
-//!  WatchVersion stream ─► watch::Receiver<i64> (current version)
+//!  WatchVersion stream ─► watch::Receiver<i64> ─► a newer version drops every entry
+//!  reader's miss ─► refresh(): one GetVersion (coalesced, timed) ─► newer? drop, read again
 //! ```
 //!
-//! Schema reads are cached; the parquet file list is not: a querier must see a file the
-//! moment its rows leave an ingester (read-your-writes across a persist), and the feed lags
-//! by up to its poll interval.
+//! The feed lags a commit by up to its poll interval plus the network, so a client that
+//! writes a new table through one router and queries it through another may reach a querier
+//! whose view is older than its own write. A miss is therefore never final: the reader calls
+//! [`Catalog::refresh`], which asks the catalog for its current version once (concurrent
+//! misses share one request) and drops the entries if the catalog is ahead.
+//!
+//! Invariants:
+//! - the known version only moves forward with the feed (a refresh may run ahead of a
+//!   lagging feed; the feed catching up to it keeps the entries);
+//! - an answer is stored only under the version that was current when it was read, so an
+//!   answer read before a refresh never lands in the entries after it;
+//! - schema reads are cached; the parquet file list is not: a querier must see a file the
+//!   moment its rows leave an ingester (read-your-writes across a persist).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
@@ -22,8 +35,13 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::{
-    Catalog, CatalogRef, Column, Database, ParquetFile, ParquetFileParams, Partition, Result, Table,
+    Catalog, CatalogRef, Column, Database, Error, ParquetFile, ParquetFileParams, Partition,
+    Result, Table,
 };
+
+/// Longest a refresh waits for the catalog's version. A miss then fails as unavailable
+/// rather than answering "not found" from a view that may be stale.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -33,36 +51,67 @@ struct Entries {
     tables: HashMap<TableId, TableSchema>,
 }
 
+impl Entries {
+    /// Forget every answer; they were read before `version`.
+    fn reset(&mut self, version: i64) {
+        *self = Self {
+            version,
+            ..Self::default()
+        };
+    }
+}
+
+/// Refreshes asked for and done, so that concurrent misses share one catalog round trip.
+#[derive(Debug, Default)]
+struct Refreshes {
+    /// Tickets handed out: one per caller of `refresh`.
+    requested: AtomicU64,
+    /// Every ticket up to this one was covered by a version read that started after it was
+    /// handed out. Held across the read, which serializes refreshes.
+    covered: tokio::sync::Mutex<u64>,
+    /// Version reads done: at most one per group of concurrent misses.
+    reads: AtomicU64,
+}
+
 /// A catalog whose schema reads are served from memory until the catalog version changes.
 #[derive(Debug)]
 pub struct CachedCatalog {
     inner: CatalogRef,
     version: watch::Receiver<i64>,
     entries: Mutex<Entries>,
+    refreshes: Refreshes,
 }
 
 impl CachedCatalog {
-    /// Cache `inner`, invalidated whenever `version` changes. A version of 0 (feed not yet
-    /// connected) disables caching.
+    /// Cache `inner`, invalidated whenever `version` moves forward. A version of 0 (feed not
+    /// yet connected) disables caching.
     pub fn new(inner: CatalogRef, version: watch::Receiver<i64>) -> Self {
         Self {
             inner,
             version,
             entries: Mutex::new(Entries::default()),
+            refreshes: Refreshes::default(),
         }
     }
 
-    /// The current version, dropping every entry read at another one. `None`: do not cache.
+    /// How many times a miss made this cache read the catalog's version (concurrent misses
+    /// share one read).
+    pub fn refresh_reads(&self) -> u64 {
+        self.refreshes.reads.load(Ordering::Relaxed)
+    }
+
+    /// The version the entries hold, dropping them first if the feed is ahead. `None`: the
+    /// feed is not connected, do not cache.
     fn current(&self) -> Option<i64> {
-        let v = *self.version.borrow();
-        let mut e = self.entries.lock();
-        if e.version != v {
-            *e = Entries {
-                version: v,
-                ..Entries::default()
-            };
+        let feed = *self.version.borrow();
+        if feed == 0 {
+            return None;
         }
-        (v != 0).then_some(v)
+        let mut e = self.entries.lock();
+        if feed > e.version {
+            e.reset(feed);
+        }
+        Some(e.version)
     }
 
     fn store(&self, version: Option<i64>, f: impl FnOnce(&mut Entries)) {
@@ -70,6 +119,25 @@ impl CachedCatalog {
         if version.is_some_and(|v| v == e.version) {
             f(&mut e);
         }
+    }
+
+    /// Read the catalog's version and drop the entries if it differs from theirs (a
+    /// different version that is lower means the catalog was rebuilt). `true` if dropped.
+    async fn catch_up(&self) -> Result<bool> {
+        self.refreshes.reads.fetch_add(1, Ordering::Relaxed);
+        let latest = tokio::time::timeout(REFRESH_TIMEOUT, self.inner.version())
+            .await
+            .map_err(|_| {
+                Error::Rpc(format!(
+                    "the catalog did not report its version within {REFRESH_TIMEOUT:?}"
+                ))
+            })??;
+        let mut e = self.entries.lock();
+        if latest == e.version {
+            return Ok(false);
+        }
+        e.reset(latest);
+        Ok(true)
     }
 }
 
@@ -154,6 +222,24 @@ impl Catalog for CachedCatalog {
     async fn version(&self) -> Result<i64> {
         self.inner.version().await
     }
+
+    async fn refresh(&self) -> Result<bool> {
+        if *self.version.borrow() == 0 {
+            return Ok(false); // nothing is cached: every answer was read live
+        }
+        let ticket = self.refreshes.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut covered = self.refreshes.covered.lock().await;
+        if *covered >= ticket {
+            // A read that started after this miss has run; what it found is in the entries,
+            // so reading again sees it.
+            return Ok(true);
+        }
+        // Every ticket handed out so far was handed out before this read starts.
+        let upto = self.refreshes.requested.load(Ordering::SeqCst);
+        let changed = self.catch_up().await?;
+        *covered = upto;
+        Ok(changed)
+    }
 }
 
 /// Shorthand: a [`CachedCatalog`] behind an `Arc`.
@@ -217,5 +303,83 @@ mod tests {
         assert_eq!(cached.database_by_name("db").await.unwrap(), None);
         inner.create_database("db").await.unwrap();
         assert!(cached.database_by_name("db").await.unwrap().is_some());
+    }
+
+    async fn has_table(cached: &CachedCatalog, db: DatabaseId, table: &str) -> bool {
+        let schema = cached.database_schema(db).await.unwrap();
+        schema.tables.contains_key(table)
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_refreshed_from_the_catalog_before_the_feed_reports_it() {
+        let inner: CatalogRef = Arc::new(SqlCatalog::connect("sqlite::memory:").await.unwrap());
+        let db = inner.create_database("db").await.unwrap();
+        let feed = inner.version().await.unwrap();
+        let (tx, rx) = watch::channel(feed);
+        let cached = CachedCatalog::new(Arc::clone(&inner), rx);
+        assert!(!has_table(&cached, db.id, "cpu").await);
+        assert!(
+            !cached.refresh().await.unwrap(),
+            "nothing newer: the miss is real"
+        );
+
+        inner.create_table(db.id, "cpu").await.unwrap();
+        assert!(cached.refresh().await.unwrap(), "the catalog is ahead");
+        assert!(
+            has_table(&cached, db.id, "cpu").await,
+            "read again after the refresh, with the feed still behind"
+        );
+        // The feed catching up to the refreshed version keeps the entries; a later version
+        // drops them.
+        let now = inner.version().await.unwrap();
+        tx.send(now).unwrap();
+        inner.create_table(db.id, "mem").await.unwrap();
+        assert!(
+            !has_table(&cached, db.id, "mem").await,
+            "served from the cache at the refreshed version"
+        );
+        tx.send(feed).unwrap();
+        assert!(
+            !has_table(&cached, db.id, "mem").await,
+            "a lagging feed does not move the view back"
+        );
+        tx.send(now + 1).unwrap();
+        assert!(has_table(&cached, db.id, "mem").await);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_version_read() {
+        let inner: CatalogRef = Arc::new(SqlCatalog::connect("sqlite::memory:").await.unwrap());
+        inner.create_database("db").await.unwrap();
+        let (_tx, rx) = watch::channel(inner.version().await.unwrap());
+        let cached = Arc::new(CachedCatalog::new(Arc::clone(&inner), rx));
+        assert_eq!(cached.database_by_name("new").await.unwrap(), None);
+        inner.create_database("new").await.unwrap();
+        // Hold the refresh lock so every miss queues behind it, as behind a slow read.
+        let gate = cached.refreshes.covered.lock().await;
+        let misses: Vec<_> = (0..20)
+            .map(|_| {
+                let cached = Arc::clone(&cached);
+                tokio::spawn(async move { cached.refresh().await.unwrap() })
+            })
+            .collect();
+        while cached.refreshes.requested.load(Ordering::SeqCst) < 20 {
+            tokio::task::yield_now().await;
+        }
+        drop(gate);
+        for miss in misses {
+            assert!(miss.await.unwrap(), "every miss reads again");
+        }
+        assert_eq!(cached.refresh_reads(), 1, "one read covered all twenty");
+        assert!(cached.database_by_name("new").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn without_a_feed_nothing_is_cached_and_a_refresh_is_free() {
+        let inner: CatalogRef = Arc::new(SqlCatalog::connect("sqlite::memory:").await.unwrap());
+        let (_tx, rx) = watch::channel(0);
+        let cached = CachedCatalog::new(Arc::clone(&inner), rx);
+        assert!(!cached.refresh().await.unwrap());
+        assert_eq!(cached.refresh_reads(), 0);
     }
 }

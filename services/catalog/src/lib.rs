@@ -204,6 +204,15 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     /// file created (and only then). A changed version means something was added, so caches
     /// keyed on it stay coherent.
     async fn version(&self) -> Result<i64>;
+
+    /// Bring cached answers up to the catalog's current version, for a reader that found
+    /// something missing (a database, table or column) and must not answer "not found" from
+    /// a view that lags the catalog. `true`: answers may have changed, read again; `false`:
+    /// nothing newer exists, the miss is real. A catalog that caches nothing is always
+    /// current and answers `false`.
+    async fn refresh(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Shared handle to a catalog.

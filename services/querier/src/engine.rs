@@ -5,6 +5,7 @@
 //!  sql(db, query, params)
 //!    catalog: database_by_name ─► database_schema ─► SessionContext (public.iox.<table>)
 //!    parse + plan (+ bind $params)                  ◄── errors here are the client's (400)
+//!      └─ a database, table or column not found: catalog.refresh() ─► newer? plan again
 //!    physical plan: QuerierTable::scan per table    ◄── ingesters, then catalog files
 //!    execute: a stream of RecordBatches
 //! ```
@@ -280,7 +281,25 @@ impl QueryEngine {
     }
 
     /// Parse and plan `query`, binding `params`; placeholders without a value stay in the plan.
+    ///
+    /// A database, table or column the cached schema lacks may have been created by a write
+    /// the feed has not reported yet: such a miss is planned again once the catalog view has
+    /// caught up, and only then reported.
     async fn plan_unbound(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<(SessionContext, DataFrame)> {
+        match self.try_plan(database, query, params.clone()).await {
+            Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
+                self.try_plan(database, query, params).await
+            }
+            planned => planned,
+        }
+    }
+
+    async fn try_plan(
         &self,
         database: &str,
         query: &str,
@@ -310,8 +329,25 @@ impl QueryEngine {
     }
 
     /// A session whose default catalog and schema are `public.iox`, holding every table of
-    /// `database` as the catalog knows it now.
+    /// `database` as the catalog knows it now (a database missing from the cached view is
+    /// looked up again once the view has caught up).
     pub(crate) async fn session(&self, database: &str) -> Result<SessionContext> {
+        match self.try_session(database).await {
+            Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
+                self.try_session(database).await
+            }
+            session => session,
+        }
+    }
+
+    /// [`Self::session`] after bringing the catalog view up to date: for listings (Flight
+    /// SQL `GetTables`), where a table missing from a stale view would go unnoticed.
+    pub(crate) async fn current_session(&self, database: &str) -> Result<SessionContext> {
+        self.catalog.refresh().await?;
+        self.try_session(database).await
+    }
+
+    async fn try_session(&self, database: &str) -> Result<SessionContext> {
         let db = self
             .catalog
             .database_by_name(database)

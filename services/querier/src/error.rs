@@ -12,7 +12,7 @@ const MAX_STATUS_MESSAGE: usize = 2000;
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// No database with that name.
-    #[error("database not found: {0}")]
+    #[error("database '{0}' not found")]
     DatabaseNotFound(String),
     /// The SQL text does not parse or does not plan (unknown table or column, type errors,
     /// unbound parameters, statements that are not queries).
@@ -112,6 +112,28 @@ impl QueryError {
             Self::Plan(err)
         } else {
             Self::Execution(err)
+        }
+    }
+
+    /// Could this error be the answer of a schema view that lags the catalog: a database
+    /// not found, or a planning error (an unknown table or column)? Syntax errors cannot.
+    pub(crate) fn may_be_stale_schema(&self) -> bool {
+        match self {
+            Self::DatabaseNotFound(_) => true,
+            Self::Plan(e) => matches!(
+                e.find_root(),
+                DataFusionError::Plan(_) | DataFusionError::SchemaError(..)
+            ),
+            Self::InvalidParams(_)
+            | Self::InvalidRequest(_)
+            | Self::Unsupported(_)
+            | Self::Catalog(_)
+            | Self::Ingester(_)
+            | Self::Execution(_)
+            | Self::TooManyQueries { .. }
+            | Self::MemoryLimit(_)
+            | Self::Timeout(_)
+            | Self::Internal(_) => false,
         }
     }
 

@@ -12,6 +12,8 @@ use ferrite_testkit::server::FerriteServer;
 mod cluster;
 #[path = "server/object_store.rs"]
 mod objstore;
+#[path = "server/read_your_writes.rs"]
+mod read_your_writes;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrite"))

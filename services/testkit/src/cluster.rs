@@ -1,10 +1,10 @@
 //! A whole ferrite cluster of real processes for end-to-end tests: a throwaway PostgreSQL,
-//! a MinIO, one catalog service, ingesters, a querier and routers, each a `ferrite run
+//! a MinIO, one catalog service, ingesters, queriers and routers, each a `ferrite run
 //! <service>` process on its own loopback port.
 //!
 //! ```text
 //!  routers ──► ingesters (WAL in <tmp>/ingester-N) ──► MinIO bucket
-//!     │  └──► querier ──► ingesters, MinIO
+//!     │  └──► queriers ──► ingesters, MinIO
 //!     └──────► catalog ──► PostgreSQL
 //! ```
 
@@ -23,6 +23,8 @@ pub struct ClusterOptions {
     pub ingesters: usize,
     /// Router processes.
     pub routers: usize,
+    /// Querier processes; every router proxies to all of them.
+    pub queriers: usize,
     /// Copies of each write.
     pub replication: usize,
     /// Ingesters persist partitions older than this.
@@ -34,6 +36,7 @@ impl Default for ClusterOptions {
         Self {
             ingesters: 2,
             routers: 1,
+            queriers: 1,
             replication: 1,
             persist_age_seconds: 300,
         }
@@ -55,8 +58,8 @@ pub struct TestCluster {
     pub catalog: FerriteServer,
     /// `ferrite run ingester` ×N.
     pub ingesters: Vec<FerriteServer>,
-    /// `ferrite run querier`.
-    pub querier: FerriteServer,
+    /// `ferrite run querier` ×N.
+    pub queriers: Vec<FerriteServer>,
     /// `ferrite run router` ×N.
     pub routers: Vec<FerriteServer>,
     _dir: tempfile::TempDir,
@@ -108,23 +111,32 @@ impl TestCluster {
             .collect::<Vec<_>>()
             .join(",");
 
-        let querier_port = free_port()?;
-        let mut args = vec![
-            "--catalog".to_string(),
-            catalog_url.clone(),
-            "--ingesters".to_string(),
-            ingester_list.clone(),
-        ];
-        args.extend(s3.ferrite_args(&bucket));
-        let querier = FerriteServer::run_service(
-            binary,
-            "querier",
-            querier_port,
-            &dir.path().join("querier"),
-            &args,
-        )
-        .await
-        .context("starting the querier")?;
+        let mut queriers = Vec::new();
+        for i in 0..opts.queriers.max(1) {
+            let mut args = vec![
+                "--catalog".to_string(),
+                catalog_url.clone(),
+                "--ingesters".to_string(),
+                ingester_list.clone(),
+            ];
+            args.extend(s3.ferrite_args(&bucket));
+            queriers.push(
+                FerriteServer::run_service(
+                    binary,
+                    "querier",
+                    free_port()?,
+                    &dir.path().join(format!("querier-{i}")),
+                    &args,
+                )
+                .await
+                .with_context(|| format!("starting querier {i}"))?,
+            );
+        }
+        let querier_list = queriers
+            .iter()
+            .map(FerriteServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
 
         let mut routers = Vec::new();
         for i in 0..opts.routers {
@@ -135,7 +147,7 @@ impl TestCluster {
                 "--ingesters".to_string(),
                 ingester_list.clone(),
                 "--queriers".to_string(),
-                querier.url(),
+                querier_list.clone(),
                 "--replication".to_string(),
                 opts.replication.to_string(),
             ];
@@ -158,7 +170,7 @@ impl TestCluster {
             catalog_dsn,
             catalog,
             ingesters,
-            querier,
+            queriers,
             routers,
             _dir: dir,
         })

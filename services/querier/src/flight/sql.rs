@@ -344,7 +344,8 @@ impl FlightSqlHandler {
                 builder.build().map_err(build)
             }
             Command::CommandGetTables(cmd) => {
-                let ctx = self.engine.session(database).await?;
+                // Right after a write, the new table must be listed: read a current view.
+                let ctx = self.engine.current_session(database).await?;
                 let mut builder = cmd.into_builder();
                 for (catalog, schema_name) in schema_names(&ctx) {
                     let Some(schema) = schema_provider(&ctx, &catalog, &schema_name) else {

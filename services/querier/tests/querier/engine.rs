@@ -496,7 +496,7 @@ async fn bad_input_is_a_client_error() {
         .err()
         .unwrap();
     assert!(matches!(e, QueryError::DatabaseNotFound(ref d) if d == "nope"));
-    assert_eq!(e.to_string(), "database not found: nope");
+    assert_eq!(e.to_string(), "database 'nope' not found");
     assert_eq!(e.http_status(), 404);
 }
 

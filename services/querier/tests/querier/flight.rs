@@ -128,7 +128,7 @@ async fn do_get_errors_map_to_grpc_codes() {
         (
             json!({"database": "nope", "sql_query": "SELECT 1"}).to_string(),
             tonic::Code::NotFound,
-            "database not found: nope",
+            "database 'nope' not found",
         ),
         (
             json!({"database": f.db, "sql_query": "SELEKT"}).to_string(),
@@ -421,7 +421,7 @@ async fn flight_sql_metadata_of_an_unknown_database_is_not_found() {
         Err(e) => e,
     };
     let message = err.to_string();
-    assert!(message.contains("database not found: nope"), "{message}");
+    assert!(message.contains("database 'nope' not found"), "{message}");
 }
 
 #[tokio::test]

@@ -269,7 +269,7 @@ async fn unknown_database_is_404() {
     let (_f, addr) = server().await;
     let (status, error) = error_body(get(addr, &[("db", "nope"), ("q", "SELECT 1")]).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(error, "database not found: nope");
+    assert_eq!(error, "database 'nope' not found");
 }
 
 #[tokio::test]

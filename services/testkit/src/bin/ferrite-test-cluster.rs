@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
         .routers
         .iter()
         .chain(&cluster.ingesters)
-        .chain([&cluster.querier, &cluster.catalog])
+        .chain(&cluster.queriers)
+        .chain([&cluster.catalog])
         .map(|s| s.data_dir().join("server.log").display().to_string())
         .collect();
     println!(
