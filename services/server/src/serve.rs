@@ -16,6 +16,7 @@ use anyhow::Context;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use ferrite_catalog::{CatalogRef, SqlCatalog};
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
@@ -127,6 +128,13 @@ pub async fn serve_until(
     grace: Duration,
 ) -> anyhow::Result<()> {
     info!(addr = %listener.local_addr()?, "listening for HTTP and gRPC");
+    // Replies go out at once: with Nagle's algorithm on, a small HTTP/2 frame (a gRPC
+    // reply's trailers) waits for the peer's delayed ACK, about 40 ms on Linux.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         let mut rx = stop_rx;
