@@ -6,23 +6,29 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
-	@echo "make test    - every test (installs PostgreSQL, mold, the Python clients)"
+	@echo "make test    - lint (rustfmt, clippy -D warnings) and every test (installs PostgreSQL, mold, the Python clients)"
 	@echo "make bench   - parser, ingest and query benchmarks (see docs/benchmarks.md)"
 
 setup:
 	bash deploy/dev/setup.sh
 
+# What building ferrite needs and nothing more (the linker): `make run` on a fresh machine
+# does not install the test servers and clients.
+setup-build:
+	bash deploy/dev/setup.sh --build-only
+
 build: setup
 	cargo test --workspace --no-run
 
-run: setup
+run: setup-build
 	cargo run --release --bin ferrite -- serve
 
-test: setup test-rust test-clients test-python
+# lint first: a formatting or clippy finding fails fast, before the long test run.
+test: setup lint test-rust test-clients test-python
 
 test-rust:
 	cargo test --workspace --no-fail-fast

@@ -13,8 +13,18 @@
 #     re-installed only when the requirements file (or the interpreter) changed: a hash stamp
 #     is kept inside .venv.
 #
+# `setup.sh --build-only` (what `make run` uses) stops after the Debian packages the build
+# itself needs (mold, clang): no test servers, clients or virtualenv.
+#
 # Safe to run any number of times. Exits non-zero with a clear message on failure.
 set -euo pipefail
+
+BUILD_ONLY=0
+case "${1:-}" in
+    --build-only) BUILD_ONLY=1 ;;
+    "") ;;
+    *) printf 'setup: unknown argument %s (expected --build-only or nothing)\n' "$1" >&2; exit 2 ;;
+esac
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -23,6 +33,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${FERRITE_VENV:-$REPO_ROOT/.venv}"
 REQS="$REPO_ROOT/services/testkit/python/requirements.txt"
 APT_PACKAGES=(postgresql mold clang python3-venv default-jdk-headless maven)
+if [ "$BUILD_ONLY" -eq 1 ]; then
+    APT_PACKAGES=(mold clang)
+fi
 
 # Root runs commands as they are; anyone else goes through sudo when it exists.
 SUDO=()
@@ -55,6 +68,10 @@ if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     fi
 else
     say "not a Debian/apt system: skipping Debian packages (${APT_PACKAGES[*]})"
+fi
+
+if [ "$BUILD_ONLY" -eq 1 ]; then
+    exit 0
 fi
 
 # --- 2. MinIO (S3-compatible server for the tests) ---------------------------------------------
