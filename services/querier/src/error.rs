@@ -165,6 +165,7 @@ impl QueryError {
             Self::TooManyQueries { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::MemoryLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Catalog(e) if catalog_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -174,7 +175,9 @@ impl QueryError {
     /// Seconds a client should wait before retrying, for errors worth retrying as they are.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::TooManyQueries { .. } => Some(1),
+            Self::TooManyQueries { .. }
+            | Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(_)) => Some(1),
+            Self::Catalog(e) if catalog_unavailable(e) => Some(1),
             _ => None,
         }
     }
@@ -194,6 +197,7 @@ impl QueryError {
             Self::TooManyQueries { .. } => tonic::Code::Unavailable,
             Self::MemoryLimit(_) => tonic::Code::ResourceExhausted,
             Self::Timeout(_) => tonic::Code::DeadlineExceeded,
+            Self::Catalog(e) if catalog_unavailable(e) => tonic::Code::Unavailable,
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => tonic::Code::Internal,
         }
     }
@@ -209,6 +213,21 @@ impl QueryError {
             message.truncate(end);
         }
         tonic::Status::new(self.grpc_code(), message)
+    }
+}
+
+/// A catalog that could not be reached (or whose database could not): worth a retry, as
+/// opposed to a catalog that answered with something broken.
+fn catalog_unavailable(err: &ferrite_catalog::Error) -> bool {
+    use ferrite_catalog::Error;
+    match err {
+        Error::Unavailable(_) | Error::Rpc(_) => true,
+        Error::ColumnTypeConflict { .. }
+        | Error::DatabaseNotFound(_)
+        | Error::TableNotFound(_)
+        | Error::Migration(_)
+        | Error::InvalidDsn(_)
+        | Error::Corrupt(_) => false,
     }
 }
 
@@ -290,6 +309,17 @@ mod tests {
             Stage::Execution,
         );
         assert_eq!(plan_late.grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn an_unreachable_catalog_is_retryable_and_a_broken_one_is_not() {
+        let down = QueryError::Catalog(ferrite_catalog::Error::Rpc("connection refused".into()));
+        assert_eq!(down.http_status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.grpc_code(), tonic::Code::Unavailable);
+        assert_eq!(down.retry_after(), Some(1));
+        let broken = QueryError::Catalog(ferrite_catalog::Error::Corrupt("bad row".into()));
+        assert_eq!(broken.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(broken.grpc_code(), tonic::Code::Internal);
     }
 
     #[test]
