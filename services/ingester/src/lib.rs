@@ -73,6 +73,9 @@ pub struct IngesterConfig {
     pub persist_concurrency: usize,
     /// How often the persist loop checks sizes and ages.
     pub persist_check_interval: Duration,
+    /// Longest a shutdown waits for everything to persist; `None` waits for as long as it
+    /// takes. What is not persisted by then stays in the WAL and is replayed at the next start.
+    pub drain_timeout: Option<Duration>,
 }
 
 impl IngesterConfig {
@@ -87,6 +90,7 @@ impl IngesterConfig {
             max_buffer_bytes: 4 << 30,
             persist_concurrency: 2,
             persist_check_interval: Duration::from_secs(1),
+            drain_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -175,16 +179,33 @@ impl Ingester {
         self.inner.persist_all().await;
     }
 
-    /// Stop taking writes, persist everything, close the WAL.
+    /// Stop taking writes, persist everything (for at most the drain timeout), close the WAL.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         if let Some(h) = self.persist_loop.lock().take() {
             h.abort();
         }
-        self.inner.persist_all().await;
+        let drained = match self.inner.config.drain_timeout {
+            None => {
+                self.inner.persist_all().await;
+                true
+            }
+            Some(limit) => tokio::time::timeout(limit, self.inner.persist_all())
+                .await
+                .is_ok(),
+        };
         self.inner.truncate_wal();
         self.inner.wal.close();
-        info!("ingester shut down; everything persisted");
+        if drained {
+            info!("ingester shut down; everything persisted");
+        } else {
+            // Acknowledged writes are safe: the WAL keeps every one not in a registered file.
+            warn!(
+                limit = ?self.inner.config.drain_timeout,
+                "ingester shut down before everything persisted (catalog or object store \
+                 unavailable?); the rest stays in the WAL and is replayed at the next start"
+            );
+        }
     }
 
     /// Number of completed persist operations since start.

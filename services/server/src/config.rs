@@ -144,6 +144,10 @@ pub struct ServeConfig {
     /// How long a clean shutdown waits for open connections before persisting.
     #[arg(long, env = "FERRITE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// At shutdown, wait at most this many seconds for everything to persist; what is left
+    /// stays in the WAL and is replayed at the next start. 0: wait as long as it takes.
+    #[arg(long, env = "FERRITE_DRAIN_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub drain_timeout_seconds: u64,
     #[command(flatten)]
     pub query_limits: QueryLimits,
 }
@@ -163,4 +167,9 @@ impl ServeConfig {
     pub fn persist_age(&self) -> Duration {
         Duration::from_secs(self.persist_age_seconds)
     }
+}
+
+/// A drain timeout flag: 0 means no limit.
+pub fn drain_timeout(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds))
 }

@@ -27,7 +27,7 @@ use ferrite_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{ObjectStoreConfig, QueryLimits};
+use crate::config::{ObjectStoreConfig, QueryLimits, drain_timeout};
 use crate::discovery::Peers;
 use crate::fanout::AllIngesters;
 use crate::serve::{common_routes, one_port, querier_config, serve_until};
@@ -113,6 +113,10 @@ pub struct IngesterArgs {
     /// Refuse writes (retryable) while the buffer exceeds this many bytes.
     #[arg(long, env = "FERRITE_MAX_BUFFER_BYTES", default_value_t = 4 << 30)]
     pub max_buffer_bytes: usize,
+    /// On SIGTERM, wait at most this many seconds for everything to persist; what is left
+    /// stays in the WAL and is replayed at the next start. 0: wait as long as it takes.
+    #[arg(long, env = "FERRITE_DRAIN_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub drain_timeout_seconds: u64,
 }
 
 /// `ferrite run querier`.
@@ -200,6 +204,7 @@ pub async fn run(
             ic.persist_age = Duration::from_secs(a.persist_age_seconds);
             ic.buffer_bytes = a.buffer_bytes;
             ic.max_buffer_bytes = a.max_buffer_bytes;
+            ic.drain_timeout = drain_timeout(a.drain_timeout_seconds);
             let ingester = Ingester::start(ic, catalog, store).context("starting the ingester")?;
             let grpc = ferrite_ingester::grpc::routes(Arc::clone(&ingester)).into_axum_router();
             let app = one_port(common_routes(), grpc);

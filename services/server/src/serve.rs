@@ -64,6 +64,7 @@ impl Server {
         ic.persist_age = config.persist_age();
         ic.buffer_bytes = config.buffer_bytes;
         ic.max_buffer_bytes = config.max_buffer_bytes;
+        ic.drain_timeout = crate::config::drain_timeout(config.drain_timeout_seconds);
         let ingester = Ingester::start(ic, Arc::clone(&catalog), Arc::clone(&store))
             .context("starting the ingester")?;
 

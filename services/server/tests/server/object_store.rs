@@ -348,3 +348,56 @@ async fn s3_outage_mid_run_delays_persist_and_loses_nothing_acknowledged() {
         .collect();
     eprintln!("persist attempts:\n{}", persists.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_s3_is_down_exits_after_the_drain_timeout_and_loses_nothing() {
+    let s3 = TestS3::start().await.unwrap();
+    let mut args = s3.ferrite_args(s3.bucket());
+    args.extend(
+        [
+            "--drain-timeout-seconds",
+            "3",
+            "--shutdown-grace-seconds",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let mut server = start_ferrite(&args).await;
+    let url = server.url();
+    write(&url, "drain", outage_rows(0..100)).await;
+
+    s3.kill().unwrap();
+    let started = Instant::now();
+    tokio::task::block_in_place(|| server.terminate()).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "SIGTERM took {:?} with S3 down",
+        started.elapsed()
+    );
+    assert!(
+        server.log().contains("stays in the WAL"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        non_empty_wal_segments(&server) > 0,
+        "the rows wait in the WAL"
+    );
+
+    // Back with S3: the WAL is replayed and every acknowledged row is there, once.
+    s3.start_again().await.unwrap();
+    server.restart().await.unwrap();
+    let stats = query(
+        &url,
+        "drain",
+        "SELECT count(*) AS n, count(DISTINCT seq) AS d FROM outage",
+    )
+    .await;
+    assert_eq!(stats, json!([{"n": 100, "d": 100}]));
+    tokio::task::block_in_place(|| server.terminate()).unwrap();
+    assert_eq!(
+        non_empty_wal_segments(&server),
+        0,
+        "persisted at the second shutdown"
+    );
+}
