@@ -6,6 +6,9 @@
 //!  load up to --query-rows ─► SIGTERM (persist) ─► restart
 //!      ─► "one host, last hour" SQL via /api/v3/query_sql ─► p50 / p95 / max latency
 //! ```
+//!
+//! With `--url` (a running server, e.g. a cluster's router) it measures ingest and then the
+//! same query over the data as it is, without the restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,6 +141,43 @@ async fn query_ms(
     ))
 }
 
+/// Latency of a query run many times: rows returned and percentiles.
+struct Latency {
+    rows: usize,
+    /// Milliseconds, sorted.
+    times: Vec<f64>,
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |p: f64| self.times[((self.times.len() - 1) as f64 * p) as usize];
+        write!(
+            f,
+            "p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} runs",
+            pct(0.5),
+            pct(0.95),
+            self.times[self.times.len() - 1],
+            self.times.len()
+        )
+    }
+}
+
+/// TSBS's "one host, last hour" ending at `last` (ns), after one warm-up run.
+async fn one_host_last_hour(url: &str, last: i64, runs: usize) -> anyhow::Result<Latency> {
+    let client = reqwest::Client::new();
+    let hour_start = last - 3_600_000_000_000;
+    let sql = format!(
+        "SELECT * FROM cpu WHERE hostname = 'host_42' AND time > to_timestamp_nanos({hour_start}) ORDER BY time"
+    );
+    let (_, rows) = query_ms(&client, url, "bench", &sql).await?; // warm-up
+    let mut times = Vec::with_capacity(runs.max(1));
+    for _ in 0..runs.max(1) {
+        times.push(query_ms(&client, url, "bench", &sql).await?.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Latency { rows, times })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = parse_args()?;
@@ -157,6 +197,12 @@ async fn main() -> anyhow::Result<()> {
             a.ingest_rows,
             took.as_secs_f64(),
             a.ingest_rows as f64 / took.as_secs_f64()
+        );
+        let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
+        let latency = one_host_last_hour(url, last, a.query_runs).await?;
+        println!(
+            "query at {url}: one host's last hour ({} rows) out of {} rows as they are (mostly unpersisted): {latency}",
+            latency.rows, a.ingest_rows
         );
         return Ok(());
     }
@@ -187,25 +233,12 @@ async fn main() -> anyhow::Result<()> {
     let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
     server.terminate()?;
     server.restart().await?;
-    let client = reqwest::Client::new();
-    let hour_start = last - 3_600_000_000_000;
-    let sql = format!(
-        "SELECT * FROM cpu WHERE hostname = 'host_42' AND time > to_timestamp_nanos({hour_start}) ORDER BY time"
-    );
-    let (_, rows) = query_ms(&client, &url, "bench", &sql).await?; // warm-up
-    let mut times = Vec::with_capacity(a.query_runs);
-    for _ in 0..a.query_runs {
-        times.push(query_ms(&client, &url, "bench", &sql).await?.0);
-    }
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    let latency = one_host_last_hour(&url, last, a.query_runs).await?;
     println!(
-        "query: one host's last hour ({rows} rows) out of {loaded} rows, persisted: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} runs",
-        pct(0.5),
-        pct(0.95),
-        times[times.len() - 1],
-        a.query_runs
+        "query: one host's last hour ({} rows) out of {loaded} rows, persisted: {latency}",
+        latency.rows
     );
+    let client = reqwest::Client::new();
     let (ms, n) = query_ms(&client, &url, "bench", "SELECT count(*) FROM cpu").await?;
     println!("query: count(*) over all rows ({n} row result): {ms:.1} ms");
     server.terminate()?;
