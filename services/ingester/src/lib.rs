@@ -369,14 +369,7 @@ impl Inner {
         let mut backoff = Backoff::new(PERSIST_BACKOFF_MIN, PERSIST_BACKOFF_MAX);
         let mut encoded = None;
         loop {
-            let attempt = match &encoded {
-                Some(e) => self.persister.persist(&snapshot, e).await,
-                None => match self.persister.encode(Arc::clone(&snapshot)).await {
-                    Ok(e) => self.persister.persist(&snapshot, encoded.insert(e)).await,
-                    Err(e) => Err(e),
-                },
-            };
-            match attempt {
+            match self.persister.attempt(&snapshot, &mut encoded).await {
                 Ok(file) => {
                     if let Some(failures) = self.persist_failures.lock().success() {
                         info!(failures, "persisting works again");

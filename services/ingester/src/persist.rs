@@ -108,6 +108,20 @@ impl Persister {
         tokio::task::spawn_blocking(move || EncodedSnapshot::new(&snapshot)).await?
     }
 
+    /// One persist attempt: encode `snapshot` unless `encoded` holds it from an earlier
+    /// attempt, then upload and register it. Safe to call again after a failure.
+    pub async fn attempt(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        encoded: &mut Option<EncodedSnapshot>,
+    ) -> Result<ParquetFile, PersistError> {
+        let encoded = match encoded {
+            Some(e) => e,
+            None => encoded.insert(self.encode(Arc::clone(snapshot)).await?),
+        };
+        self.persist(snapshot, encoded).await
+    }
+
     /// Upload `encoded` and register it as the file of `snapshot`; safe to call again after
     /// a failure. Returns the registered file.
     pub async fn persist(

@@ -305,7 +305,8 @@ impl QueryEngine {
         query: &str,
         params: QueryParams,
     ) -> Result<(SessionContext, DataFrame)> {
-        let ctx = self.session(database).await?;
+        // The caller's one retry covers a missing database too.
+        let ctx = self.try_session(database).await?;
         // Queries only: no DDL, DML or SET. SHOW TABLES / SHOW COLUMNS plan as queries over
         // information_schema and stay allowed.
         let options = SQLOptions::new()
