@@ -16,7 +16,9 @@ fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos");
+    // Read at run time: a build script compiled in another checkout sharing the target
+    // directory must not look for protos there.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("protos");
     // Relative to the package: an absolute path would tie the build cache to one checkout
     // (clones sharing a CARGO_TARGET_DIR would see each other's protos). A directory is
     // scanned recursively.

@@ -73,6 +73,16 @@ cargo run -q -p ferrite-testkit --bin ferrite-s3-bucket -- --endpoint "http://12
 S3_ARGS=(--object-store s3 --bucket "$BUCKET" --s3-endpoint "http://127.0.0.1:$S3_PORT"
          --s3-access-key-id "$S3_KEY" --s3-secret-access-key "$S3_SECRET" --s3-allow-http)
 
+# --- the admin token ----------------------------------------------------------------------
+# Every service trusts it, and uses it to call the others (a Kubernetes Secret in a real
+# deployment). Generated once; kept across restarts.
+TOKEN_FILE="$STATE/admin-token"
+if [ ! -s "$TOKEN_FILE" ]; then
+    (umask 077 && printf 'apiv1_%s\n' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >"$TOKEN_FILE")
+    say "created the admin token in $TOKEN_FILE"
+fi
+export FERRITE_ADMIN_TOKEN_FILE="$TOKEN_FILE"
+
 # --- ferrite services ---------------------------------------------------------------------
 CATALOG="http://127.0.0.1:$CATALOG_PORT"
 INGESTERS="http://127.0.0.1:$INGESTER1_PORT,http://127.0.0.1:$INGESTER2_PORT"
@@ -93,3 +103,4 @@ start router "$FERRITE" run router --bind "127.0.0.1:$ROUTER_PORT" --catalog "$C
 wait_http router "http://127.0.0.1:$ROUTER_PORT/health"
 
 say "up: front door http://127.0.0.1:$ROUTER_PORT (HTTP, Flight, Flight SQL); logs in $STATE/logs"
+say "admin token: $TOKEN_FILE (send it as 'Authorization: Bearer <token>')"

@@ -39,3 +39,71 @@ pub mod ferrite {
         }
     }
 }
+
+/// How ferrite's services identify themselves to each other: the cluster-internal token as
+/// `authorization: Bearer …` on every call.
+pub mod auth {
+    use std::fmt;
+
+    use tonic::metadata::{Ascii, MetadataValue};
+    use tonic::service::Interceptor;
+    use tonic::service::interceptor::InterceptedService;
+    use tonic::transport::Channel;
+
+    /// A channel whose calls carry the internal token.
+    pub type AuthChannel = InterceptedService<Channel, Bearer>;
+
+    /// Adds `authorization: Bearer <token>` to every call; without a token (auth turned off)
+    /// it adds nothing. The token never appears in `Debug` output.
+    #[derive(Clone, Default)]
+    pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+    /// A token that cannot travel in a header (not visible ASCII).
+    #[derive(Debug, thiserror::Error)]
+    #[error("the internal token must be visible ASCII")]
+    pub struct InvalidToken;
+
+    impl Bearer {
+        /// Send `token`, or nothing when `None`.
+        pub fn new(token: Option<&str>) -> Result<Self, InvalidToken> {
+            token
+                .map(|t| format!("Bearer {t}").parse().map_err(|_| InvalidToken))
+                .transpose()
+                .map(Self)
+        }
+
+        /// Send nothing.
+        pub fn none() -> Self {
+            Self(None)
+        }
+
+        /// `channel` with this token on every call.
+        pub fn channel(&self, channel: Channel) -> AuthChannel {
+            InterceptedService::new(channel, self.clone())
+        }
+    }
+
+    impl fmt::Debug for Bearer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(if self.0.is_some() {
+                "Bearer(<redacted>)"
+            } else {
+                "Bearer(none)"
+            })
+        }
+    }
+
+    impl Interceptor for Bearer {
+        fn call(
+            &mut self,
+            mut request: tonic::Request<()>,
+        ) -> Result<tonic::Request<()>, tonic::Status> {
+            if let Some(value) = &self.0 {
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
+            }
+            Ok(request)
+        }
+    }
+}

@@ -35,8 +35,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::{
-    Catalog, CatalogRef, Column, Database, Error, ParquetFile, ParquetFileParams, Partition,
-    Result, Table,
+    Catalog, CatalogRef, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams,
+    Partition, Result, Table, TokenRecord, TokenUpdate,
 };
 
 /// Longest a refresh waits for the catalog's version. A miss then fails as unavailable
@@ -217,6 +217,22 @@ impl Catalog for CachedCatalog {
 
     async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>> {
         self.inner.parquet_files(table_id).await
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
+        self.inner.create_token(token).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.inner.list_tokens().await
+    }
+
+    async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord> {
+        self.inner.update_token(id, update).await
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord> {
+        self.inner.revoke_token(id).await
     }
 
     async fn version(&self) -> Result<i64> {

@@ -32,10 +32,12 @@ use ferrite_model::{
 pub mod cache;
 pub mod grpc;
 mod sql;
+pub mod token;
 
 pub use cache::CachedCatalog;
 pub use grpc::GrpcCatalog;
 pub use sql::SqlCatalog;
+pub use token::{Action, NewToken, Permission, Resource, TokenRecord, TokenUpdate};
 
 /// Result of catalog operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,6 +63,9 @@ pub enum Error {
     /// No table with that id.
     #[error("table {0} not found")]
     TableNotFound(TableId),
+    /// No token with that id.
+    #[error("token {0} not found")]
+    TokenNotFound(uuid::Uuid),
     /// The catalog database cannot be reached or failed the statement.
     #[error("catalog unavailable: {0}")]
     Unavailable(#[from] sqlx::Error),
@@ -200,9 +205,20 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     /// The live (not deleted) parquet files of a table, ordered by id.
     async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>>;
 
-    /// The catalog version: a counter bumped with every database, table, column and parquet
-    /// file created (and only then). A changed version means something was added, so caches
-    /// keyed on it stay coherent.
+    /// Register a token. Its id and hash must be new.
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord>;
+    /// Every token, revoked and expired ones included, ordered by creation.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Change a token's description or replace its permissions.
+    /// [`Error::TokenNotFound`] if there is no such token.
+    async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord>;
+    /// Revoke a token for good; revoking it again changes nothing.
+    /// [`Error::TokenNotFound`] if there is no such token.
+    async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord>;
+
+    /// The catalog version: a counter bumped with every database, table, column, parquet
+    /// file created and every token change (and only then). A changed version means
+    /// something changed, so caches keyed on it stay coherent.
     async fn version(&self) -> Result<i64>;
 
     /// Bring cached answers up to the catalog's current version, for a reader that found

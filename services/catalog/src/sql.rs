@@ -40,8 +40,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 
+use crate::token::{decode_permissions, encode_permissions};
 use crate::{
-    Catalog, Column, Database, Error, ParquetFile, ParquetFileParams, Partition, Result, Table,
+    Catalog, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams, Partition, Result,
+    Table, TokenRecord, TokenUpdate,
 };
 
 /// `SELECT <the columns of a ParquetFileRow> FROM parquet_files <rest>`, as a literal.
@@ -58,6 +60,13 @@ macro_rules! select_parquet_files {
     };
 }
 
+/// `SELECT <the columns of a TokenRow> FROM tokens`, as a literal.
+macro_rules! select_tokens {
+    () => {
+        "SELECT id, description, token_hash, permissions, created_at, expires_at, revoked_at \
+         FROM tokens"
+    };
+}
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -835,9 +844,114 @@ impl Catalog for SqlCatalog {
         rows.into_iter().map(parquet_file).collect()
     }
 
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
+        let mut tx = self.begin_write().await?;
+        // Idempotent on the id, so a client may retry after a lost reply.
+        let inserted = sqlx::query(
+            "INSERT INTO tokens (id, description, token_hash, permissions, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(token.id.hyphenated().to_string())
+        .bind(&token.description)
+        .bind(&token.hash)
+        .bind(encode_permissions(&token.permissions))
+        .bind(now_ns())
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted > 0 {
+            bump_version(&mut tx).await?;
+        }
+        let record = token_by_id(&mut tx, token.id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> =
+            sqlx::query_as(concat!(select_tokens!(), " ORDER BY created_at, id"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(token_record).collect()
+    }
+
+    async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord> {
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE tokens SET description = COALESCE($2, description), \
+             permissions = COALESCE($3, permissions) WHERE id = $1",
+        )
+        .bind(id.hyphenated().to_string())
+        .bind(update.description)
+        .bind(update.permissions.as_deref().map(encode_permissions))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(Error::TokenNotFound(id));
+        }
+        bump_version(&mut tx).await?;
+        let record = token_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord> {
+        let mut tx = self.begin_write().await?;
+        let changed =
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.hyphenated().to_string())
+                .bind(now_ns())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed > 0 {
+            bump_version(&mut tx).await?;
+        }
+        let record = token_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     async fn version(&self) -> Result<i64> {
         SqlCatalog::version(self).await
     }
+}
+
+/// A row of `tokens` as stored.
+type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn token_record(row: TokenRow) -> Result<TokenRecord> {
+    let (id, description, hash, permissions, created_at, expires_at, revoked_at) = row;
+    Ok(TokenRecord {
+        id: id
+            .parse()
+            .map_err(|e| Error::Corrupt(format!("token id '{id}': {e}")))?,
+        description,
+        hash,
+        permissions: decode_permissions(&permissions)
+            .map_err(|e| Error::Corrupt(format!("token {id}: {e}")))?,
+        created_at,
+        expires_at,
+        revoked_at,
+    })
+}
+
+async fn token_by_id(tx: &mut Transaction<'static, Any>, id: uuid::Uuid) -> Result<TokenRecord> {
+    let row: Option<TokenRow> = sqlx::query_as(concat!(select_tokens!(), " WHERE id = $1"))
+        .bind(id.hyphenated().to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    token_record(row.ok_or(Error::TokenNotFound(id))?)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use ferrite_catalog::{CatalogRef, GrpcCatalog, SqlCatalog};
+use ferrite_proto::auth::Bearer;
 use ferrite_testkit::postgres::TestPostgres;
 
 #[path = "catalog/behaviours.rs"]
@@ -62,7 +63,8 @@ impl Fixture {
     /// [`GrpcCatalog`].
     pub async fn through_grpc(self) -> Fixture {
         let server = grpc::RunningServer::start(Arc::clone(&self.catalog)).await;
-        let client = GrpcCatalog::connect_lazy(&server.url).expect("catalog service address");
+        let client = GrpcCatalog::connect_lazy(&server.url, &Bearer::none())
+            .expect("catalog service address");
         Fixture {
             catalog: Arc::new(client),
             _server: Some(server),

@@ -65,6 +65,9 @@ pub enum QueryError {
     /// A bug or broken invariant inside the querier.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The caller's token is missing, bad, or lacks the permission.
+    #[error(transparent)]
+    Auth(#[from] ferrite_auth::AuthError),
 }
 
 /// Result of querier operations.
@@ -133,7 +136,8 @@ impl QueryError {
             | Self::TooManyQueries { .. }
             | Self::MemoryLimit(_)
             | Self::Timeout(_)
-            | Self::Internal(_) => false,
+            | Self::Internal(_)
+            | Self::Auth(_) => false,
         }
     }
 
@@ -169,6 +173,7 @@ impl QueryError {
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            Self::Auth(e) => e.http_status(),
         }
     }
 
@@ -178,6 +183,7 @@ impl QueryError {
             Self::TooManyQueries { .. }
             | Self::Ingester(ferrite_ingester::api::QueryError::Unavailable(_)) => Some(1),
             Self::Catalog(e) if catalog_unavailable(e) => Some(1),
+            Self::Auth(ferrite_auth::AuthError::Unavailable(_)) => Some(1),
             _ => None,
         }
     }
@@ -199,6 +205,7 @@ impl QueryError {
             Self::Timeout(_) => tonic::Code::DeadlineExceeded,
             Self::Catalog(e) if catalog_unavailable(e) => tonic::Code::Unavailable,
             Self::Catalog(_) | Self::Execution(_) | Self::Internal(_) => tonic::Code::Internal,
+            Self::Auth(e) => e.to_status().code(),
         }
     }
 
@@ -225,6 +232,7 @@ fn catalog_unavailable(err: &ferrite_catalog::Error) -> bool {
         Error::ColumnTypeConflict { .. }
         | Error::DatabaseNotFound(_)
         | Error::TableNotFound(_)
+        | Error::TokenNotFound(_)
         | Error::Migration(_)
         | Error::InvalidDsn(_)
         | Error::Corrupt(_) => false,
@@ -274,6 +282,7 @@ impl QueryError {
             Self::Timeout(t) => Self::Timeout(*t),
             Self::Execution(e) => Self::Execution(DataFusionError::Execution(e.to_string())),
             Self::Internal(m) => Self::Internal(m.clone()),
+            Self::Auth(e) => Self::Auth(e.clone()),
         }
     }
 }

@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::TryStreamExt;
@@ -58,6 +58,7 @@ struct PostRequest {
 
 async fn query_sql_get(
     State(engine): State<Arc<QueryEngine>>,
+    extensions: Extensions,
     headers: HeaderMap,
     query: Result<Query<GetRequest>, QueryRejection>,
 ) -> Response {
@@ -70,6 +71,7 @@ async fn query_sql_get(
         };
         run_query(
             &engine,
+            &extensions,
             &headers,
             request.db,
             request.q,
@@ -84,6 +86,7 @@ async fn query_sql_get(
 
 async fn query_sql_post(
     State(engine): State<Arc<QueryEngine>>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -96,6 +99,7 @@ async fn query_sql_post(
         };
         run_query(
             &engine,
+            &extensions,
             &headers,
             request.db,
             request.q,
@@ -110,6 +114,7 @@ async fn query_sql_post(
 
 async fn run_query(
     engine: &QueryEngine,
+    extensions: &Extensions,
     headers: &HeaderMap,
     db: Option<String>,
     q: Option<String>,
@@ -136,6 +141,9 @@ async fn run_query(
             ));
         }
     };
+    ferrite_auth::caller_of(extensions)?
+        .require(ferrite_catalog::Action::Read, &db)
+        .await?;
     let format = match format {
         Some(name) => Format::from_name(&name)?,
         None => Format::from_accept(headers),

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use ferrite_auth::{AuthError, caller_of};
+use ferrite_catalog::Action;
 use ferrite_ingester::api::WriteError as IngesterError;
 use ferrite_lineproto::{InvalidPrecision, Precision};
 use http_body_util::BodyExt;
@@ -62,6 +64,8 @@ enum RequestError {
     NotUtf8 { offset: usize, line: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 fn status_of(e: &RequestError) -> StatusCode {
@@ -73,6 +77,7 @@ fn status_of(e: &RequestError) -> StatusCode {
         | RequestError::Gzip(_)
         | RequestError::NotUtf8 { .. } => StatusCode::BAD_REQUEST,
         RequestError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        RequestError::Auth(a) => a.http_status(),
         RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         RequestError::Write(w) => match w {
             WriteError::DatabaseName(_) | WriteError::Lines(_) | WriteError::Empty => {
@@ -129,6 +134,7 @@ struct V3Params {
 async fn write_v2(
     State(r): State<Arc<Router>>,
     Query(p): Query<V2Params>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -138,7 +144,17 @@ async fn write_v2(
             .filter(|b| !b.is_empty())
             .ok_or(RequestError::MissingDatabase("missing bucket value"))?;
         let precision = Precision::parse(p.precision.as_deref().unwrap_or("ns"))?;
-        run(&r, &headers, body, database, precision, false, false).await
+        run(
+            &r,
+            &extensions,
+            &headers,
+            body,
+            database,
+            precision,
+            false,
+            false,
+        )
+        .await
     }
     .await;
     respond(Api::V2, result)
@@ -147,6 +163,7 @@ async fn write_v2(
 async fn write_v1(
     State(r): State<Arc<Router>>,
     Query(p): Query<V1Params>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -162,7 +179,17 @@ async fn write_v1(
             Some(rp) => format!("{db}/{rp}"),
         };
         let precision = Precision::parse(p.precision.as_deref().unwrap_or("ns"))?;
-        run(&r, &headers, body, database, precision, false, false).await
+        run(
+            &r,
+            &extensions,
+            &headers,
+            body,
+            database,
+            precision,
+            false,
+            false,
+        )
+        .await
     }
     .await;
     respond(Api::V1, result)
@@ -171,6 +198,7 @@ async fn write_v1(
 async fn write_v3(
     State(r): State<Arc<Router>>,
     Query(p): Query<V3Params>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -185,6 +213,7 @@ async fn write_v3(
         let no_sync = flag("no_sync", p.no_sync, false)?;
         run(
             &r,
+            &extensions,
             &headers,
             body,
             database,
@@ -210,8 +239,10 @@ fn flag(name: &'static str, value: Option<String>, default: bool) -> Result<bool
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     r: &Router,
+    extensions: &Extensions,
     headers: &HeaderMap,
     body: Body,
     database: String,
@@ -219,6 +250,9 @@ async fn run(
     accept_partial: bool,
     no_sync: bool,
 ) -> Result<WriteOutcome, RequestError> {
+    caller_of(extensions)?
+        .require(Action::Write, &database)
+        .await?;
     let body = read_body(headers, body, r.config().max_request_bytes).await?;
     Ok(r.write(WriteBody {
         database,

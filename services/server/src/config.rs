@@ -88,6 +88,69 @@ impl ObjectStoreConfig {
     }
 }
 
+/// How a process checks tokens, and the admin token it trusts.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Accept every request without a token: anyone who reaches the port may write, query and
+    /// manage. For local experiments only; the log says so at every start.
+    #[arg(long, env = "FERRITE_WITHOUT_AUTH", default_value_t = false)]
+    pub without_auth: bool,
+    /// File holding the admin token, which may do everything and which the cluster's
+    /// services also use to authenticate to each other (mount a Kubernetes Secret here).
+    /// `ferrite serve` defaults to `<data-dir>/admin-token`, created on the first start.
+    #[arg(long, env = "FERRITE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin token itself, when no file is given. Prefer the variable to the flag: a
+    /// flag is visible in process listings.
+    #[arg(long, env = "FERRITE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl AuthArgs {
+    /// The admin token of a cluster service; `None` with `--without-auth`.
+    pub fn cluster_token(&self) -> anyhow::Result<Option<String>> {
+        if self.without_auth {
+            tracing::warn!(
+                "authentication is OFF (--without-auth): anyone who reaches this port may \
+                 write, query and manage"
+            );
+            return Ok(None);
+        }
+        if let Some(token) = &self.admin_token {
+            return ferrite_auth::admin::checked(token.trim(), "FERRITE_ADMIN_TOKEN").map(Some);
+        }
+        match &self.admin_token_file {
+            Some(path) => ferrite_auth::admin::read_token_file(path).map(Some),
+            None => anyhow::bail!(
+                "no admin token: set FERRITE_ADMIN_TOKEN_FILE (--admin-token-file) or \
+                 FERRITE_ADMIN_TOKEN, the same for every service of the cluster, or pass \
+                 --without-auth to turn checking off"
+            ),
+        }
+    }
+
+    /// The admin token of `ferrite serve`: the configured one, else `<data-dir>/admin-token`,
+    /// created (and printed, this once) on the first start. `None` with `--without-auth`.
+    pub fn serve_token(&self, data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+        if self.without_auth || self.admin_token.is_some() || self.admin_token_file.is_some() {
+            return self.cluster_token();
+        }
+        let path = data_dir.join("admin-token");
+        let (token, created) = ferrite_auth::admin::load_or_create(&path)?;
+        if created {
+            // Straight to the terminal, not through the log: shown once, at creation.
+            println!(
+                "ferrite: created the admin token (saved in {}, mode 0600):\n\n    {token}\n\n\
+                 Send it as 'Authorization: Bearer <token>', or create database tokens with it: \
+                 POST /api/v0/tokens.",
+                path.display()
+            );
+        }
+        tracing::info!(file = %path.display(), "admin token loaded");
+        Ok(Some(token))
+    }
+}
+
 /// Query limits of a querier (`ferrite serve` has one too).
 #[derive(Debug, Clone, Args)]
 pub struct QueryLimits {
@@ -150,6 +213,8 @@ pub struct ServeConfig {
     pub drain_timeout_seconds: u64,
     #[command(flatten)]
     pub query_limits: QueryLimits,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl ServeConfig {

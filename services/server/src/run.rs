@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use ferrite_auth::management::{self, Management};
+use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
 use ferrite_catalog::grpc::{CatalogGrpcService, GrpcCatalog};
 use ferrite_catalog::{CachedCatalog, CatalogRef, SqlCatalog};
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::grpc::{FlightIngesterQuery, GrpcIngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
+use ferrite_proto::auth::Bearer;
 use ferrite_querier::QueryEngine;
 use ferrite_retry::{Backoff, FailureLog};
 use ferrite_router::placement::Placement;
@@ -27,7 +30,7 @@ use ferrite_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{ObjectStoreConfig, QueryLimits, drain_timeout};
+use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, drain_timeout};
 use crate::discovery::Peers;
 use crate::fanout::AllIngesters;
 use crate::serve::{common_routes, one_port, querier_config, serve_until};
@@ -54,6 +57,49 @@ pub struct CommonArgs {
     /// How long a shutdown waits for open connections.
     #[arg(long, env = "FERRITE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// What a service needs to know about tokens.
+struct Credentials {
+    /// The admin token's hash; `None`: checking is off.
+    admin_hash: Option<Arc<str>>,
+    /// Sent on every call to another service.
+    bearer: Bearer,
+}
+
+impl Credentials {
+    fn of(common: &CommonArgs) -> anyhow::Result<Self> {
+        let token = common.auth.cluster_token()?;
+        Ok(Self {
+            admin_hash: token.as_deref().map(|t| hash_token(t).into()),
+            bearer: Bearer::new(token.as_deref()).context("the admin token")?,
+        })
+    }
+
+    /// For a service only other services call (catalog, ingester).
+    fn internal_only(&self) -> AuthMode {
+        self.admin_hash
+            .clone()
+            .map_or(AuthMode::Disabled, AuthMode::InternalOnly)
+    }
+
+    /// For a front-door service: tokens checked against `catalog`, reloaded as `feed` moves.
+    fn tokens(
+        &self,
+        catalog: CatalogRef,
+        feed: tokio::sync::watch::Receiver<i64>,
+    ) -> (AuthMode, Option<Arc<Authorizer>>) {
+        match &self.admin_hash {
+            None => (AuthMode::Disabled, None),
+            Some(hash) => {
+                let authorizer = Authorizer::new(catalog, hash.to_string());
+                authorizer.follow(feed);
+                (AuthMode::Tokens(Arc::clone(&authorizer)), Some(authorizer))
+            }
+        }
+    }
 }
 
 /// `ferrite run catalog`.
@@ -143,11 +189,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match service {
         Service::Catalog(a) => {
+            let credentials = Credentials::of(&a.common)?;
             let catalog: CatalogRef = Arc::new(connect_with_retry(&a.catalog_dsn).await);
             let service = CatalogGrpcService::new(catalog);
             let grpc =
                 tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
-            let app = one_port(common_routes(), grpc);
+            let app = authenticate(one_port(common_routes(), grpc), credentials.internal_only());
             // Version watch streams never end by themselves; close them so the drain can.
             let stop = async move {
                 shutdown.await;
@@ -156,8 +203,12 @@ pub async fn run(
             serve_until(bind(&a.common).await?, app, stop, grace(&a.common)).await
         }
         Service::Router(a) => {
-            let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog)?);
+            let credentials = Credentials::of(&a.common)?;
+            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
+            let (mode, authorizer) = credentials.tokens(Arc::new(remote.clone()), remote.watch());
+            let catalog: CatalogRef = Arc::new(remote);
             let placement = Arc::new(Placement::new(Vec::new(), a.replication));
+            let bearer = credentials.bearer.clone();
             let ingesters = Peers::start(&a.ingesters)?;
             {
                 let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
@@ -165,7 +216,7 @@ pub async fn run(
                     loop {
                         let addrs = rx.borrow_and_update().clone();
                         info!(?addrs, "ingesters");
-                        placement.set_members(&addrs, |a| write_client(a));
+                        placement.set_members(&addrs, |a| write_client(a, &bearer));
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -183,7 +234,7 @@ pub async fn run(
                 });
             }
             let router = Arc::new(Router::new(
-                catalog,
+                Arc::clone(&catalog),
                 placement as Arc<dyn IngesterWrite>,
                 RouterConfig {
                     max_request_bytes: a.max_request_bytes,
@@ -192,12 +243,20 @@ pub async fn run(
             let http = axum::Router::new()
                 .merge(ferrite_router::http_routes(router))
                 .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
+                .merge(management::http_routes(Management::new(
+                    catalog, authorizer,
+                )))
                 .merge(common_routes());
-            let app = one_port(http, ferrite_router::proxy::grpc_forwarder(proxy));
+            let app = authenticate(
+                one_port(http, ferrite_router::proxy::grpc_forwarder(proxy)),
+                mode,
+            );
             serve_until(bind(&a.common).await?, app, shutdown, grace(&a.common)).await
         }
         Service::Ingester(a) => {
-            let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog)?);
+            let credentials = Credentials::of(&a.common)?;
+            let catalog: CatalogRef =
+                Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?);
             let store = a.object_store.build(a.wal_dir.join("objects"))?;
             let mut ic = IngesterConfig::new(a.wal_dir.clone());
             ic.persist_partition_bytes = a.persist_partition_bytes;
@@ -207,7 +266,7 @@ pub async fn run(
             ic.drain_timeout = drain_timeout(a.drain_timeout_seconds);
             let ingester = Ingester::start(ic, catalog, store).context("starting the ingester")?;
             let grpc = ferrite_ingester::grpc::routes(Arc::clone(&ingester)).into_axum_router();
-            let app = one_port(common_routes(), grpc);
+            let app = authenticate(one_port(common_routes(), grpc), credentials.internal_only());
             let listener = bind(&a.common).await?;
             let drain = Arc::clone(&ingester);
             // SIGTERM: refuse writes (routers move to other ingesters), persist, then exit.
@@ -219,9 +278,12 @@ pub async fn run(
             serve_until(listener, app, stop, grace(&a.common)).await
         }
         Service::Querier(a) => {
-            let remote = GrpcCatalog::connect_lazy(&a.catalog)?;
+            let credentials = Credentials::of(&a.common)?;
+            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
             let version = remote.watch();
+            let (mode, _) = credentials.tokens(Arc::new(remote.clone()), version.clone());
             let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
+            let bearer = credentials.bearer.clone();
             let store = a.object_store.build(PathBuf::from("objects"))?;
             let all = Arc::new(AllIngesters::new());
             let ingesters = Peers::start(&a.ingesters)?;
@@ -230,7 +292,7 @@ pub async fn run(
                 tokio::spawn(async move {
                     loop {
                         let addrs = rx.borrow_and_update().clone();
-                        all.set_members(&addrs, |a| query_client(a));
+                        all.set_members(&addrs, |a| query_client(a, &bearer));
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -254,7 +316,7 @@ pub async fn run(
                 .merge(common_routes());
             serve_until(
                 bind(&a.common).await?,
-                one_port(http, grpc),
+                authenticate(one_port(http, grpc), mode),
                 shutdown,
                 grace(&a.common),
             )
@@ -268,16 +330,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-call deadline for querier → ingester reads, including streaming the data.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn write_client(addr: &str) -> Arc<dyn IngesterWrite> {
+fn write_client(addr: &str, bearer: &Bearer) -> Arc<dyn IngesterWrite> {
     Arc::new(
-        GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT)
+        GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT, bearer)
             .expect("peer URLs are validated by discovery"),
     )
 }
 
-fn query_client(addr: &str) -> Arc<dyn IngesterQuery> {
+fn query_client(addr: &str, bearer: &Bearer) -> Arc<dyn IngesterQuery> {
     Arc::new(
-        FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT)
+        FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT, bearer)
             .expect("peer URLs are validated by discovery"),
     )
 }

@@ -5,7 +5,9 @@
 //!  :8181 ─┬─ HTTP  /api/v2/write /write /api/v3/write_lp ─► Router ─► Ingester (WAL, buffer)
 //!         ├─ HTTP  /api/v3/query_sql                      ─► QueryEngine ◄─ Ingester, catalog, files
 //!         ├─ gRPC  arrow.flight.protocol.FlightService    ─► QueryEngine
-//!         └─ HTTP  /health /ping
+//!         ├─ HTTP  /api/v0 (databases, tokens; admin)      ─► catalog
+//!         └─ HTTP  /health /ping (no token)
+//!  every request but /health and /ping: token checked first (`ferrite_auth`)
 //!  SIGTERM / Ctrl-C ─► stop accepting ─► drain connections ─► ingester persists all ─► exit
 //! ```
 
@@ -17,6 +19,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use ferrite_auth::management::{self, Management};
+use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
 use ferrite_catalog::{CatalogRef, SqlCatalog};
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
@@ -85,14 +89,24 @@ impl Server {
             .context("starting the query engine")?,
         );
 
+        let admin_token = config.auth.serve_token(&data_dir)?;
+        let authorizer = admin_token
+            .as_deref()
+            .map(|t| Authorizer::new(Arc::clone(&catalog), hash_token(t)));
         let grpc =
             tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
                 .into_axum_router();
         let http = axum::Router::new()
             .merge(ferrite_router::http_routes(router))
             .merge(ferrite_querier::http_routes(engine))
+            .merge(management::http_routes(Management::new(
+                Arc::clone(&catalog),
+                authorizer.clone(),
+            )))
             .merge(common_routes());
-        let app = one_port(http, grpc);
+        // Without a token (--without-auth, already logged) every request is let in.
+        let mode = authorizer.map_or(AuthMode::Disabled, AuthMode::Tokens);
+        let app = authenticate(one_port(http, grpc), mode);
 
         let listener = TcpListener::bind(config.bind)
             .await

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ferrite_testkit::server::FerriteServer;
 
+#[path = "server/auth.rs"]
+mod auth;
 #[path = "server/cluster.rs"]
 mod cluster;
 #[path = "server/object_store.rs"]
@@ -19,8 +21,24 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrite"))
 }
 
+/// The admin token every server and cluster of these tests trusts.
+const ADMIN_TOKEN: &str = "ferrite-e2e-admin-token-0123456789abcdef";
+
+/// An HTTP client that sends the admin token.
+fn client() -> reqwest::Client {
+    ferrite_testkit::server::client_with(Some(ADMIN_TOKEN))
+}
+
+/// A cluster that trusts [`ADMIN_TOKEN`].
+fn cluster_options() -> ferrite_testkit::cluster::ClusterOptions {
+    ferrite_testkit::cluster::ClusterOptions {
+        admin_token: Some(ADMIN_TOKEN.to_string()),
+        ..Default::default()
+    }
+}
+
 async fn count(url: &str, db: &str, sql: &str) -> i64 {
-    let r = reqwest::Client::new()
+    let r = crate::client()
         .get(format!("{url}/api/v3/query_sql"))
         .query(&[("db", db), ("q", sql)])
         .send()
@@ -48,16 +66,19 @@ fn batch(writer: usize, range: std::ops::Range<i64>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_writes_loses_no_acknowledged_row_and_duplicates_none() {
     // Persist every second so the crash lands between persists, WAL and files overlapping.
-    let mut server = FerriteServer::start(binary(), &["--persist-age-seconds", "1"])
-        .await
-        .unwrap();
+    let mut server = FerriteServer::start(
+        binary(),
+        &["--persist-age-seconds", "1", "--admin-token", ADMIN_TOKEN],
+    )
+    .await
+    .unwrap();
     let url = server.url();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..4 {
         let (url, stop) = (url.clone(), Arc::clone(&stop));
         writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::client();
             let mut acked = 0i64;
             while !stop.load(Ordering::SeqCst) {
                 let body = batch(w, acked..acked + 500);
@@ -113,9 +134,11 @@ async fn kill_9_during_writes_loses_no_acknowledged_row_and_duplicates_none() {
 
 #[tokio::test]
 async fn clean_shutdown_persists_to_parquet_and_restart_serves_it() {
-    let mut server = FerriteServer::start(binary(), &[]).await.unwrap();
+    let mut server = FerriteServer::start(binary(), &["--admin-token", ADMIN_TOKEN])
+        .await
+        .unwrap();
     let url = server.url();
-    let r = reqwest::Client::new()
+    let r = crate::client()
         .post(format!("{url}/api/v3/write_lp?db=clean&precision=second"))
         .body("m,t=a v=1i 1\nm,t=b v=2i 2\nm,t=a v=3i 1\n")
         .send()

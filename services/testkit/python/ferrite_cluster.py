@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ferrite_e2e import TOKEN
+
 START_TIMEOUT_S = 180.0
 
 
@@ -41,7 +43,7 @@ class FerriteCluster:
         env = dict(os.environ, NO_COLOR="1", **self.env)
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(
-            [str(self.launcher), "--ferrite", str(self.ferrite_bin)],
+            [str(self.launcher), "--ferrite", str(self.ferrite_bin), "--admin-token", TOKEN],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env)
         log.close()
         line = self.proc.stdout.readline()  # one JSON line once every service is healthy

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import secrets
 import os
 import signal
 import socket
@@ -24,8 +25,13 @@ import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import requests
 
-# No auth yet: clients may send any token. Send one anyway, as real clients do.
-TOKEN = "e2e-token"
+# The admin token of every server and cluster the suite starts (written to a serve's
+# `<data-dir>/admin-token` before its first start; given to the cluster launcher). Random per
+# run, so that a test that finds it in a log finds a leak, not a constant.
+TOKEN = "e2e-admin-" + secrets.token_hex(24)
+# The admin token as an HTTP header, and as a gRPC (Flight) header pair.
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH_HEADER = (b"authorization", f"Bearer {TOKEN}".encode())
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 
@@ -97,6 +103,10 @@ class FerriteServer:
         log = open(self.log_path, "ab")
         log.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
         log.flush()
+        token_file = self.data_dir / "admin-token"
+        if "--without-auth" not in self.args and not token_file.exists():
+            token_file.write_text(TOKEN + "\n")
+            token_file.chmod(0o600)
         cmd = [str(self.binary), "serve", "--data-dir", str(self.data_dir),
                "--bind", f"127.0.0.1:{self.port}", *self.args]
         env = dict(os.environ)

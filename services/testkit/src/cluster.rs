@@ -29,6 +29,8 @@ pub struct ClusterOptions {
     pub replication: usize,
     /// Ingesters persist partitions older than this.
     pub persist_age_seconds: u64,
+    /// The admin token every service trusts; a new random one when `None`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -39,6 +41,7 @@ impl Default for ClusterOptions {
             queriers: 1,
             replication: 1,
             persist_age_seconds: 300,
+            admin_token: None,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct TestCluster {
     pub queriers: Vec<FerriteServer>,
     /// `ferrite run router` ×N.
     pub routers: Vec<FerriteServer>,
+    /// The admin token (also how the services authenticate to each other).
+    pub admin_token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -74,6 +79,18 @@ impl TestCluster {
         let s3 = TestS3::start().await?;
         let bucket = s3.bucket().to_string();
 
+        let admin_token = opts
+            .admin_token
+            .clone()
+            .unwrap_or_else(ferrite_auth::generate_token);
+        let token_file = dir.path().join("admin-token");
+        std::fs::write(&token_file, format!("{admin_token}\n"))?;
+        // Every service trusts the same admin token, as a Kubernetes Secret would give it.
+        let auth = [
+            "--admin-token-file".to_string(),
+            token_file.display().to_string(),
+        ];
+
         let catalog_port = free_port()?;
         let catalog_url = format!("http://127.0.0.1:{catalog_port}");
         let catalog = FerriteServer::run_service(
@@ -81,7 +98,12 @@ impl TestCluster {
             "catalog",
             catalog_port,
             &dir.path().join("catalog"),
-            &["--catalog-dsn".to_string(), catalog_dsn.clone()],
+            &[
+                "--catalog-dsn".to_string(),
+                catalog_dsn.clone(),
+                auth[0].clone(),
+                auth[1].clone(),
+            ],
         )
         .await
         .context("starting the catalog service")?;
@@ -98,6 +120,7 @@ impl TestCluster {
                 "--persist-age-seconds".to_string(),
                 opts.persist_age_seconds.to_string(),
             ];
+            args.extend(auth.iter().cloned());
             args.extend(s3.ferrite_args(&bucket));
             ingesters.push(
                 FerriteServer::run_service(binary, "ingester", port, &wal, &args)
@@ -119,6 +142,7 @@ impl TestCluster {
                 "--ingesters".to_string(),
                 ingester_list.clone(),
             ];
+            args.extend(auth.iter().cloned());
             args.extend(s3.ferrite_args(&bucket));
             queriers.push(
                 FerriteServer::run_service(
@@ -141,7 +165,7 @@ impl TestCluster {
         let mut routers = Vec::new();
         for i in 0..opts.routers {
             let port = free_port()?;
-            let args = vec![
+            let mut args = vec![
                 "--catalog".to_string(),
                 catalog_url.clone(),
                 "--ingesters".to_string(),
@@ -151,6 +175,7 @@ impl TestCluster {
                 "--replication".to_string(),
                 opts.replication.to_string(),
             ];
+            args.extend(auth.iter().cloned());
             routers.push(
                 FerriteServer::run_service(
                     binary,
@@ -172,8 +197,14 @@ impl TestCluster {
             ingesters,
             queriers,
             routers,
+            admin_token,
             _dir: dir,
         })
+    }
+
+    /// An HTTP client that sends the admin token on every request.
+    pub fn client(&self) -> reqwest::Client {
+        crate::server::client_with(Some(&self.admin_token))
     }
 
     /// The front door: router 0.

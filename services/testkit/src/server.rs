@@ -17,6 +17,8 @@ pub struct FerriteServer {
     args: Vec<String>,
     port: u16,
     child: Option<Child>,
+    /// The admin token the process trusts, once known.
+    admin_token: Option<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -39,6 +41,7 @@ impl FerriteServer {
             args,
             port,
             child: None,
+            admin_token: None,
             _temp: Some(temp),
         };
         s.spawn().await?;
@@ -69,6 +72,7 @@ impl FerriteServer {
             args: all,
             port,
             child: None,
+            admin_token: None,
             _temp: None,
         };
         s.spawn().await?;
@@ -78,6 +82,17 @@ impl FerriteServer {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin token: `--admin-token-file`'s, or `serve`'s `<data-dir>/admin-token`.
+    /// `None` when the process runs `--without-auth`.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// An HTTP client that sends the admin token on every request.
+    pub fn client(&self) -> reqwest::Client {
+        client_with(self.admin_token())
     }
 
     /// The process id while it runs.
@@ -128,7 +143,26 @@ impl FerriteServer {
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
-        self.wait_healthy(Duration::from_secs(60)).await
+        self.wait_healthy(Duration::from_secs(60)).await?;
+        self.admin_token = self.read_admin_token()?;
+        Ok(())
+    }
+
+    fn read_admin_token(&self) -> anyhow::Result<Option<String>> {
+        if self.args.iter().any(|a| a == "--without-auth") {
+            return Ok(None);
+        }
+        if let Some(i) = self.args.iter().position(|a| a == "--admin-token") {
+            return Ok(Some(self.args[i + 1].clone()));
+        }
+        let file = match self.args.iter().position(|a| a == "--admin-token-file") {
+            Some(i) => PathBuf::from(&self.args[i + 1]),
+            None => self.data_dir.join("admin-token"),
+        };
+        if !file.exists() {
+            return Ok(None);
+        }
+        Ok(Some(std::fs::read_to_string(&file)?.trim().to_string()))
     }
 
     async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
@@ -211,6 +245,21 @@ impl Drop for FerriteServer {
             let _ = c.wait();
         }
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request (nothing
+/// without a token).
+pub fn client_with(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token
+        && let Ok(value) = format!("Bearer {token}").parse()
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client with default headers")
 }
 
 /// A free TCP port on 127.0.0.1.

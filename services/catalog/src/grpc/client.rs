@@ -24,18 +24,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
+use ferrite_proto::auth::{AuthChannel, Bearer};
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use ferrite_retry::{Backoff, FailureLog};
 use proto::catalog_service_client::CatalogServiceClient;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, Invalid};
 use super::{MAX_MESSAGE_BYTES, error_of, is_retryable};
 use crate::{
-    Catalog, Column, Database, Error, ParquetFile, ParquetFileParams, Partition, Result, Table,
+    Catalog, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams, Partition, Result,
+    Table, TokenRecord, TokenUpdate,
 };
 
 /// Longest wait for one attempt's reply. Above the catalog's own 5 s wait for a database
@@ -66,7 +68,7 @@ const WATCH_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Cheap to clone; clones share one HTTP/2 connection and one change feed.
 #[derive(Debug, Clone)]
 pub struct GrpcCatalog {
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<AuthChannel>,
     /// The catalog service's address, for messages.
     target: Arc<str>,
     versions: Arc<Versions>,
@@ -86,7 +88,8 @@ impl GrpcCatalog {
     /// means `http://`). Does not connect: the first call does, and every call reconnects
     /// if needed, so this succeeds while the catalog service is down. Needs a tokio
     /// runtime.
-    pub fn connect_lazy(url: &str) -> Result<Self> {
+    /// Every call carries `bearer`, the cluster-internal token.
+    pub fn connect_lazy(url: &str, bearer: &Bearer) -> Result<Self> {
         let url = if url.contains("://") {
             url.to_owned()
         } else {
@@ -99,12 +102,15 @@ impl GrpcCatalog {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        Ok(Self::with_channel(endpoint.connect_lazy(), &url))
+        Ok(Self::with_channel(
+            bearer.channel(endpoint.connect_lazy()),
+            &url,
+        ))
     }
 
     /// A client over an existing channel (for example one with TLS); `target` names the
     /// service in error messages.
-    pub fn with_channel(channel: Channel, target: &str) -> Self {
+    pub fn with_channel(channel: AuthChannel, target: &str) -> Self {
         let (tx, rx) = watch::channel(0);
         Self {
             client: CatalogServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -149,7 +155,7 @@ impl GrpcCatalog {
     /// retry after a lost reply is safe.
     async fn call<T, F, Fut>(&self, method: &str, attempt: F) -> Result<T>
     where
-        F: Fn(CatalogServiceClient<Channel>, Duration) -> Fut,
+        F: Fn(CatalogServiceClient<AuthChannel>, Duration) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + CALL_BUDGET;
@@ -198,7 +204,7 @@ fn reply<T>(decoded: Result<T, Invalid>) -> Result<T> {
 
 /// Follow the change feed into `tx` until every receiver is gone.
 async fn follow_versions(
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<AuthChannel>,
     tx: watch::Sender<i64>,
     target: Arc<str>,
 ) {
@@ -240,7 +246,7 @@ async fn follow_versions(
 
 /// One `WatchVersion` stream, until it fails or ends. Sets `live` once a message arrived.
 async fn follow_once(
-    mut client: CatalogServiceClient<Channel>,
+    mut client: CatalogServiceClient<AuthChannel>,
     tx: &watch::Sender<i64>,
     live: &mut bool,
 ) -> Result<(), Status> {
@@ -445,6 +451,67 @@ impl Catalog for GrpcCatalog {
                 .map(convert::parquet_file)
                 .collect(),
         )
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
+        let request = proto::CreateTokenRequest {
+            token: Some(token.into()),
+        };
+        let response = self
+            .call("CreateToken", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.create_token(request).await }
+            })
+            .await?;
+        reply(convert::required(response.token, "token").and_then(convert::token_record))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let response = self
+            .call("ListTokens", |mut c, t| {
+                let request = timed(proto::ListTokensRequest {}, t);
+                async move { c.list_tokens(request).await }
+            })
+            .await?;
+        response
+            .tokens
+            .into_iter()
+            .map(|t| reply(convert::token_record(t)))
+            .collect()
+    }
+
+    async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord> {
+        let request = proto::UpdateTokenRequest {
+            id: id.hyphenated().to_string(),
+            description: update.description,
+            replace_permissions: update.permissions.is_some(),
+            permissions: update
+                .permissions
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        };
+        let response = self
+            .call("UpdateToken", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.update_token(request).await }
+            })
+            .await?;
+        reply(convert::required(response.token, "token").and_then(convert::token_record))
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord> {
+        let request = proto::RevokeTokenRequest {
+            id: id.hyphenated().to_string(),
+        };
+        let response = self
+            .call("RevokeToken", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.revoke_token(request).await }
+            })
+            .await?;
+        reply(convert::required(response.token, "token").and_then(convert::token_record))
     }
 
     async fn version(&self) -> Result<i64> {

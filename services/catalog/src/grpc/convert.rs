@@ -13,7 +13,10 @@ use ferrite_model::{
 };
 use ferrite_proto::ferrite::catalog::v1 as proto;
 
-use crate::{Column, Database, ParquetFile, ParquetFileParams, Partition, Table};
+use crate::{
+    Action, Column, Database, NewToken, ParquetFile, ParquetFileParams, Partition, Permission,
+    Resource, Table, TokenRecord,
+};
 
 /// Why a message could not be decoded.
 pub(crate) type Invalid = String;
@@ -29,6 +32,98 @@ pub(crate) fn column_type(code: i32) -> Result<ColumnType, Invalid> {
 /// A required message field.
 pub(crate) fn required<T>(field: Option<T>, name: &str) -> Result<T, Invalid> {
     field.ok_or_else(|| format!("missing `{name}`"))
+}
+
+/// A token id as sent on the wire.
+pub(crate) fn token_id(text: &str) -> Result<uuid::Uuid, Invalid> {
+    uuid::Uuid::parse_str(text).map_err(|e| format!("token id '{text}': {e}"))
+}
+
+impl From<Permission> for proto::Permission {
+    fn from(p: Permission) -> Self {
+        let action = match p.action {
+            Action::Read => proto::permission::Action::Read,
+            Action::Write => proto::permission::Action::Write,
+        };
+        Self {
+            action: action.into(),
+            database_id: match p.resource {
+                Resource::AllDatabases => 0,
+                Resource::Database(id) => id.get(),
+            },
+        }
+    }
+}
+
+/// A permission from the wire.
+pub(crate) fn permission(p: &proto::Permission) -> Result<Permission, Invalid> {
+    let action = match proto::permission::Action::try_from(p.action) {
+        Ok(proto::permission::Action::Read) => Action::Read,
+        Ok(proto::permission::Action::Write) => Action::Write,
+        _ => return Err(format!("unknown permission action {}", p.action)),
+    };
+    let resource = match p.database_id {
+        0 => Resource::AllDatabases,
+        id => Resource::Database(DatabaseId(id)),
+    };
+    Ok(Permission { action, resource })
+}
+
+/// Permissions from the wire.
+pub(crate) fn permissions(ps: &[proto::Permission]) -> Result<Vec<Permission>, Invalid> {
+    ps.iter().map(permission).collect()
+}
+
+impl From<TokenRecord> for proto::Token {
+    fn from(t: TokenRecord) -> Self {
+        Self {
+            id: t.id.hyphenated().to_string(),
+            description: t.description,
+            hash: t.hash,
+            permissions: t.permissions.into_iter().map(Into::into).collect(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+impl From<NewToken> for proto::Token {
+    fn from(t: NewToken) -> Self {
+        Self {
+            id: t.id.hyphenated().to_string(),
+            description: t.description,
+            hash: t.hash,
+            permissions: t.permissions.into_iter().map(Into::into).collect(),
+            created_at: 0,
+            expires_at: t.expires_at,
+            revoked_at: None,
+        }
+    }
+}
+
+/// A stored token from the wire.
+pub(crate) fn token_record(t: proto::Token) -> Result<TokenRecord, Invalid> {
+    Ok(TokenRecord {
+        id: token_id(&t.id)?,
+        permissions: permissions(&t.permissions)?,
+        description: t.description,
+        hash: t.hash,
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at,
+    })
+}
+
+/// A token to create from the wire.
+pub(crate) fn new_token(t: proto::Token) -> Result<NewToken, Invalid> {
+    Ok(NewToken {
+        id: token_id(&t.id)?,
+        permissions: permissions(&t.permissions)?,
+        description: t.description,
+        hash: t.hash,
+        expires_at: t.expires_at,
+    })
 }
 
 impl From<Database> for proto::Database {

@@ -95,6 +95,10 @@ pub(crate) fn status_of(err: &Error) -> Status {
         ),
         Error::DatabaseNotFound(name) => (Code::NotFound, Detail::DatabaseNotFound(name.clone())),
         Error::TableNotFound(id) => (Code::NotFound, Detail::TableNotFound(id.get())),
+        Error::TokenNotFound(id) => (
+            Code::NotFound,
+            Detail::TokenNotFound(id.hyphenated().to_string()),
+        ),
         Error::Unavailable(e) => (Code::Unavailable, Detail::Unavailable(e.to_string())),
         // A catalog service that is itself a client of another one (a proxy): still transient.
         Error::Rpc(m) => (Code::Unavailable, Detail::Unavailable(m.clone())),
@@ -163,6 +167,10 @@ pub(crate) fn error_of(status: &Status, target: &str) -> Error {
         }
         Detail::DatabaseNotFound(name) => Error::DatabaseNotFound(name),
         Detail::TableNotFound(id) => Error::TableNotFound(TableId(id)),
+        Detail::TokenNotFound(id) => match uuid::Uuid::parse_str(&id) {
+            Ok(id) => Error::TokenNotFound(id),
+            Err(_) => rpc(),
+        },
         Detail::Corrupt(m) => Error::Corrupt(m),
         Detail::Unavailable(_) | Detail::InvalidRequest(_) | Detail::Internal(_) => rpc(),
     }
@@ -177,6 +185,7 @@ pub(crate) fn is_retryable(status: &Status) -> bool {
             Detail::ColumnTypeConflict(_)
             | Detail::DatabaseNotFound(_)
             | Detail::TableNotFound(_)
+            | Detail::TokenNotFound(_)
             | Detail::Corrupt(_)
             | Detail::InvalidRequest(_)
             | Detail::Internal(_),

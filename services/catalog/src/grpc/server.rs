@@ -357,6 +357,77 @@ impl CatalogService for CatalogGrpcService {
         }))
     }
 
+    async fn create_token(
+        &self,
+        request: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<proto::CreateTokenResponse>, Status> {
+        let token = convert::required(request.into_inner().token, "token")
+            .and_then(convert::new_token)
+            .map_err(invalid_request)?;
+        let token = self
+            .catalog()
+            .create_token(token)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::CreateTokenResponse {
+            token: Some(token.into()),
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        _request: Request<proto::ListTokensRequest>,
+    ) -> Result<Response<proto::ListTokensResponse>, Status> {
+        let tokens = self
+            .catalog()
+            .list_tokens()
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListTokensResponse {
+            tokens: tokens.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn update_token(
+        &self,
+        request: Request<proto::UpdateTokenRequest>,
+    ) -> Result<Response<proto::UpdateTokenResponse>, Status> {
+        let req = request.into_inner();
+        let id = convert::token_id(&req.id).map_err(invalid_request)?;
+        let permissions = if req.replace_permissions {
+            Some(convert::permissions(&req.permissions).map_err(invalid_request)?)
+        } else {
+            None
+        };
+        let update = crate::TokenUpdate {
+            description: req.description,
+            permissions,
+        };
+        let token = self
+            .catalog()
+            .update_token(id, update)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::UpdateTokenResponse {
+            token: Some(token.into()),
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
+        let id = convert::token_id(&request.into_inner().id).map_err(invalid_request)?;
+        let token = self
+            .catalog()
+            .revoke_token(id)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::RevokeTokenResponse {
+            token: Some(token.into()),
+        }))
+    }
+
     async fn get_version(
         &self,
         _request: Request<proto::GetVersionRequest>,

@@ -30,11 +30,11 @@ use arrow_flight::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
+use ferrite_proto::auth::{AuthChannel, Bearer};
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::warn;
 
@@ -379,20 +379,25 @@ fn unimplemented(rpc: &str) -> Status {
 pub struct FlightIngesterQuery {
     addr: String,
     timeout: Duration,
-    client: FlightServiceClient<Channel>,
+    client: FlightServiceClient<AuthChannel>,
 }
 
 impl FlightIngesterQuery {
     /// A client for the ingester at `addr` (`host:port` or `http://host:port`) whose queries,
     /// stream included, give up after `timeout`. Connects on first use, so this fails only
     /// for an address that is not a valid URI.
-    pub fn connect_lazy(addr: &str, timeout: Duration) -> Result<Self, InvalidAddress> {
+    /// Every call carries `bearer`, the cluster-internal token.
+    pub fn connect_lazy(
+        addr: &str,
+        timeout: Duration,
+        bearer: &Bearer,
+    ) -> Result<Self, InvalidAddress> {
         let (channel, addr) = lazy_channel(addr, timeout)?;
-        Ok(Self::with_channel(channel, addr, timeout))
+        Ok(Self::with_channel(bearer.channel(channel), addr, timeout))
     }
 
     /// A client over an existing channel (e.g. one shared with [`super::GrpcIngesterWrite`]).
-    pub fn with_channel(channel: Channel, addr: impl Into<String>, timeout: Duration) -> Self {
+    pub fn with_channel(channel: AuthChannel, addr: impl Into<String>, timeout: Duration) -> Self {
         Self {
             addr: addr.into(),
             timeout,

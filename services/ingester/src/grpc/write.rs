@@ -7,11 +7,11 @@ use std::time::Duration;
 use arrow::array::{Array, TimestampNanosecondArray};
 use async_trait::async_trait;
 use ferrite_model::TIME_COLUMN;
+use ferrite_proto::auth::{AuthChannel, Bearer};
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use proto::write_service_client::WriteServiceClient;
 use proto::write_service_server::{WriteService, WriteServiceServer};
 use tonic::codec::CompressionEncoding;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use tracing::warn;
 
@@ -103,20 +103,25 @@ fn validate(write: &WriteRequest) -> Result<(), String> {
 pub struct GrpcIngesterWrite {
     addr: String,
     timeout: Duration,
-    client: WriteServiceClient<Channel>,
+    client: WriteServiceClient<AuthChannel>,
 }
 
 impl GrpcIngesterWrite {
     /// A client for the ingester at `addr` (`host:port` or `http://host:port`) whose calls
     /// give up after `timeout`. Connects on first use, so this fails only for an address that
     /// is not a valid URI.
-    pub fn connect_lazy(addr: &str, timeout: Duration) -> Result<Self, InvalidAddress> {
+    /// Every call carries `bearer`, the cluster-internal token.
+    pub fn connect_lazy(
+        addr: &str,
+        timeout: Duration,
+        bearer: &Bearer,
+    ) -> Result<Self, InvalidAddress> {
         let (channel, addr) = lazy_channel(addr, timeout)?;
-        Ok(Self::with_channel(channel, addr, timeout))
+        Ok(Self::with_channel(bearer.channel(channel), addr, timeout))
     }
 
     /// A client over an existing channel (e.g. one shared with [`super::FlightIngesterQuery`]).
-    pub fn with_channel(channel: Channel, addr: impl Into<String>, timeout: Duration) -> Self {
+    pub fn with_channel(channel: AuthChannel, addr: impl Into<String>, timeout: Duration) -> Self {
         Self {
             addr: addr.into(),
             timeout,

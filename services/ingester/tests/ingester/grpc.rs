@@ -23,6 +23,7 @@ use ferrite_ingester::grpc::{
     write_service,
 };
 use ferrite_model::{COLUMN_TYPE_METADATA_KEY, ColumnType};
+use ferrite_proto::auth::Bearer;
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use ferrite_proto::ferrite::ingester::v1::write_service_client::WriteServiceClient;
 use futures::{StreamExt, TryStreamExt};
@@ -70,11 +71,16 @@ impl Serving {
     }
 
     fn writer(&self) -> GrpcIngesterWrite {
-        GrpcIngesterWrite::connect_lazy(&self.addr.to_string(), TIMEOUT).unwrap()
+        GrpcIngesterWrite::connect_lazy(&self.addr.to_string(), TIMEOUT, &Bearer::none()).unwrap()
     }
 
     fn reader(&self) -> FlightIngesterQuery {
-        FlightIngesterQuery::connect_lazy(&format!("http://{}", self.addr), TIMEOUT).unwrap()
+        FlightIngesterQuery::connect_lazy(
+            &format!("http://{}", self.addr),
+            TIMEOUT,
+            &Bearer::none(),
+        )
+        .unwrap()
     }
 
     async fn flight(&self) -> FlightServiceClient<tonic::transport::Channel> {
@@ -613,7 +619,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
         .local_addr()
         .unwrap();
     let started = Instant::now();
-    let err = GrpcIngesterWrite::connect_lazy(&free.to_string(), TIMEOUT)
+    let err = GrpcIngesterWrite::connect_lazy(&free.to_string(), TIMEOUT, &Bearer::none())
         .unwrap()
         .write(f.write(&["a"], &[2], &[1.0]), Durability::Sync)
         .await
@@ -622,7 +628,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
         matches!(&err, WriteError::Unavailable(m) if m.contains(&free.to_string())),
         "{err:?}"
     );
-    let err = FlightIngesterQuery::connect_lazy(&free.to_string(), TIMEOUT)
+    let err = FlightIngesterQuery::connect_lazy(&free.to_string(), TIMEOUT, &Bearer::none())
         .unwrap()
         .query(f.request(schema(), None))
         .await
@@ -633,7 +639,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
     );
     assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 
-    assert!(GrpcIngesterWrite::connect_lazy("not a uri", TIMEOUT).is_err());
+    assert!(GrpcIngesterWrite::connect_lazy("not a uri", TIMEOUT, &Bearer::none()).is_err());
 }
 
 #[tokio::test]
@@ -645,13 +651,13 @@ async fn a_hung_ingester_times_out() {
     let timeout = Duration::from_millis(300);
 
     let started = Instant::now();
-    let err = GrpcIngesterWrite::connect_lazy(&addr, timeout)
+    let err = GrpcIngesterWrite::connect_lazy(&addr, timeout, &Bearer::none())
         .unwrap()
         .write(f.write(&["a"], &[1], &[1.0]), Durability::Sync)
         .await
         .unwrap_err();
     assert!(matches!(err, WriteError::Unavailable(_)), "{err:?}");
-    let err = FlightIngesterQuery::connect_lazy(&addr, timeout)
+    let err = FlightIngesterQuery::connect_lazy(&addr, timeout, &Bearer::none())
         .unwrap()
         .query(f.request(schema(), None))
         .await

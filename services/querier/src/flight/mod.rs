@@ -26,7 +26,6 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
-use base64::Engine as _;
 use ferrite_proto::influxdata::iox::querier::v1::ReadInfo;
 use ferrite_proto::influxdata::iox::querier::v1::read_info::QueryType;
 use futures::Stream;
@@ -270,31 +269,6 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// The token of an `authorization` value: `Bearer t`, `Token t`, or the password of
-/// `Basic base64(user:t)`.
-fn token_from_authorization(value: &str) -> Option<String> {
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    let rest = rest.trim();
-    match scheme.to_ascii_lowercase().as_str() {
-        "bearer" | "token" => Some(rest.to_string()),
-        "basic" => {
-            // arrow-go (Grafana's plugin, the ADBC driver) sends unpadded base64; Java and
-            // Python pad. Accept both.
-            const BASIC: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-                &base64::alphabet::STANDARD,
-                base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-            );
-            let decoded = BASIC.decode(rest).ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            decoded
-                .split_once(':')
-                .map(|(_, password)| password.to_string())
-        }
-        _ => None,
-    }
-}
-
 #[tonic::async_trait]
 impl FlightService for FlightQueryService {
     type HandshakeStream = BoxStream<HandshakeResponse>;
@@ -347,11 +321,18 @@ impl FlightService for FlightQueryService {
         match decode_ticket(&request.get_ref().ticket)? {
             TicketRequest::Query(query) => {
                 self.sql
-                    .run(&query.database, &query.sql, query.params)
+                    .run(
+                        &sql::caller(&request)?,
+                        &query.database,
+                        &query.sql,
+                        query.params,
+                    )
                     .await
             }
             TicketRequest::Metadata { database, command } => {
-                self.sql.metadata(&database, command).await
+                self.sql
+                    .metadata(&sql::caller(&request)?, &database, command)
+                    .await
             }
             TicketRequest::FlightSql => FlightService::do_get(&self.sql, request).await,
         }
@@ -530,23 +511,5 @@ mod tests {
         let err = database_from_metadata(&md).unwrap_err();
         assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument);
         assert!(err.to_string().contains("conflicting"), "{err}");
-    }
-
-    #[test]
-    fn tokens_come_from_every_authorization_scheme() {
-        assert_eq!(token_from_authorization("Bearer t1").as_deref(), Some("t1"));
-        assert_eq!(token_from_authorization("Token t2").as_deref(), Some("t2"));
-        let basic = base64::engine::general_purpose::STANDARD.encode("user:t3");
-        assert_eq!(
-            token_from_authorization(&format!("Basic {basic}")).as_deref(),
-            Some("t3")
-        );
-        assert_eq!(token_from_authorization("Digest x"), None);
-        // Unpadded, as arrow-go's AuthenticateBasicToken sends it.
-        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("grafana:e2e-token");
-        assert_eq!(
-            token_from_authorization(&format!("Basic {unpadded}")).as_deref(),
-            Some("e2e-token")
-        );
     }
 }

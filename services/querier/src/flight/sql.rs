@@ -52,7 +52,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::keep_alive::{KEEP_ALIVE_INTERVAL, KeepAlive};
 use super::sql_info::{SQL_INFO, XDBC_TYPE_INFO};
-use super::{BoxStream, database_from_metadata, token_from_authorization, wire_schema};
+use ferrite_auth::{Caller, token_from_authorization};
+
+use super::{BoxStream, database_from_metadata, wire_schema};
 use crate::engine::QueryEngine;
 use crate::error::QueryError;
 use crate::params::QueryParams;
@@ -216,10 +218,12 @@ impl FlightSqlHandler {
     /// Run `sql` and stream its result as Flight data, with keep-alives while it is silent.
     pub(crate) async fn run(
         &self,
+        caller: &Caller,
         database: &str,
         sql: &str,
         params: QueryParams,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        may_read(caller, database).await?;
         let (schema, stream) = self.engine.sql(database, sql, params).await?;
         let batches = stream.map_err(|e| {
             FlightError::Tonic(Box::new(QueryError::from_stream_error(e).to_status()))
@@ -236,10 +240,15 @@ impl FlightSqlHandler {
     }
 
     /// Run the statement a handle (from [`StatementHandle::ticket`]) carries.
-    async fn run_handle(&self, handle: &[u8]) -> Result<Response<BoxStream<FlightData>>, Status> {
+    async fn run_handle(
+        &self,
+        caller: &Caller,
+        handle: &[u8],
+    ) -> Result<Response<BoxStream<FlightData>>, Status> {
         let handle = StatementHandle::from_bytes(handle)?;
         let params = handle.query_params()?;
-        self.run(&handle.database, &handle.sql, params).await
+        self.run(caller, &handle.database, &handle.sql, params)
+            .await
     }
 
     /// GetFlightInfo of a metadata command: its fixed schema, and a ticket carrying the
@@ -278,20 +287,24 @@ impl FlightSqlHandler {
     /// the database comes from this request's headers.
     async fn metadata_for_request(
         &self,
-        metadata: &MetadataMap,
+        request: &Request<Ticket>,
         command: Command,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
         let needs_database = metadata_schema(&command).is_some_and(|(needs, _)| needs);
-        let database = metadata_database(metadata, needs_database)?;
-        self.metadata(&database, command).await
+        let database = metadata_database(request.metadata(), needs_database)?;
+        self.metadata(&caller(request)?, &database, command).await
     }
 
     /// DoGet of a metadata command for `database` (empty when the request named none).
     pub(crate) async fn metadata(
         &self,
+        caller: &Caller,
         database: &str,
         command: Command,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        if !database.is_empty() {
+            may_read(caller, database).await?;
+        }
         let batch = self.metadata_batch(database, command).await?;
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(batch.schema())
@@ -374,6 +387,23 @@ impl FlightSqlHandler {
             _ => Ok(RecordBatch::new_empty(schema)),
         }
     }
+}
+
+/// Who sent `request` (the authentication layer put it there).
+pub(crate) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ferrite_auth::AuthError::Missing.to_status())
+}
+
+/// Fail unless `caller` may read `database`.
+async fn may_read(caller: &Caller, database: &str) -> Result<(), Status> {
+    caller
+        .require(ferrite_catalog::Action::Read, database)
+        .await
+        .map_err(|e| e.to_status())
 }
 
 /// The database a metadata command is asked for, from the request headers. The commands
@@ -471,6 +501,7 @@ impl FlightSqlService for FlightSqlHandler {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let database = database_from_metadata(request.metadata())?;
+        may_read(&caller(&request)?, &database).await?;
         let params = QueryParams::new();
         let schema = self
             .engine
@@ -486,6 +517,7 @@ impl FlightSqlService for FlightSqlHandler {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = StatementHandle::from_bytes(&query.prepared_statement_handle)?;
+        may_read(&caller(&request)?, &handle.database).await?;
         let schema = self
             .engine
             .sql_schema(&handle.database, &handle.sql, handle.query_params()?)
@@ -576,17 +608,19 @@ impl FlightSqlService for FlightSqlHandler {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.run_handle(&ticket.statement_handle).await
+        self.run_handle(&caller(&request)?, &ticket.statement_handle)
+            .await
     }
 
     async fn do_get_prepared_statement(
         &self,
         query: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.run_handle(&query.prepared_statement_handle).await
+        self.run_handle(&caller(&request)?, &query.prepared_statement_handle)
+            .await
     }
 
     /// Any other Flight SQL command sent as a ticket.
@@ -597,7 +631,7 @@ impl FlightSqlService for FlightSqlHandler {
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
         let command = Command::try_from(message)
             .map_err(|e| QueryError::InvalidRequest(format!("invalid Flight SQL ticket: {e}")))?;
-        self.metadata_for_request(request.metadata(), command).await
+        self.metadata_for_request(&request, command).await
     }
 
     async fn do_get_catalogs(
@@ -605,7 +639,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetCatalogs(query))
+        self.metadata_for_request(&request, Command::CommandGetCatalogs(query))
             .await
     }
 
@@ -614,7 +648,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetDbSchemas(query))
+        self.metadata_for_request(&request, Command::CommandGetDbSchemas(query))
             .await
     }
 
@@ -623,7 +657,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetTables(query))
+        self.metadata_for_request(&request, Command::CommandGetTables(query))
             .await
     }
 
@@ -632,7 +666,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetTableTypes(query))
+        self.metadata_for_request(&request, Command::CommandGetTableTypes(query))
             .await
     }
 
@@ -641,7 +675,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetSqlInfo(query))
+        self.metadata_for_request(&request, Command::CommandGetSqlInfo(query))
             .await
     }
 
@@ -650,7 +684,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetPrimaryKeys(query))
+        self.metadata_for_request(&request, Command::CommandGetPrimaryKeys(query))
             .await
     }
 
@@ -659,7 +693,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetExportedKeys(query))
+        self.metadata_for_request(&request, Command::CommandGetExportedKeys(query))
             .await
     }
 
@@ -668,7 +702,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetImportedKeys(query))
+        self.metadata_for_request(&request, Command::CommandGetImportedKeys(query))
             .await
     }
 
@@ -677,7 +711,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetCrossReference(query))
+        self.metadata_for_request(&request, Command::CommandGetCrossReference(query))
             .await
     }
 
@@ -686,7 +720,7 @@ impl FlightSqlService for FlightSqlHandler {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        self.metadata_for_request(request.metadata(), Command::CommandGetXdbcTypeInfo(query))
+        self.metadata_for_request(&request, Command::CommandGetXdbcTypeInfo(query))
             .await
     }
 
@@ -696,6 +730,7 @@ impl FlightSqlService for FlightSqlHandler {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let database = database_from_metadata(request.metadata())?;
+        may_read(&caller(&request)?, &database).await?;
         let (dataset, parameters) = self.engine.prepare(&database, &query.query).await?;
         let handle = StatementHandle::new(database, query.query, &QueryParams::new())?;
         Ok(ActionCreatePreparedStatementResult {

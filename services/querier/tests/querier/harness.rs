@@ -182,26 +182,20 @@ pub fn pretty_lines(batches: &[RecordBatch]) -> Vec<String> {
         .collect()
 }
 
-/// Serve `router` on a loopback port.
+/// Serve `router` on a loopback port, with token checking off (the server's tests cover
+/// authentication).
 pub async fn serve_http(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let router = ferrite_auth::authenticate(router, ferrite_auth::AuthMode::Disabled);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
 }
 
 /// Serve the Flight service on a loopback port and connect a channel to it.
 pub async fn serve_flight(engine: Arc<QueryEngine>) -> tonic::transport::Channel {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let service = ferrite_querier::flight_service(engine);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await
-            .unwrap()
-    });
+    let addr = serve_http(tonic::service::Routes::new(service).into_axum_router()).await;
     tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

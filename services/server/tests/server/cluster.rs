@@ -9,7 +9,7 @@ use ferrite_testkit::cluster::{ClusterOptions, TestCluster};
 use super::{binary, count};
 
 async fn write(url: &str, db: &str, body: String) -> reqwest::Response {
-    reqwest::Client::new()
+    crate::client()
         .post(format!("{url}/api/v2/write?bucket={db}"))
         .body(body)
         .send()
@@ -62,7 +62,7 @@ async fn catalog_file_rows(dsn: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_spread_over_ingesters_and_queries_see_buffered_and_persisted_rows() {
-    let mut c = TestCluster::start(binary(), ClusterOptions::default())
+    let mut c = TestCluster::start(binary(), crate::cluster_options())
         .await
         .unwrap();
     let url = c.url();
@@ -114,7 +114,7 @@ async fn writes_spread_over_ingesters_and_queries_see_buffered_and_persisted_row
 /// Writers post 200-line batches with unique keys until stopped; returns (acknowledged rows,
 /// refused requests and their statuses).
 async fn steady_writes(url: String, db: &'static str, stop: Arc<AtomicBool>) -> (i64, Vec<u16>) {
-    let client = reqwest::Client::new();
+    let client = crate::client();
     let (mut acked, mut refused) = (0i64, Vec::new());
     while !stop.load(Ordering::SeqCst) {
         let body: String = (acked..acked + 200)
@@ -140,7 +140,7 @@ async fn steady_writes(url: String, db: &'static str, stop: Arc<AtomicBool>) -> 
 async fn kill_one_ingester_under_load(replication: usize) -> (i64, Vec<u16>, TestCluster) {
     let opts = ClusterOptions {
         replication,
-        ..ClusterOptions::default()
+        ..crate::cluster_options()
     };
     let mut c = TestCluster::start(binary(), opts).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -199,7 +199,7 @@ async fn kill_9_of_an_ingester_with_replication_1_moves_writes_after_few_retryab
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalog_and_postgres_outages_keep_known_writes_and_recover() {
-    let mut c = TestCluster::start(binary(), ClusterOptions::default())
+    let mut c = TestCluster::start(binary(), crate::cluster_options())
         .await
         .unwrap();
     let url = c.url();
@@ -268,7 +268,7 @@ async fn catalog_and_postgres_outages_keep_known_writes_and_recover() {
 async fn schema_created_through_one_router_is_usable_through_another_within_a_second() {
     let opts = ClusterOptions {
         routers: 2,
-        ..ClusterOptions::default()
+        ..crate::cluster_options()
     };
     let c = TestCluster::start(binary(), opts).await.unwrap();
     let (a, b) = (c.routers[0].url(), c.routers[1].url());
@@ -339,7 +339,7 @@ async fn an_ingester_whose_catalog_database_and_object_store_are_down_backs_off_
     let opts = ClusterOptions {
         ingesters: 1,
         persist_age_seconds: 1,
-        ..ClusterOptions::default()
+        ..crate::cluster_options()
     };
     let c = TestCluster::start(binary(), opts).await.unwrap();
     let url = c.url();

@@ -53,12 +53,13 @@ impl Backend {
 }
 
 async fn start_ferrite(args: &[String]) -> FerriteServer {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--admin-token", crate::ADMIN_TOKEN]);
     FerriteServer::start(ferrite(), &args).await.unwrap()
 }
 
 async fn write(url: &str, db: &str, body: String) {
-    let r = reqwest::Client::new()
+    let r = crate::client()
         .post(format!("{url}/api/v3/write_lp?db={db}&precision=second"))
         .body(body)
         .send()
@@ -69,7 +70,7 @@ async fn write(url: &str, db: &str, body: String) {
 }
 
 async fn query(url: &str, db: &str, sql: &str) -> Value {
-    let r = reqwest::Client::new()
+    let r = crate::client()
         .get(format!("{url}/api/v3/query_sql"))
         .query(&[("db", db), ("q", sql), ("format", "json")])
         .send()

@@ -63,7 +63,7 @@ impl Door {
             .unwrap();
         Self {
             url,
-            http: reqwest::Client::new(),
+            http: crate::client(),
             flight,
         }
     }
@@ -110,6 +110,7 @@ impl Door {
 
     fn flight_sql(&self, database: &str) -> FlightSqlServiceClient<Channel> {
         let mut client = FlightSqlServiceClient::new(self.flight.clone());
+        client.set_token(crate::ADMIN_TOKEN.to_string());
         client.set_header("database", database);
         client
     }
@@ -213,7 +214,7 @@ async fn new_databases_tables_and_columns_are_queryable_at_once_through_any_rout
     let opts = ClusterOptions {
         routers: 2,
         queriers: 2,
-        ..ClusterOptions::default()
+        ..crate::cluster_options()
     };
     let c = TestCluster::start(binary(), opts).await.unwrap();
     let a = Door::new(c.routers[0].url()).await;

@@ -13,7 +13,7 @@ import requests
 from influxdb_client_3 import InfluxDBClient3
 from influxdb_client_3.exceptions import InfluxDB3ClientQueryError
 
-from ferrite_e2e import (TOKEN, assert_204, flight_sql_command, flight_sql_query, flight_ticket_query,
+from ferrite_e2e import (AUTH, AUTH_HEADER, TOKEN, assert_204, flight_sql_command, flight_sql_query, flight_ticket_query,
                          lines, query_http, query_json, snapshot, table_exists, write_v1, write_v2, write_v3)
 
 T0 = 1_700_000_000
@@ -121,11 +121,11 @@ def test_non_utf8_body(server, db, seeded):
 
 
 def test_missing_database_parameter(server):
-    r = requests.post(server.url + "/api/v2/write", params={"org": "x"}, data=b"m v=1")
+    r = requests.post(server.url + "/api/v2/write", params={"org": "x"}, data=b"m v=1", headers=AUTH)
     assert v2_error(r, 400)["message"]
-    r = requests.post(server.url + "/write", data=b"m v=1")
+    r = requests.post(server.url + "/write", data=b"m v=1", headers=AUTH)
     assert "db" in v3_error(r, 400)["error"]
-    r = requests.post(server.url + "/api/v3/write_lp", data=b"m v=1")
+    r = requests.post(server.url + "/api/v3/write_lp", data=b"m v=1", headers=AUTH)
     assert "db" in v3_error(r, 400)["error"]
 
 
@@ -335,9 +335,10 @@ def test_query_bad_sql(server, db, seeded):
     assert "no_such_col" in body["error"]
     body = v3_error(query_http(server, db, "SELECT * FROM cpu", fmt="xml"), 400)
     assert "xml" in body["error"]
-    r = requests.get(server.url + "/api/v3/query_sql", params={"db": db})
+    r = requests.get(server.url + "/api/v3/query_sql", params={"db": db}, headers=AUTH)
     assert "q" in v3_error(r, 400)["error"]
-    r = requests.get(server.url + "/api/v3/query_sql", params={"db": db, "q": "SELECT 1", "params": "{bad"})
+    r = requests.get(server.url + "/api/v3/query_sql", params={"db": db, "q": "SELECT 1", "params": "{bad"},
+                     headers=AUTH)
     assert "params" in v3_error(r, 400)["error"]
     seeded()
 
@@ -351,12 +352,12 @@ def test_query_missing_placeholder_value(server, db, seeded):
 
 
 def test_unknown_http_path_is_404(server):
-    r = requests.get(server.url + "/definitely/not/a/route", timeout=10)
+    r = requests.get(server.url + "/definitely/not/a/route", headers=AUTH, timeout=10)
     assert r.status_code == 404, (r.status_code, dict(r.headers))
 
 
 def test_wrong_method(server):
-    r = requests.get(server.url + "/api/v2/write", params={"bucket": "x"}, timeout=10)
+    r = requests.get(server.url + "/api/v2/write", params={"bucket": "x"}, headers=AUTH, timeout=10)
     assert r.status_code == 405
 
 
@@ -385,10 +386,11 @@ def test_flight_sql_database_header_aliases(server, db, seeded):
     try:
         desc = flight.FlightDescriptor.for_command(flight_sql_command("SELECT count(*) AS c FROM cpu"))
         for key in (b"bucket", b"bucket-name", b"iox-namespace-name"):
-            opts = flight.FlightCallOptions(headers=[(key, db.encode())])
+            opts = flight.FlightCallOptions(headers=[AUTH_HEADER, (key, db.encode())])
             info = client.get_flight_info(desc, opts)
             assert client.do_get(info.endpoints[0].ticket, opts).read_all().to_pylist() == [{"c": 2}], key
-        conflicting = flight.FlightCallOptions(headers=[(b"database", db.encode()), (b"bucket", b"other")])
+        conflicting = flight.FlightCallOptions(
+            headers=[AUTH_HEADER, (b"database", db.encode()), (b"bucket", b"other")])
         with pytest.raises(pa.ArrowInvalid):
             client.get_flight_info(desc, conflicting)
     finally:
@@ -406,10 +408,10 @@ def test_flight_bad_sql_and_bad_tickets(server, db, seeded):
         for ticket in (b"not a ticket", json.dumps({"sql_query": "SELECT 1"}).encode(),
                        json.dumps({"database": db, "sql_query": "SELECT 1", "query_type": "bogus"}).encode()):
             with pytest.raises(pa.ArrowInvalid):
-                client.do_get(flight.Ticket(ticket)).read_all()
+                client.do_get(flight.Ticket(ticket), flight.FlightCallOptions(headers=[AUTH_HEADER])).read_all()
         with pytest.raises(pa.ArrowInvalid):
             client.get_flight_info(flight.FlightDescriptor.for_command(b"garbage"),
-                                   flight.FlightCallOptions(headers=[(b"database", db.encode())]))
+                                   flight.FlightCallOptions(headers=[AUTH_HEADER, (b"database", db.encode())]))
     finally:
         client.close()
     seeded()

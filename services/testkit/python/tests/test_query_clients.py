@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from influxdb_client_3 import InfluxDBClient3
 
-from ferrite_e2e import (TOKEN, assert_204, flight_sql_query, flight_ticket_query, lines, query_http,
+from ferrite_e2e import (AUTH_HEADER, TOKEN, assert_204, flight_sql_query, flight_ticket_query, lines, query_http,
                          write_v2)
 
 T0 = 1_700_000_000
@@ -124,7 +124,8 @@ def test_json_ticket_variants(server, qdb):
     try:
         for key in ("bucket", "namespace_name"):  # aliases of `database` that IOx accepts
             ticket = json.dumps({key: qdb, "sql_query": "SELECT count(*) AS c FROM cpu"}).encode()
-            assert client.do_get(flight.Ticket(ticket)).read_all().to_pylist() == [{"c": 3}], key
+            opts = flight.FlightCallOptions(headers=[AUTH_HEADER])
+            assert client.do_get(flight.Ticket(ticket), opts).read_all().to_pylist() == [{"c": 3}], key
     finally:
         client.close()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from datetime import datetime, timezone
 
@@ -188,10 +189,14 @@ def test_http_v3_write(server, db):
 
 
 def test_http_auth_schemes_accepted(server, db):
-    """No auth yet, but every client's Authorization shape must be accepted."""
-    for i, auth in enumerate([f"Token {TOKEN}", f"Bearer {TOKEN}", "Basic dXNlcjp0b2tlbg=="]):
+    """Every client's Authorization shape carries the token: Token, Bearer, and Basic with the
+    token as the password (the user is ignored); a wrong Basic password is refused."""
+    basic = base64.b64encode(f"any-user:{TOKEN}".encode()).decode()
+    for i, auth in enumerate([f"Token {TOKEN}", f"Bearer {TOKEN}", f"Basic {basic}"]):
         assert_204(write_v2(server, db, f"auth n={i}i {T0 + i}", precision="s",
                             headers={"Authorization": auth}))
+    r = write_v2(server, db, f"auth n=9i {T0}", precision="s", headers={"Authorization": "Basic dXNlcjp0b2tlbg=="})
+    assert r.status_code == 401, r.text
     assert rows(server, db, "SELECT count(*) AS c FROM auth") == [{"c": 3}]
 
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferrite_testkit::server::FerriteServer;
+use ferrite_testkit::server::{FerriteServer, client_with};
 use ferrite_testkit::tsbs::{CpuOnly, TSBS_INTERVAL_NS};
 use tokio::sync::Mutex;
 
@@ -24,6 +24,8 @@ struct Args {
     ferrite: PathBuf,
     /// Measure ingest against a running server (a cluster's router) instead of starting one.
     url: Option<String>,
+    /// Token for `--url` (default: `FERRITE_TOKEN`).
+    token: Option<String>,
     clients: usize,
     batch_lines: usize,
     ingest_rows: usize,
@@ -36,6 +38,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
         ferrite: PathBuf::from("target/release/ferrite"),
         url: None,
+        token: std::env::var("FERRITE_TOKEN").ok(),
         clients: 4,
         batch_lines: 5_000,
         ingest_rows: 2_000_000,
@@ -49,6 +52,7 @@ fn parse_args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--ferrite" => a.ferrite = PathBuf::from(value()?),
             "--url" => a.url = Some(value()?),
+            "--token" => a.token = Some(value()?),
             "--clients" => a.clients = value()?.parse()?,
             "--batch-lines" => a.batch_lines = value()?.parse()?,
             "--ingest-rows" => a.ingest_rows = value()?.parse()?,
@@ -57,7 +61,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--query-runs" => a.query_runs = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
-                    "ferrite-bench [--ferrite PATH | --url URL] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
+                    "ferrite-bench [--ferrite PATH | --url URL [--token T]] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
                      [--query-rows 10000000] [--hosts 1000] [--query-runs 50]"
                 );
                 std::process::exit(0);
@@ -70,6 +74,7 @@ fn parse_args() -> anyhow::Result<Args> {
 
 /// Send every batch with `clients` concurrent connections; returns the elapsed time.
 async fn ingest(
+    client: &reqwest::Client,
     url: &str,
     db: &str,
     batches: Vec<String>,
@@ -79,12 +84,12 @@ async fn ingest(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (queue, url) = (
+        let (queue, client, url) = (
             Arc::clone(&queue),
+            client.clone(),
             format!("{url}/api/v2/write?bucket={db}"),
         );
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
             loop {
                 let Some(body) = queue.lock().await.pop() else {
                     return anyhow::Ok(());
@@ -163,16 +168,20 @@ impl std::fmt::Display for Latency {
 }
 
 /// TSBS's "one host, last hour" ending at `last` (ns), after one warm-up run.
-async fn one_host_last_hour(url: &str, last: i64, runs: usize) -> anyhow::Result<Latency> {
-    let client = reqwest::Client::new();
+async fn one_host_last_hour(
+    client: &reqwest::Client,
+    url: &str,
+    last: i64,
+    runs: usize,
+) -> anyhow::Result<Latency> {
     let hour_start = last - 3_600_000_000_000;
     let sql = format!(
         "SELECT * FROM cpu WHERE hostname = 'host_42' AND time > to_timestamp_nanos({hour_start}) ORDER BY time"
     );
-    let (_, rows) = query_ms(&client, url, "bench", &sql).await?; // warm-up
+    let (_, rows) = query_ms(client, url, "bench", &sql).await?; // warm-up
     let mut times = Vec::with_capacity(runs.max(1));
     for _ in 0..runs.max(1) {
-        times.push(query_ms(&client, url, "bench", &sql).await?.0);
+        times.push(query_ms(client, url, "bench", &sql).await?.0);
     }
     times.sort_by(f64::total_cmp);
     Ok(Latency { rows, times })
@@ -189,9 +198,10 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Durable ingest throughput.
     if let Some(url) = &a.url {
+        let client = client_with(a.token.as_deref());
         let mut generator = CpuOnly::new(a.hosts, 1);
         let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
-        let took = ingest(url, "bench", batches, a.clients).await?;
+        let took = ingest(&client, url, "bench", batches, a.clients).await?;
         println!(
             "ingest at {url}: {} rows in {:.2} s = {:.0} rows/s, acknowledged after fsync",
             a.ingest_rows,
@@ -199,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
             a.ingest_rows as f64 / took.as_secs_f64()
         );
         let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
-        let latency = one_host_last_hour(url, last, a.query_runs).await?;
+        let latency = one_host_last_hour(&client, url, last, a.query_runs).await?;
         println!(
             "query at {url}: one host's last hour ({} rows) out of {} rows as they are (mostly unpersisted): {latency}",
             latency.rows, a.ingest_rows
@@ -208,10 +218,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut server = FerriteServer::start(&a.ferrite, &[]).await?;
     let url = server.url();
+    let client = server.client();
     let mut generator = CpuOnly::new(a.hosts, 1);
     let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
     let bytes: usize = batches.iter().map(String::len).sum();
-    let took = ingest(&url, "bench", batches, a.clients).await?;
+    let took = ingest(&client, &url, "bench", batches, a.clients).await?;
     let rows_per_s = a.ingest_rows as f64 / took.as_secs_f64();
     println!(
         "ingest: {} rows ({:.0} MiB) in {:.2} s = {:.0} rows/s ({:.1} MiB/s), acknowledged after fsync",
@@ -227,18 +238,17 @@ async fn main() -> anyhow::Result<()> {
     while loaded < a.query_rows {
         let n = (a.query_rows - loaded).min(1_000_000);
         let batches = generate(&mut generator, n, a.batch_lines);
-        ingest(&url, "bench", batches, a.clients).await?;
+        ingest(&client, &url, "bench", batches, a.clients).await?;
         loaded += n;
     }
     let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
     server.terminate()?;
     server.restart().await?;
-    let latency = one_host_last_hour(&url, last, a.query_runs).await?;
+    let latency = one_host_last_hour(&client, &url, last, a.query_runs).await?;
     println!(
         "query: one host's last hour ({} rows) out of {loaded} rows, persisted: {latency}",
         latency.rows
     );
-    let client = reqwest::Client::new();
     let (ms, n) = query_ms(&client, &url, "bench", "SELECT count(*) FROM cpu").await?;
     println!("query: count(*) over all rows ({n} row result): {ms:.1} ms");
     server.terminate()?;

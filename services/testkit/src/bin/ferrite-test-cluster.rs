@@ -1,4 +1,4 @@
-//! `ferrite-test-cluster --ferrite PATH [--ingesters N]`: a throwaway cluster (PostgreSQL,
+//! `ferrite-test-cluster --ferrite PATH [--ingesters N] [--admin-token T]`: a throwaway cluster (PostgreSQL,
 //! MinIO, catalog, ingesters, querier, router) for test suites outside Rust — the Python
 //! client tests start one next to `ferrite serve` to run the same checks through the router.
 //!
@@ -22,11 +22,15 @@ async fn main() -> anyhow::Result<()> {
         match flag.as_str() {
             "--ferrite" => ferrite = Some(PathBuf::from(value)),
             "--ingesters" => options.ingesters = value.parse().context("--ingesters")?,
+            "--admin-token" => options.admin_token = Some(value),
             other => bail!("unknown flag {other}"),
         }
     }
     let Some(ferrite) = ferrite else {
-        bail!("usage: ferrite-test-cluster --ferrite PATH [--ingesters N] (or FERRITE_BIN)");
+        bail!(
+            "usage: ferrite-test-cluster --ferrite PATH [--ingesters N] [--admin-token T] \
+             (or FERRITE_BIN)"
+        );
     };
     let cluster = TestCluster::start(&ferrite, options).await?;
     let logs: Vec<String> = cluster
