@@ -89,16 +89,18 @@ impl From<TokenRecord> for proto::Token {
 }
 
 impl From<NewToken> for proto::Token {
+    /// A token to create travels as the record it will become (no creation time yet).
     fn from(t: NewToken) -> Self {
-        Self {
-            id: t.id.hyphenated().to_string(),
+        TokenRecord {
+            id: t.id,
             description: t.description,
             hash: t.hash,
-            permissions: t.permissions.into_iter().map(Into::into).collect(),
+            permissions: t.permissions,
             created_at: 0,
             expires_at: t.expires_at,
             revoked_at: None,
         }
+        .into()
     }
 }
 
