@@ -2,8 +2,14 @@
 //! Clustered's management API. Every route needs the admin token.
 //!
 //! ```text
-//!  GET    /api/v0/databases            list
-//!  POST   /api/v0/databases            {name}                                 → 201
+//!  GET    /api/v0/databases[?status=active|deleted|all]
+//!  POST   /api/v0/databases            {name, retentionPeriod?, maxTables?, maxColumnsPerTable?} → 201
+//!  PATCH  /api/v0/databases/{name}     {retentionPeriod?, maxTables?, maxColumnsPerTable?}
+//!  DELETE /api/v0/databases/{name}     soft delete                            → 204
+//!  PUT    /api/v0/databases/{name}/rename   {name}
+//!  PUT    /api/v0/databases/{id}/undelete
+//!  GET    /api/v0/databases/{db}/tables[?status=…]; POST {name}               → 201
+//!  DELETE /api/v0/databases/{db}/tables/{table}; PUT …/{table}/rename {name}; PUT …/{id}/undelete
 //!  GET    /api/v0/tokens               list (?includeRevoked=true)
 //!  POST   /api/v0/tokens               {description, permissions, expiresAt?} → 201 + accessToken
 //!  GET    /api/v0/tokens/{id}
@@ -22,13 +28,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use ferrite_catalog::{
-    Action, CatalogRef, Error as CatalogError, NewToken, Permission, Resource, TokenRecord,
-    TokenUpdate,
+    Action, Catalog, DatabaseInfo, Error as CatalogError, LimitsUpdate, NewToken, Permission,
+    Resource, SqlCatalog, Status, TableInfo, TokenRecord, TokenUpdate,
 };
-use ferrite_model::{DatabaseId, validate_database_name};
+use ferrite_model::{DatabaseId, DatabaseLimits, TableId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,7 +45,9 @@ use crate::secret::{generate_token, hash_token};
 /// What the management routes work on.
 #[derive(Debug, Clone)]
 pub struct Management {
-    catalog: CatalogRef,
+    /// The catalog database itself: management runs where it is (`serve`, the catalog
+    /// service).
+    catalog: Arc<SqlCatalog>,
     /// Told about changes made here, so this process sees them at once (others follow the
     /// catalog's change feed). `None` when authentication is off.
     authorizer: Option<Arc<Authorizer>>,
@@ -47,7 +55,7 @@ pub struct Management {
 
 impl Management {
     /// Manage `catalog`'s databases and tokens.
-    pub fn new(catalog: CatalogRef, authorizer: Option<Arc<Authorizer>>) -> Self {
+    pub fn new(catalog: Arc<SqlCatalog>, authorizer: Option<Arc<Authorizer>>) -> Self {
         Self {
             catalog,
             authorizer,
@@ -69,6 +77,28 @@ pub fn http_routes(management: Management) -> Router {
         .route(
             "/api/v0/databases",
             get(list_databases).post(create_database),
+        )
+        .route(
+            "/api/v0/databases/{db}",
+            axum::routing::patch(update_database).delete(delete_database),
+        )
+        .route("/api/v0/databases/{db}/rename", put(rename_database))
+        .route("/api/v0/databases/{db}/undelete", put(undelete_database))
+        .route(
+            "/api/v0/databases/{db}/tables",
+            get(list_tables).post(create_table),
+        )
+        .route(
+            "/api/v0/databases/{db}/tables/{table}",
+            axum::routing::delete(delete_table),
+        )
+        .route(
+            "/api/v0/databases/{db}/tables/{table}/rename",
+            put(rename_table),
+        )
+        .route(
+            "/api/v0/databases/{db}/tables/{table}/undelete",
+            put(undelete_table),
         )
         .route("/api/v0/tokens", get(list_tokens).post(create_token))
         .route(
@@ -108,7 +138,13 @@ impl From<CatalogError> for ApiError {
         let status = match &e {
             CatalogError::DatabaseNotFound(_)
             | CatalogError::TableNotFound(_)
-            | CatalogError::TokenNotFound(_) => StatusCode::NOT_FOUND,
+            | CatalogError::TokenNotFound(_)
+            | CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
+            CatalogError::Conflict(_) => StatusCode::CONFLICT,
+            CatalogError::Invalid(_) => StatusCode::BAD_REQUEST,
+            CatalogError::TableLimit { .. } | CatalogError::ColumnLimit { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             CatalogError::Unavailable(_) | CatalogError::Rpc(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -146,28 +182,95 @@ fn admin(extensions: &Extensions, what: &'static str) -> ApiResult<()> {
 struct DatabaseBody {
     id: i64,
     name: String,
+    /// ns; 0: forever.
+    retention_period: i64,
+    max_tables: i32,
+    max_columns_per_table: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
+}
+
+impl From<DatabaseInfo> for DatabaseBody {
+    fn from(d: DatabaseInfo) -> Self {
+        Self {
+            id: d.id.get(),
+            name: d.name,
+            retention_period: d.limits.retention_period_ns,
+            max_tables: d.limits.max_tables,
+            max_columns_per_table: d.limits.max_columns_per_table,
+            deleted_at: d.deleted_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TableBody {
+    id: i64,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
+}
+
+impl From<TableInfo> for TableBody {
+    fn from(t: TableInfo) -> Self {
+        Self {
+            id: t.id.get(),
+            name: t.name,
+            deleted_at: t.deleted_at.map(rfc3339),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateDatabase {
     name: String,
+    retention_period: Option<i64>,
+    max_tables: Option<i32>,
+    max_columns_per_table: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateDatabase {
+    retention_period: Option<i64>,
+    max_tables: Option<i32>,
+    max_columns_per_table: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatusFilter {
+    status: Option<String>,
+}
+
+impl StatusFilter {
+    fn status(&self) -> ApiResult<Status> {
+        match self.status.as_deref() {
+            None | Some("active") => Ok(Status::Active),
+            Some("deleted") => Ok(Status::Deleted),
+            Some("all") => Ok(Status::All),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "unknown status '{other}': expected active, deleted or all"
+            ))),
+        }
+    }
 }
 
 async fn list_databases(
     State(m): State<Management>,
     extensions: Extensions,
+    Query(q): Query<StatusFilter>,
 ) -> ApiResult<Json<Vec<DatabaseBody>>> {
     admin(&extensions, "listing databases")?;
-    let dbs = m.catalog.list_databases().await?;
-    Ok(Json(
-        dbs.into_iter()
-            .map(|d| DatabaseBody {
-                id: d.id.get(),
-                name: d.name,
-            })
-            .collect(),
-    ))
+    let dbs = m.catalog.databases(q.status()?).await?;
+    Ok(Json(dbs.into_iter().map(Into::into).collect()))
 }
 
 async fn create_database(
@@ -177,23 +280,145 @@ async fn create_database(
 ) -> ApiResult<Response> {
     admin(&extensions, "creating a database")?;
     let Json(body) = body?;
-    validate_database_name(&body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if m.catalog.database_by_name(&body.name).await?.is_some() {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            message: format!("database '{}' already exists", body.name),
-        });
-    }
-    let db = m.catalog.create_database(&body.name).await?;
+    let defaults = DatabaseLimits::default();
+    let limits = DatabaseLimits {
+        retention_period_ns: body
+            .retention_period
+            .unwrap_or(defaults.retention_period_ns),
+        max_tables: body.max_tables.unwrap_or(defaults.max_tables),
+        max_columns_per_table: body
+            .max_columns_per_table
+            .unwrap_or(defaults.max_columns_per_table),
+    };
+    let db = m.catalog.create_database_with(&body.name, limits).await?;
     m.changed().await;
-    Ok((
-        StatusCode::CREATED,
-        Json(DatabaseBody {
-            id: db.id.get(),
-            name: db.name,
-        }),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(DatabaseBody::from(db))).into_response())
+}
+
+async fn update_database(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(db): Path<String>,
+    body: Result<Json<UpdateDatabase>, JsonRejection>,
+) -> ApiResult<Json<DatabaseBody>> {
+    admin(&extensions, "updating a database")?;
+    let Json(body) = body?;
+    let update = LimitsUpdate {
+        retention_period_ns: body.retention_period,
+        max_tables: body.max_tables,
+        max_columns_per_table: body.max_columns_per_table,
+    };
+    let db = m.catalog.update_database(&db, update).await?;
+    m.changed().await;
+    Ok(Json(db.into()))
+}
+
+async fn delete_database(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(db): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin(&extensions, "deleting a database")?;
+    m.catalog.delete_database(&db).await?;
+    m.changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rename_database(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(db): Path<String>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Json<DatabaseBody>> {
+    admin(&extensions, "renaming a database")?;
+    let Json(body) = body?;
+    let db = m.catalog.rename_database(&db, &body.name).await?;
+    m.changed().await;
+    Ok(Json(db.into()))
+}
+
+/// By id: several deleted databases may have had the same name.
+async fn undelete_database(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DatabaseBody>> {
+    admin(&extensions, "undeleting a database")?;
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "undelete takes the deleted database's id (GET /api/v0/databases?status=deleted), \
+             not '{id}'"
+        ))
+    })?;
+    let db = m.catalog.undelete_database(DatabaseId(id)).await?;
+    m.changed().await;
+    Ok(Json(db.into()))
+}
+
+async fn list_tables(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(db): Path<String>,
+    Query(q): Query<StatusFilter>,
+) -> ApiResult<Json<Vec<TableBody>>> {
+    admin(&extensions, "listing tables")?;
+    let tables = m.catalog.tables(&db, q.status()?).await?;
+    Ok(Json(tables.into_iter().map(Into::into).collect()))
+}
+
+async fn create_table(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(db): Path<String>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Response> {
+    admin(&extensions, "creating a table")?;
+    let Json(body) = body?;
+    let table = m.catalog.create_table_named(&db, &body.name).await?;
+    m.changed().await;
+    Ok((StatusCode::CREATED, Json(TableBody::from(table))).into_response())
+}
+
+async fn delete_table(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path((db, table)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    admin(&extensions, "deleting a table")?;
+    m.catalog.delete_table(&db, &table).await?;
+    m.changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rename_table(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path((db, table)): Path<(String, String)>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Json<TableBody>> {
+    admin(&extensions, "renaming a table")?;
+    let Json(body) = body?;
+    let table = m.catalog.rename_table(&db, &table, &body.name).await?;
+    m.changed().await;
+    Ok(Json(table.into()))
+}
+
+/// By id: several deleted tables may have had the same name.
+async fn undelete_table(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path((db, id)): Path<(String, String)>,
+) -> ApiResult<Json<TableBody>> {
+    admin(&extensions, "undeleting a table")?;
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "undelete takes the deleted table's id (GET \
+             /api/v0/databases/{db}/tables?status=deleted), not '{id}'"
+        ))
+    })?;
+    let table = m.catalog.undelete_table(&db, TableId(id)).await?;
+    m.changed().await;
+    Ok(Json(table.into()))
 }
 
 /// A permission on the wire.

@@ -36,7 +36,7 @@ pub mod token;
 
 pub use cache::CachedCatalog;
 pub use grpc::GrpcCatalog;
-pub use sql::SqlCatalog;
+pub use sql::{DatabaseInfo, LimitsUpdate, SqlCatalog, Status, TableInfo};
 pub use token::{Action, NewToken, Permission, Resource, TokenRecord, TokenUpdate};
 
 /// Result of catalog operations.
@@ -66,6 +66,47 @@ pub enum Error {
     /// No token with that id.
     #[error("token {0} not found")]
     TokenNotFound(uuid::Uuid),
+    /// Creating the table would exceed the database's max tables. Nothing was changed.
+    #[error(
+        "database '{database}' has {count} tables, its limit (max tables {limit}): table \
+         '{table}' cannot be created"
+    )]
+    TableLimit {
+        /// Database name.
+        database: String,
+        /// The table that was refused.
+        table: String,
+        /// Live tables now.
+        count: i64,
+        /// The database's max tables.
+        limit: i64,
+    },
+    /// Adding the columns would exceed the database's max columns per table. Nothing was
+    /// changed.
+    #[error(
+        "table '{table}' has {count} columns; adding {adding} would exceed its limit (max \
+         columns per table {limit})"
+    )]
+    ColumnLimit {
+        /// Table name.
+        table: String,
+        /// Columns now.
+        count: i64,
+        /// Columns asked for that do not exist.
+        adding: i64,
+        /// The database's max columns per table.
+        limit: i64,
+    },
+    /// The name is taken by a live database or table (create, rename, undelete), or the
+    /// object is not in the state the operation needs.
+    #[error("{0}")]
+    Conflict(String),
+    /// A management request named something that does not exist (a table by name).
+    #[error("{0}")]
+    NotFound(String),
+    /// A management request with a bad name or setting.
+    #[error("{0}")]
+    Invalid(String),
     /// The catalog database cannot be reached or failed the statement.
     #[error("catalog unavailable: {0}")]
     Unavailable(#[from] sqlx::Error),
@@ -217,7 +258,7 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord>;
 
     /// The catalog version: a counter bumped with every database, table, column, parquet
-    /// file created and every token change (and only then). A changed version means
+    /// file created, every database or table deleted, restored, renamed or reconfigured, and every token change (and only then). A changed version means
     /// something changed, so caches keyed on it stay coherent.
     async fn version(&self) -> Result<i64>;
 

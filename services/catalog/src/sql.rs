@@ -33,8 +33,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ferrite_model::{
-    ColumnId, ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId,
-    TableSchema,
+    ColumnId, ColumnType, DatabaseId, DatabaseLimits, DatabaseSchema, ParquetFileId, PartitionId,
+    TableId, TableSchema,
 };
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
@@ -67,6 +67,9 @@ macro_rules! select_tokens {
          FROM tokens"
     };
 }
+mod admin;
+pub use admin::{DatabaseInfo, LimitsUpdate, Status, TableInfo};
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -262,6 +265,24 @@ impl SqlCatalog {
             id: DatabaseId(id),
             name,
         }))
+    }
+
+    /// A database's retention and limits.
+    async fn limits_of(&self, id: DatabaseId) -> Result<DatabaseLimits> {
+        let row: Option<(i64, i32, i32)> = sqlx::query_as(
+            "SELECT retention_period_ns, max_tables, max_columns_per_table FROM databases \
+             WHERE id = $1",
+        )
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (retention_period_ns, max_tables, max_columns_per_table) =
+            row.ok_or_else(|| Error::DatabaseNotFound(id.to_string()))?;
+        Ok(DatabaseLimits {
+            retention_period_ns,
+            max_tables,
+            max_columns_per_table,
+        })
     }
 
     async fn database_exists(&self, id: DatabaseId) -> Result<bool> {
@@ -577,7 +598,7 @@ impl Catalog for SqlCatalog {
 
     async fn list_databases(&self) -> Result<Vec<Database>> {
         let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM databases ORDER BY name")
+            sqlx::query_as("SELECT id, name FROM databases WHERE deleted_at IS NULL ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows
@@ -594,6 +615,37 @@ impl Catalog for SqlCatalog {
             return Ok(table);
         }
         let mut tx = self.begin_write().await?;
+        // The limit is checked in the write transaction, so concurrent creators cannot
+        // overshoot it together.
+        let db: Option<(String, i32)> = sqlx::query_as(
+            "SELECT name, max_tables FROM databases WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(database_id.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (database, limit) =
+            db.ok_or_else(|| Error::DatabaseNotFound(database_id.to_string()))?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tables WHERE database_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(database_id.get())
+        .fetch_one(&mut *tx)
+        .await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
+                .bind(database_id.get())
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() && count >= i64::from(limit) {
+            tx.rollback().await?;
+            return Err(Error::TableLimit {
+                database,
+                table: name.to_owned(),
+                count,
+                limit: limit.into(),
+            });
+        }
         let inserted: Result<Option<i64>> = sqlx::query_scalar(
             "INSERT INTO tables (database_id, name) VALUES ($1, $2) \
              ON CONFLICT (database_id, name) DO NOTHING RETURNING id",
@@ -629,11 +681,13 @@ impl Catalog for SqlCatalog {
     }
 
     async fn list_tables(&self, database_id: DatabaseId) -> Result<Vec<Table>> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM tables WHERE database_id = $1 ORDER BY name")
-                .bind(database_id.get())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, name FROM tables WHERE database_id = $1 AND deleted_at IS NULL \
+                 ORDER BY name",
+        )
+        .bind(database_id.get())
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(id, name)| Table {
@@ -676,11 +730,14 @@ impl Catalog for SqlCatalog {
         }
 
         let mut tx = self.begin_write().await?;
-        let table: Option<String> = sqlx::query_scalar("SELECT name FROM tables WHERE id = $1")
-            .bind(table_id.get())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let table = table.ok_or(Error::TableNotFound(table_id))?;
+        let table: Option<(String, i32)> = sqlx::query_as(
+            "SELECT t.name, d.max_columns_per_table FROM tables t \
+             JOIN databases d ON d.id = t.database_id WHERE t.id = $1",
+        )
+        .bind(table_id.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (table, limit) = table.ok_or(Error::TableNotFound(table_id))?;
 
         // Name order (the BTreeMap's) in every transaction: two upserts of overlapping sets
         // take the unique-index locks in the same order and cannot deadlock.
@@ -699,6 +756,15 @@ impl Catalog for SqlCatalog {
         }
 
         let stored = columns_of(&mut *tx, table_id).await?;
+        if inserted > 0 && stored.len() > limit as usize {
+            tx.rollback().await?;
+            return Err(Error::ColumnLimit {
+                table,
+                count: (stored.len() - inserted) as i64,
+                adding: inserted as i64,
+                limit: limit.into(),
+            });
+        }
         let stored_by_name = by_name(&stored);
         if let Some(mismatch) = first_mismatch(&stored_by_name, columns) {
             // Undo the columns inserted above: a conflict changes nothing.
@@ -723,7 +789,7 @@ impl Catalog for SqlCatalog {
         let rows: Vec<(i64, String, Option<i64>, Option<String>, Option<i16>)> = sqlx::query_as(
             "SELECT t.id, t.name, c.id, c.name, c.column_type \
              FROM tables t LEFT JOIN columns c ON c.table_id = t.id \
-             WHERE t.database_id = $1",
+             WHERE t.database_id = $1 AND t.deleted_at IS NULL",
         )
         .bind(database_id.get())
         .fetch_all(&self.pool)
@@ -745,6 +811,7 @@ impl Catalog for SqlCatalog {
         Ok(DatabaseSchema {
             id: db.id,
             name: db.name,
+            limits: self.limits_of(database_id).await?,
             tables,
         })
     }

@@ -137,4 +137,7 @@ suite!(
     parquet_files_register_and_list,
     unknown_column_type_code_is_corrupt,
     reconnect_keeps_data_and_skips_migrations,
+    limits_refuse_tables_and_columns_beyond_them,
+    deleted_databases_and_tables_are_invisible_and_come_back,
+    tokens_are_stored_updated_and_revoked,
 );

@@ -230,6 +230,55 @@ impl TableSchema {
     }
 }
 
+/// A database's retention period and service protection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseLimits {
+    /// Rows older than now minus this are refused on write and never returned; 0: kept
+    /// forever.
+    pub retention_period_ns: i64,
+    /// Most tables the database may have.
+    pub max_tables: i32,
+    /// Most columns (`time` and tags included) a table may have.
+    pub max_columns_per_table: i32,
+}
+
+impl Default for DatabaseLimits {
+    /// Forever, 500 tables, 250 columns per table (InfluxDB Clustered's defaults).
+    fn default() -> Self {
+        Self {
+            retention_period_ns: 0,
+            max_tables: 500,
+            max_columns_per_table: 250,
+        }
+    }
+}
+
+impl DatabaseLimits {
+    /// The oldest time (ns) a row may have at `now_ns`; `None` without a retention period.
+    pub fn retention_cutoff(&self, now_ns: i64) -> Option<i64> {
+        (self.retention_period_ns > 0).then(|| now_ns.saturating_sub(self.retention_period_ns))
+    }
+}
+
+/// A duration in ns as people write it: `30d`, `12h`, `90m`, `45s`, or `1500ms`; `0` is
+/// `infinite` (a retention period of 0 keeps data forever).
+pub fn format_duration_ns(ns: i64) -> String {
+    const UNITS: [(i64, &str); 5] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+    ];
+    if ns == 0 {
+        return "infinite".to_string();
+    }
+    UNITS.iter().find(|(unit, _)| ns % unit == 0).map_or_else(
+        || format!("{ns}ns"),
+        |(unit, name)| format!("{}{name}", ns / unit),
+    )
+}
+
 /// A database and all of its tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseSchema {
@@ -237,6 +286,8 @@ pub struct DatabaseSchema {
     pub id: DatabaseId,
     /// Database name.
     pub name: String,
+    /// Retention and limits.
+    pub limits: DatabaseLimits,
     /// Tables by name.
     pub tables: BTreeMap<String, TableSchema>,
 }

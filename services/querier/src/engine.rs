@@ -377,6 +377,7 @@ impl QueryEngine {
         for (name, table) in schema.tables {
             let provider = QuerierTable::new(
                 db.id,
+                schema.limits,
                 table,
                 Arc::clone(&self.catalog),
                 Arc::clone(&self.ingesters),

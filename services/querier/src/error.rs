@@ -233,6 +233,11 @@ fn catalog_unavailable(err: &ferrite_catalog::Error) -> bool {
         | Error::DatabaseNotFound(_)
         | Error::TableNotFound(_)
         | Error::TokenNotFound(_)
+        | Error::TableLimit { .. }
+        | Error::ColumnLimit { .. }
+        | Error::Conflict(_)
+        | Error::NotFound(_)
+        | Error::Invalid(_)
         | Error::Migration(_)
         | Error::InvalidDsn(_)
         | Error::Corrupt(_) => false,

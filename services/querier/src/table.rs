@@ -51,7 +51,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use ferrite_catalog::{Catalog, ParquetFile};
 use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse};
-use ferrite_model::{DatabaseId, TIME_COLUMN, TableSchema};
+use ferrite_model::{DatabaseId, DatabaseLimits, TIME_COLUMN, TableSchema};
 use futures::future::try_join_all;
 
 use crate::dedup::{DedupExec, ORDER_COLUMN, order_field};
@@ -62,6 +62,8 @@ use crate::time_range::TimeRange;
 #[derive(Debug)]
 pub(crate) struct QuerierTable {
     database_id: DatabaseId,
+    /// The database's retention: older rows are never returned.
+    limits: DatabaseLimits,
     table: TableSchema,
     /// Arrow schema of the whole table: columns sorted by name.
     schema: SchemaRef,
@@ -75,6 +77,7 @@ pub(crate) struct QuerierTable {
 impl QuerierTable {
     pub(crate) fn new(
         database_id: DatabaseId,
+        limits: DatabaseLimits,
         table: TableSchema,
         catalog: Arc<dyn Catalog>,
         ingesters: Arc<[Arc<dyn IngesterQuery>]>,
@@ -89,6 +92,7 @@ impl QuerierTable {
         primary_key.push(TIME_COLUMN.to_string());
         Self {
             database_id,
+            limits,
             table,
             schema,
             primary_key,
@@ -152,6 +156,28 @@ impl QuerierTable {
         Ok(DataSourceExec::from_data_source(config))
     }
 
+    /// A scan of files that need no dedup, filtered exactly by `key_filters` (which hold the
+    /// retention bound): the files' rows with the primary key, filtered, then projected.
+    fn retained_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<&ParquetFile>,
+        read_schema: &SchemaRef,
+        key_filters: &[Expr],
+        output_schema: &SchemaRef,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let read: Vec<usize> = read_schema
+            .fields()
+            .iter()
+            .map(|f| self.schema.index_of(f.name()))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut plan = self.plain_scan(state, files, Some(&read), key_filters, None)?;
+        if let Some(predicate) = physical_predicate(state, key_filters, read_schema) {
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+        }
+        project(plan, read_schema, output_schema)
+    }
+
     /// Files and ingester rows whose time ranges overlap, merged by primary key.
     fn dedup_scan(
         &self,
@@ -199,20 +225,34 @@ impl QuerierTable {
             self.primary_key.clone(),
             Arc::clone(read_schema),
         )?);
-        if output_schema.fields() == read_schema.fields() {
-            return Ok(plan);
-        }
-        let exprs = output_schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let column: Arc<dyn PhysicalExpr> =
-                    Arc::new(Column::new_with_schema(f.name(), read_schema)?);
-                Ok((column, f.name().clone()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+        project(plan, read_schema, output_schema)
     }
+}
+
+/// `plan` (rows of `read_schema`) narrowed to `output_schema`'s columns.
+fn project(
+    plan: Arc<dyn ExecutionPlan>,
+    read_schema: &SchemaRef,
+    output_schema: &SchemaRef,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if output_schema.fields() == read_schema.fields() {
+        return Ok(plan);
+    }
+    let exprs = output_schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let column: Arc<dyn PhysicalExpr> =
+                Arc::new(Column::new_with_schema(f.name(), read_schema)?);
+            Ok((column, f.name().clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+}
+
+/// Nanoseconds since the epoch, now.
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -245,10 +285,21 @@ impl TableProvider for QuerierTable {
             Some(p) => self.schema.project(p)?,
             None => self.schema.as_ref().clone(),
         });
-        let filters: Vec<Expr> = filters
+        let mut filters: Vec<Expr> = filters
             .iter()
             .map(|f| unqualify(f.clone()))
             .collect::<Result<_>>()?;
+        // Rows older than the retention period are never returned, even before the
+        // compactor has removed them: the bound prunes files and ingester data like any time
+        // filter, and is applied exactly below (dedup's key filters, or `retained_scan`).
+        let retention = self.limits.retention_cutoff(now_nanos());
+        if let Some(cutoff) = retention {
+            filters.push(
+                datafusion::prelude::col(TIME_COLUMN).gt_eq(datafusion::prelude::lit(
+                    ScalarValue::TimestampNanosecond(Some(cutoff), None),
+                )),
+            );
+        }
         let range = TimeRange::from_filters(&filters);
         // A table whose columns are not registered yet (no `time`) cannot hold rows.
         if range.is_empty() || self.schema.index_of(TIME_COLUMN).is_err() {
@@ -353,7 +404,16 @@ impl TableProvider for QuerierTable {
             }
         }
         if !plain_files.is_empty() {
-            plans.push(self.plain_scan(state, plain_files, projection, &filters, limit)?);
+            plans.push(match retention {
+                None => self.plain_scan(state, plain_files, projection, &filters, limit)?,
+                Some(_) => self.retained_scan(
+                    state,
+                    plain_files,
+                    &read_schema,
+                    &key_filters,
+                    &output_schema,
+                )?,
+            });
         }
         if plans.is_empty() {
             return Ok(Arc::new(EmptyExec::new(output_schema)));

@@ -84,6 +84,7 @@ fn status_of(e: &RequestError) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
             WriteError::SchemaRace(_) | WriteError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WriteError::Limit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WriteError::Ingester(i) => match i {
                 IngesterError::Overloaded(_)
                 | IngesterError::ShuttingDown
@@ -104,6 +105,7 @@ fn code_text(status: StatusCode) -> &'static str {
         404 => "not found",
         413 => "request too large",
         415 => "unsupported media type",
+        422 => "unprocessable entity",
         429 => "too many requests",
         503 => "unavailable",
         _ => "internal error",

@@ -135,6 +135,24 @@ pub fn http_routes(proxy: Arc<QueryProxy>) -> axum::Router {
         .with_state(proxy)
 }
 
+/// Routes that send the management API (`/api/v0`) to the catalog service, where the
+/// catalog database is: `proxy` holds the catalog service's address.
+pub fn management_routes(proxy: Arc<QueryProxy>) -> axum::Router {
+    // The catalog service lets only the admin token in, and cannot tell a database token
+    // (no permission: 403) from no token at all: decide here.
+    let forward = |State(p): State<Arc<QueryProxy>>, req: Request| async move {
+        let admin = ferrite_auth::caller_of(req.extensions())
+            .and_then(|caller| caller.require_admin("the management API"));
+        match admin {
+            Ok(()) => p.forward(req).await,
+            Err(e) => ferrite_auth::layer::error_response(req.uri().path(), &e),
+        }
+    };
+    axum::Router::new()
+        .route("/api/v0/{*path}", axum::routing::any(forward))
+        .with_state(proxy)
+}
+
 /// A service that sends every (gRPC) request to queriers.
 pub fn grpc_forwarder(proxy: Arc<QueryProxy>) -> axum::Router {
     axum::Router::new().fallback(move |req: Request| {

@@ -85,6 +85,11 @@ pub fn validate(
 ) -> Result<Validated, arrow::error::ArrowError> {
     let empty = BTreeMap::new();
     let tables = schema.map_or(&empty, |s| &s.tables);
+    let retention = schema.and_then(|s| {
+        s.limits
+            .retention_cutoff(default_time)
+            .map(|cutoff| (cutoff, s.name.as_str(), s.limits.retention_period_ns))
+    });
     let mut lines = Lines::new(body).with_precision(precision);
     let mut line = ParsedLine::default();
     let mut builders: HashMap<String, HashMap<i64, (String, BatchBuilder)>> = HashMap::new();
@@ -106,6 +111,24 @@ pub fn validate(
                     line_number: e.line_number,
                     original_line: e.original_line,
                     message,
+                },
+                &mut issues,
+            );
+            continue;
+        }
+        if let Some((cutoff, database, period)) = retention
+            && line.timestamp.unwrap_or(default_time) < cutoff
+        {
+            reject(
+                LineIssue {
+                    line_number: line.line_number,
+                    original_line: original_line(body, line.line_number),
+                    message: format!(
+                        "point is older than the retention period of database '{database}' \
+                         ({}): the oldest time accepted now is {}",
+                        ferrite_model::format_duration_ns(period),
+                        rfc3339(cutoff)
+                    ),
                 },
                 &mut issues,
             );
@@ -167,6 +190,11 @@ pub fn validate(
         issues,
         rejected,
     })
+}
+
+/// `ns` since the epoch as RFC 3339 (UTC).
+fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 enum Check {
@@ -253,6 +281,7 @@ mod tests {
         DatabaseSchema {
             id: DatabaseId(1),
             name: "db".into(),
+            limits: ferrite_model::DatabaseLimits::default(),
             tables: [("cpu".to_string(), cpu)].into(),
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrite_catalog::{CatalogRef, Error as CatalogError};
 use ferrite_ingester::api::{
@@ -16,8 +17,13 @@ use ferrite_ingester::api::{
 use ferrite_lineproto::Precision;
 use ferrite_model::{DatabaseSchema, NameError, validate_database_name};
 use parking_lot::RwLock;
+use tokio::sync::watch;
 
 use crate::validate::{LineIssue, SchemaChanges, Validated, validate};
+
+/// Longest a write waits to re-read a schema the catalog may have changed; after it the
+/// cached one is used.
+const SCHEMA_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A write as the HTTP layer hands it over.
 #[derive(Debug)]
@@ -60,6 +66,10 @@ pub enum WriteError {
     /// A catalog change raced with another writer and lost twice; retry.
     #[error("schema of database '{0}' changed concurrently; retry the write")]
     SchemaRace(String),
+    /// The write needs more tables or columns than the database's limits allow; nothing
+    /// was written.
+    #[error("{0}")]
+    Limit(String),
     /// The catalog is unreachable (only writes needing new schema fail this way).
     #[error("catalog unavailable: {0}")]
     Catalog(CatalogError),
@@ -71,23 +81,39 @@ pub enum WriteError {
     Internal(String),
 }
 
-/// Databases' schemas as last read from the catalog.
+/// Databases' schemas as last read from the catalog, each with the catalog version it was
+/// read at.
 #[derive(Debug, Default)]
 pub struct SchemaCache {
-    databases: RwLock<HashMap<String, Arc<DatabaseSchema>>>,
+    databases: RwLock<HashMap<String, (i64, Arc<DatabaseSchema>)>>,
 }
 
 impl SchemaCache {
-    fn get(&self, name: &str) -> Option<Arc<DatabaseSchema>> {
-        self.databases.read().get(name).cloned()
+    /// The cached schema, and whether it is as new as catalog version `current`.
+    fn get(&self, name: &str, current: i64) -> Option<(Arc<DatabaseSchema>, bool)> {
+        self.databases
+            .read()
+            .get(name)
+            .map(|(read_at, s)| (Arc::clone(s), *read_at >= current))
     }
 
-    fn put(&self, schema: DatabaseSchema) -> Arc<DatabaseSchema> {
+    fn put(&self, schema: DatabaseSchema, read_at: i64) -> Arc<DatabaseSchema> {
         let schema = Arc::new(schema);
         self.databases
             .write()
-            .insert(schema.name.clone(), Arc::clone(&schema));
+            .insert(schema.name.clone(), (read_at, Arc::clone(&schema)));
         schema
+    }
+
+    /// Keep `name`'s schema as if read at `current` (the catalog could not be asked).
+    fn keep(&self, name: &str, current: i64) {
+        if let Some(entry) = self.databases.write().get_mut(name) {
+            entry.0 = current;
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        self.databases.write().remove(name);
     }
 }
 
@@ -112,6 +138,8 @@ pub struct Router {
     catalog: CatalogRef,
     ingester: Arc<dyn IngesterWrite>,
     schemas: SchemaCache,
+    /// The catalog version feed; cached schemas are dropped when it moves.
+    versions: Option<watch::Receiver<i64>>,
     config: RouterConfig,
 }
 
@@ -126,8 +154,17 @@ impl Router {
             catalog,
             ingester,
             schemas: SchemaCache::default(),
+            versions: None,
             config,
         }
+    }
+
+    /// Drop cached schemas whenever `versions` (the catalog's change feed) moves, so that a
+    /// deleted, renamed or reconfigured database is noticed. Without a feed the cache only
+    /// grows, which is right only while databases and tables are never deleted.
+    pub fn with_version_feed(mut self, versions: watch::Receiver<i64>) -> Self {
+        self.versions = Some(versions);
+        self
     }
 
     /// Settings.
@@ -140,7 +177,7 @@ impl Router {
         validate_database_name(&w.database)?;
         let default_time = now_nanos();
         let body = Arc::new(w.body);
-        let mut schema = self.schemas.get(&w.database);
+        let mut schema = self.cached_schema(&w.database).await?;
         let mut races = 0;
         let (rows, outcome) = loop {
             let b = Arc::clone(&body);
@@ -198,6 +235,10 @@ impl Router {
                         Err(CatalogError::ColumnTypeConflict { .. }) => {
                             return Err(WriteError::SchemaRace(w.database));
                         }
+                        Err(
+                            e
+                            @ (CatalogError::TableLimit { .. } | CatalogError::ColumnLimit { .. }),
+                        ) => return Err(WriteError::Limit(e.to_string())),
                         Err(e) => return Err(WriteError::Catalog(e)),
                     }
                 }
@@ -240,6 +281,48 @@ impl Router {
         Ok(outcome)
     }
 
+    /// The catalog version the feed reports now (0 without a feed: nothing goes stale).
+    fn version(&self) -> i64 {
+        self.versions.as_ref().map_or(0, |v| *v.borrow())
+    }
+
+    /// The cached schema of `database`, read again when the catalog has changed since (the
+    /// database or a table may have been deleted, renamed or reconfigured). While the
+    /// catalog cannot be reached the stale schema is used: writes to known tables and
+    /// columns keep flowing through a catalog outage.
+    async fn cached_schema(
+        &self,
+        database: &str,
+    ) -> Result<Option<Arc<DatabaseSchema>>, WriteError> {
+        let current = self.version();
+        let stale = match self.schemas.get(database, current) {
+            None => return Ok(None),
+            Some((schema, true)) => return Ok(Some(schema)),
+            Some((schema, false)) => schema,
+        };
+        let fresh = async {
+            match self.catalog.database_by_name(database).await? {
+                Some(db) => Ok(Some(self.catalog.database_schema(db.id).await?)),
+                None => Ok(None),
+            }
+        };
+        match tokio::time::timeout(SCHEMA_REFRESH_TIMEOUT, fresh).await {
+            Ok(Ok(Some(schema))) => Ok(Some(self.schemas.put(schema, current))),
+            Ok(Ok(None)) => {
+                // Deleted (or renamed): the write goes to whatever has the name now.
+                self.schemas.forget(database);
+                Ok(None)
+            }
+            Ok(Err(CatalogError::Unavailable(_) | CatalogError::Rpc(_))) | Err(_) => {
+                // Not asked again until the version moves (the feed comes back with the
+                // catalog), so an outage costs one slow write, not every write.
+                self.schemas.keep(database, current);
+                Ok(Some(stale))
+            }
+            Ok(Err(e)) => Err(WriteError::Catalog(e)),
+        }
+    }
+
     /// Create the database, tables and columns, then cache the fresh schema.
     async fn apply(
         &self,
@@ -256,9 +339,11 @@ impl Router {
     }
 
     async fn reload(&self, database: &str) -> Result<Arc<DatabaseSchema>, CatalogError> {
+        // The version before the read: a change during it makes the entry stale, not lost.
+        let version = self.version();
         let db = self.catalog.create_database(database).await?;
         let schema = self.catalog.database_schema(db.id).await?;
-        Ok(self.schemas.put(schema))
+        Ok(self.schemas.put(schema, version))
     }
 }
 

@@ -86,17 +86,13 @@ impl Credentials {
     }
 
     /// For a front-door service: tokens checked against `catalog`, reloaded as `feed` moves.
-    fn tokens(
-        &self,
-        catalog: CatalogRef,
-        feed: tokio::sync::watch::Receiver<i64>,
-    ) -> (AuthMode, Option<Arc<Authorizer>>) {
+    fn tokens(&self, catalog: CatalogRef, feed: tokio::sync::watch::Receiver<i64>) -> AuthMode {
         match &self.admin_hash {
-            None => (AuthMode::Disabled, None),
+            None => AuthMode::Disabled,
             Some(hash) => {
                 let authorizer = Authorizer::new(catalog, hash.to_string());
                 authorizer.follow(feed);
-                (AuthMode::Tokens(Arc::clone(&authorizer)), Some(authorizer))
+                AuthMode::Tokens(authorizer)
             }
         }
     }
@@ -190,11 +186,14 @@ pub async fn run(
     match service {
         Service::Catalog(a) => {
             let credentials = Credentials::of(&a.common)?;
-            let catalog: CatalogRef = Arc::new(connect_with_retry(&a.catalog_dsn).await);
-            let service = CatalogGrpcService::new(catalog);
+            let sql = Arc::new(connect_with_retry(&a.catalog_dsn).await);
+            let service = CatalogGrpcService::new(Arc::clone(&sql) as CatalogRef);
             let grpc =
                 tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
-            let app = authenticate(one_port(common_routes(), grpc), credentials.internal_only());
+            // The management API runs here, next to the catalog database; routers forward
+            // /api/v0 to it. Only the admin token gets in, which is what management needs.
+            let http = common_routes().merge(management::http_routes(Management::new(sql, None)));
+            let app = authenticate(one_port(http, grpc), credentials.internal_only());
             // Version watch streams never end by themselves; close them so the drain can.
             let stop = async move {
                 shutdown.await;
@@ -205,8 +204,10 @@ pub async fn run(
         Service::Router(a) => {
             let credentials = Credentials::of(&a.common)?;
             let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
-            let (mode, authorizer) = credentials.tokens(Arc::new(remote.clone()), remote.watch());
+            let feed = remote.watch();
+            let mode = credentials.tokens(Arc::new(remote.clone()), feed.clone());
             let catalog: CatalogRef = Arc::new(remote);
+            let management = Arc::new(QueryProxy::new(vec![a.catalog.clone()]));
             let placement = Arc::new(Placement::new(Vec::new(), a.replication));
             let bearer = credentials.bearer.clone();
             let ingesters = Peers::start(&a.ingesters)?;
@@ -233,19 +234,20 @@ pub async fn run(
                     }
                 });
             }
-            let router = Arc::new(Router::new(
-                Arc::clone(&catalog),
-                placement as Arc<dyn IngesterWrite>,
-                RouterConfig {
-                    max_request_bytes: a.max_request_bytes,
-                },
-            ));
+            let router = Arc::new(
+                Router::new(
+                    catalog,
+                    placement as Arc<dyn IngesterWrite>,
+                    RouterConfig {
+                        max_request_bytes: a.max_request_bytes,
+                    },
+                )
+                .with_version_feed(feed),
+            );
             let http = axum::Router::new()
                 .merge(ferrite_router::http_routes(router))
                 .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
-                .merge(management::http_routes(Management::new(
-                    catalog, authorizer,
-                )))
+                .merge(ferrite_router::proxy::management_routes(management))
                 .merge(common_routes());
             let app = authenticate(
                 one_port(http, ferrite_router::proxy::grpc_forwarder(proxy)),
@@ -281,7 +283,7 @@ pub async fn run(
             let credentials = Credentials::of(&a.common)?;
             let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
             let version = remote.watch();
-            let (mode, _) = credentials.tokens(Arc::new(remote.clone()), version.clone());
+            let mode = credentials.tokens(Arc::new(remote.clone()), version.clone());
             let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
             let bearer = credentials.bearer.clone();
             let store = a.object_store.build(PathBuf::from("objects"))?;

@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use ferrite_auth::management::{self, Management};
 use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
+use ferrite_catalog::grpc::CatalogGrpcService;
 use ferrite_catalog::{CatalogRef, SqlCatalog};
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
@@ -44,6 +45,8 @@ pub struct Server {
     app: axum::Router,
     listener: TcpListener,
     grace: Duration,
+    /// Polls the catalog version while the server lives.
+    _feed: CatalogGrpcService,
 }
 
 impl Server {
@@ -56,11 +59,16 @@ impl Server {
             Some(d) => d.clone(),
             None => format!("sqlite://{}", data_dir.join("catalog.sqlite").display()),
         };
-        let catalog: CatalogRef = Arc::new(
+        let sql = Arc::new(
             SqlCatalog::connect(&dsn)
                 .await
                 .with_context(|| format!("opening catalog {dsn}"))?,
         );
+        let catalog: CatalogRef = Arc::clone(&sql) as CatalogRef;
+        // The catalog version, polled like the catalog service does for its watchers: the
+        // router drops cached schemas and the authorizer reloads tokens when it moves.
+        let feed_service = CatalogGrpcService::new(Arc::clone(&catalog));
+        let feed = feed_service.watch();
         let store = config.object_store.build(data_dir.join("objects"))?;
 
         let mut ic = IngesterConfig::new(data_dir.join("wal"));
@@ -72,13 +80,16 @@ impl Server {
         let ingester = Ingester::start(ic, Arc::clone(&catalog), Arc::clone(&store))
             .context("starting the ingester")?;
 
-        let router = Arc::new(Router::new(
-            Arc::clone(&catalog),
-            Arc::clone(&ingester) as Arc<dyn IngesterWrite>,
-            RouterConfig {
-                max_request_bytes: config.max_request_bytes,
-            },
-        ));
+        let router = Arc::new(
+            Router::new(
+                Arc::clone(&catalog),
+                Arc::clone(&ingester) as Arc<dyn IngesterWrite>,
+                RouterConfig {
+                    max_request_bytes: config.max_request_bytes,
+                },
+            )
+            .with_version_feed(feed.clone()),
+        );
         let engine = Arc::new(
             QueryEngine::new(
                 Arc::clone(&catalog),
@@ -90,9 +101,11 @@ impl Server {
         );
 
         let admin_token = config.auth.serve_token(&data_dir)?;
-        let authorizer = admin_token
-            .as_deref()
-            .map(|t| Authorizer::new(Arc::clone(&catalog), hash_token(t)));
+        let authorizer = admin_token.as_deref().map(|t| {
+            let a = Authorizer::new(Arc::clone(&catalog), hash_token(t));
+            a.follow(feed.clone());
+            a
+        });
         let grpc =
             tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
                 .into_axum_router();
@@ -100,7 +113,7 @@ impl Server {
             .merge(ferrite_router::http_routes(router))
             .merge(ferrite_querier::http_routes(engine))
             .merge(management::http_routes(Management::new(
-                Arc::clone(&catalog),
+                sql,
                 authorizer.clone(),
             )))
             .merge(common_routes());
@@ -118,6 +131,7 @@ impl Server {
             app,
             listener,
             grace: Duration::from_secs(config.shutdown_grace_seconds),
+            _feed: feed_service,
         })
     }
 

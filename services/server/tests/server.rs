@@ -12,6 +12,8 @@ use ferrite_testkit::server::FerriteServer;
 mod auth;
 #[path = "server/cluster.rs"]
 mod cluster;
+#[path = "server/lifecycle.rs"]
+mod lifecycle;
 #[path = "server/object_store.rs"]
 mod objstore;
 #[path = "server/read_your_writes.rs"]

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use ferrite_model::{
-    ColumnId, ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId,
-    TableSchema,
+    ColumnId, ColumnType, DatabaseId, DatabaseLimits, DatabaseSchema, ParquetFileId, PartitionId,
+    TableId, TableSchema,
 };
 use ferrite_proto::ferrite::catalog::v1 as proto;
 
@@ -300,6 +300,9 @@ pub(crate) fn database_schema_message(db: DatabaseSchema) -> proto::DatabaseSche
         id: db.id.get(),
         name: db.name,
         tables: db.tables.into_values().map(table_schema_message).collect(),
+        retention_period_ns: db.limits.retention_period_ns,
+        max_tables: db.limits.max_tables,
+        max_columns_per_table: db.limits.max_columns_per_table,
     }
 }
 
@@ -312,6 +315,11 @@ pub(crate) fn database_schema(db: proto::DatabaseSchema) -> Result<DatabaseSchem
     Ok(DatabaseSchema {
         id: DatabaseId(db.id),
         name: db.name,
+        limits: DatabaseLimits {
+            retention_period_ns: db.retention_period_ns,
+            max_tables: db.max_tables,
+            max_columns_per_table: db.max_columns_per_table,
+        },
         tables,
     })
 }
@@ -360,6 +368,11 @@ mod tests {
         let db = DatabaseSchema {
             id: DatabaseId(1),
             name: "telegraf".into(),
+            limits: DatabaseLimits {
+                retention_period_ns: 3_600_000_000_000,
+                max_tables: 7,
+                max_columns_per_table: 9,
+            },
             tables: [("cpu".to_owned(), cpu), ("disk".to_owned(), empty)].into(),
         };
         assert_eq!(

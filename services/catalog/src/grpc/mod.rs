@@ -95,6 +95,39 @@ pub(crate) fn status_of(err: &Error) -> Status {
         ),
         Error::DatabaseNotFound(name) => (Code::NotFound, Detail::DatabaseNotFound(name.clone())),
         Error::TableNotFound(id) => (Code::NotFound, Detail::TableNotFound(id.get())),
+        Error::TableLimit {
+            database,
+            table,
+            count,
+            limit,
+        } => (
+            Code::FailedPrecondition,
+            Detail::TableLimit(proto::TableLimit {
+                database: database.clone(),
+                table: table.clone(),
+                count: *count,
+                limit: *limit,
+            }),
+        ),
+        Error::ColumnLimit {
+            table,
+            count,
+            adding,
+            limit,
+        } => (
+            Code::FailedPrecondition,
+            Detail::ColumnLimit(proto::ColumnLimit {
+                table: table.clone(),
+                count: *count,
+                adding: *adding,
+                limit: *limit,
+            }),
+        ),
+        // Management errors: the management API runs next to the catalog database and never
+        // sends these over gRPC; keep the class and the words.
+        Error::Conflict(m) => (Code::AlreadyExists, Detail::Internal(m.clone())),
+        Error::NotFound(m) => (Code::NotFound, Detail::Internal(m.clone())),
+        Error::Invalid(m) => (Code::InvalidArgument, Detail::InvalidRequest(m.clone())),
         Error::TokenNotFound(id) => (
             Code::NotFound,
             Detail::TokenNotFound(id.hyphenated().to_string()),
@@ -167,6 +200,18 @@ pub(crate) fn error_of(status: &Status, target: &str) -> Error {
         }
         Detail::DatabaseNotFound(name) => Error::DatabaseNotFound(name),
         Detail::TableNotFound(id) => Error::TableNotFound(TableId(id)),
+        Detail::TableLimit(l) => Error::TableLimit {
+            database: l.database,
+            table: l.table,
+            count: l.count,
+            limit: l.limit,
+        },
+        Detail::ColumnLimit(l) => Error::ColumnLimit {
+            table: l.table,
+            count: l.count,
+            adding: l.adding,
+            limit: l.limit,
+        },
         Detail::TokenNotFound(id) => match uuid::Uuid::parse_str(&id) {
             Ok(id) => Error::TokenNotFound(id),
             Err(_) => rpc(),
@@ -186,6 +231,8 @@ pub(crate) fn is_retryable(status: &Status) -> bool {
             | Detail::DatabaseNotFound(_)
             | Detail::TableNotFound(_)
             | Detail::TokenNotFound(_)
+            | Detail::TableLimit(_)
+            | Detail::ColumnLimit(_)
             | Detail::Corrupt(_)
             | Detail::InvalidRequest(_)
             | Detail::Internal(_),

@@ -94,6 +94,15 @@ impl CatalogGrpcService {
         self.inner.closing.send_replace(true);
     }
 
+    /// The catalog version as this service's poller reads it, for the process that hosts
+    /// the catalog itself (`ferrite serve`): the same feed `WatchVersion` streams, kept
+    /// while this service (or a clone) lives.
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        let feed = self.inner.feed.subscribe();
+        self.ensure_poller();
+        feed
+    }
+
     fn catalog(&self) -> &dyn Catalog {
         self.inner.catalog.as_ref()
     }

@@ -498,3 +498,193 @@ pub async fn concurrent_conflicting_upserts_change_nothing_for_the_losers(f: &Fi
     }
     assert_eq!(stored, expected);
 }
+
+/// The catalog database behind `f`, opened again for what only its owner does (creating
+/// databases with settings, soft delete).
+async fn admin(f: &Fixture) -> ferrite_catalog::SqlCatalog {
+    ferrite_catalog::SqlCatalog::connect(&f.dsn)
+        .await
+        .expect("open the catalog again")
+}
+
+pub async fn limits_refuse_tables_and_columns_beyond_them(f: &Fixture) {
+    let limits = ferrite_model::DatabaseLimits {
+        retention_period_ns: 3_600_000_000_000,
+        max_tables: 1,
+        max_columns_per_table: 3,
+    };
+    admin(f)
+        .await
+        .create_database_with("lim", limits)
+        .await
+        .unwrap();
+    let c = &f.catalog;
+    let db = c.database_by_name("lim").await.unwrap().unwrap();
+    assert_eq!(c.database_schema(db.id).await.unwrap().limits, limits);
+    let t = c.create_table(db.id, "t1").await.unwrap();
+    match c.create_table(db.id, "t2").await {
+        Err(Error::TableLimit {
+            database,
+            table,
+            count,
+            limit,
+        }) => assert_eq!(
+            (database.as_str(), table.as_str(), count, limit),
+            ("lim", "t2", 1, 1)
+        ),
+        other => panic!("expected a table limit, got {other:?}"),
+    }
+    assert_eq!(
+        c.create_table(db.id, "t1").await.unwrap(),
+        t,
+        "existing tables stay reachable"
+    );
+    let three = [
+        ("time", ColumnType::Time),
+        ("host", ColumnType::Tag),
+        ("v", ColumnType::F64),
+    ];
+    c.upsert_columns(t.id, &three).await.unwrap();
+    match c
+        .upsert_columns(t.id, &[("w", ColumnType::F64), ("v", ColumnType::F64)])
+        .await
+    {
+        Err(Error::ColumnLimit {
+            table,
+            count,
+            adding,
+            limit,
+        }) => assert_eq!((table.as_str(), count, adding, limit), ("t1", 3, 1, 3)),
+        other => panic!("expected a column limit, got {other:?}"),
+    }
+    assert_eq!(
+        c.list_columns(t.id).await.unwrap().len(),
+        3,
+        "nothing added"
+    );
+}
+
+pub async fn deleted_databases_and_tables_are_invisible_and_come_back(f: &Fixture) {
+    let admin = admin(f).await;
+    let c = &f.catalog;
+    let old = c.create_database("life").await.unwrap();
+    let cpu = c.create_table(old.id, "cpu").await.unwrap();
+    c.create_table(old.id, "disk").await.unwrap();
+
+    admin.delete_table("life", "disk").await.unwrap();
+    let schema = c.database_schema(old.id).await.unwrap();
+    assert_eq!(schema.tables.keys().collect::<Vec<_>>(), ["cpu"]);
+    assert_eq!(c.list_tables(old.id).await.unwrap().len(), 1);
+    let new_disk = c.create_table(old.id, "disk").await.unwrap();
+    let deleted = admin
+        .tables("life", ferrite_catalog::Status::Deleted)
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_ne!(deleted[0].id, new_disk.id, "a new table takes the name");
+    assert!(matches!(
+        admin.undelete_table("life", deleted[0].id).await,
+        Err(Error::Conflict(_))
+    ));
+    admin.rename_table("life", "disk", "disk2").await.unwrap();
+    admin.undelete_table("life", deleted[0].id).await.unwrap();
+    let names: Vec<String> = c
+        .list_tables(old.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["cpu", "disk", "disk2"]);
+
+    admin.delete_database("life").await.unwrap();
+    assert_eq!(c.database_by_name("life").await.unwrap(), None);
+    assert!(c.list_databases().await.unwrap().is_empty());
+    let again = c.create_database("life").await.unwrap();
+    assert_ne!(again.id, old.id, "a new database takes the name");
+    assert!(matches!(
+        admin.undelete_database(old.id).await,
+        Err(Error::Conflict(_))
+    ));
+    admin.rename_database("life", "life2").await.unwrap();
+    let back = admin.undelete_database(old.id).await.unwrap();
+    assert_eq!((back.name.as_str(), back.deleted_at), ("life", None));
+    assert_eq!(
+        c.database_by_name("life").await.unwrap().unwrap().id,
+        old.id
+    );
+    assert_eq!(
+        c.database_schema(old.id).await.unwrap().tables["cpu"].id,
+        cpu.id,
+        "it comes back whole"
+    );
+    let all = admin.databases(ferrite_catalog::Status::All).await.unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+pub async fn tokens_are_stored_updated_and_revoked(f: &Fixture) {
+    use ferrite_catalog::{Action, NewToken, Permission, Resource, TokenUpdate};
+    let c = &f.catalog;
+    let db = c.create_database("tok").await.unwrap();
+    let read = Permission {
+        action: Action::Read,
+        resource: Resource::Database(db.id),
+    };
+    let write_all = Permission {
+        action: Action::Write,
+        resource: Resource::AllDatabases,
+    };
+    let id = uuid::Uuid::new_v4();
+    let new = NewToken {
+        id,
+        description: "grafana".into(),
+        hash: "ab".repeat(32),
+        permissions: vec![read],
+        expires_at: Some(4_102_444_800_000_000_000),
+    };
+    let created = c.create_token(new.clone()).await.unwrap();
+    assert_eq!(
+        (
+            created.id,
+            created.permissions.clone(),
+            created.expires_at,
+            created.revoked_at
+        ),
+        (id, vec![read], new.expires_at, None)
+    );
+    assert_eq!(
+        c.create_token(new).await.unwrap(),
+        created,
+        "a retried create"
+    );
+    let v = c.version().await.unwrap();
+    let updated = c
+        .update_token(
+            id,
+            TokenUpdate {
+                description: None,
+                permissions: Some(vec![read, write_all]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.permissions, vec![read, write_all]);
+    assert_eq!(updated.description, "grafana");
+    assert!(
+        c.version().await.unwrap() > v,
+        "a token change moves the version"
+    );
+    let revoked = c.revoke_token(id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        c.revoke_token(id).await.unwrap(),
+        revoked,
+        "revoking again changes nothing"
+    );
+    assert_eq!(c.list_tokens().await.unwrap(), vec![revoked]);
+    let unknown = uuid::Uuid::new_v4();
+    assert!(matches!(
+        c.revoke_token(unknown).await,
+        Err(Error::TokenNotFound(u)) if u == unknown
+    ));
+}

@@ -219,6 +219,15 @@ async fn new_databases_tables_and_columns_are_queryable_at_once_through_any_rout
     let c = TestCluster::start(binary(), opts).await.unwrap();
     let a = Door::new(c.routers[0].url()).await;
     let b = Door::new(c.routers[1].url()).await;
+    // 300 new columns on one table: above the default limit of 250.
+    let r = a
+        .http
+        .post(format!("{}/api/v0/databases", a.url))
+        .json(&serde_json::json!({ "name": "ryw", "maxColumnsPerTable": 1000 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     // Both queriers have the database cached before the new tables arrive.
     let seed = Case {
         database: "ryw".into(),
