@@ -48,10 +48,54 @@ pub mod auth {
     use tonic::metadata::{Ascii, MetadataValue};
     use tonic::service::Interceptor;
     use tonic::service::interceptor::InterceptedService;
-    use tonic::transport::Channel;
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
     /// A channel whose calls carry the internal token.
     pub type AuthChannel = InterceptedService<Channel, Bearer>;
+
+    /// How a service reaches its peers: the internal token on every call, and TLS (the
+    /// system's roots plus a CA) for `https://` peers.
+    #[derive(Debug, Clone, Default)]
+    pub struct ClientAuth {
+        /// The token sent on every call.
+        pub bearer: Bearer,
+        tls: Option<ClientTlsConfig>,
+    }
+
+    impl ClientAuth {
+        /// No token, no extra CA (tests, `--without-auth`).
+        pub fn none() -> Self {
+            Self::default()
+        }
+
+        /// `bearer` on every call; `https://` peers verified against the system's roots and
+        /// `ca_pem`, if given.
+        pub fn new(bearer: Bearer, ca_pem: Option<Vec<u8>>) -> Self {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            Self {
+                bearer,
+                tls: Some(tls),
+            }
+        }
+
+        /// `endpoint` with TLS when its URL is `https://`.
+        pub fn endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, tonic::transport::Error> {
+            match &self.tls {
+                Some(tls) if endpoint.uri().scheme_str() == Some("https") => {
+                    endpoint.tls_config(tls.clone())
+                }
+                _ => Ok(endpoint),
+            }
+        }
+
+        /// `channel` with the token on every call.
+        pub fn channel(&self, channel: Channel) -> AuthChannel {
+            self.bearer.channel(channel)
+        }
+    }
 
     /// Adds `authorization: Bearer <token>` to every call; without a token (auth turned off)
     /// it adds nothing. The token never appears in `Debug` output.

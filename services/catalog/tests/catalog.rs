@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ferrite_catalog::{CatalogRef, GrpcCatalog, SqlCatalog};
-use ferrite_proto::auth::Bearer;
+use ferrite_proto::auth::ClientAuth;
 use ferrite_testkit::postgres::TestPostgres;
 
 #[path = "catalog/behaviours.rs"]
@@ -63,7 +63,7 @@ impl Fixture {
     /// [`GrpcCatalog`].
     pub async fn through_grpc(self) -> Fixture {
         let server = grpc::RunningServer::start(Arc::clone(&self.catalog)).await;
-        let client = GrpcCatalog::connect_lazy(&server.url, &Bearer::none())
+        let client = GrpcCatalog::connect_lazy(&server.url, &ClientAuth::none())
             .expect("catalog service address");
         Fixture {
             catalog: Arc::new(client),

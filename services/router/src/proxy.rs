@@ -17,6 +17,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -28,23 +29,38 @@ use tracing::warn;
 pub struct QueryProxy {
     queriers: RwLock<Vec<String>>,
     next: AtomicUsize,
-    http: Client<HttpConnector, Body>,
-    grpc: Client<HttpConnector, Body>,
+    http: Client<HttpsConnector<HttpConnector>, Body>,
+    grpc: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl QueryProxy {
-    /// A proxy over querier base URLs (`http://host:port`).
-    pub fn new(queriers: Vec<String>) -> Self {
+    /// A proxy over querier base URLs (`http://host:port`, or `https://host:port` verified
+    /// with `tls`).
+    pub fn new(queriers: Vec<String>, tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        // The connector offers ALPN itself (http/1.1 for one client, h2 for the other).
+        let mut tls = tls;
+        tls.alpn_protocols.clear();
+        let http = HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector.clone());
+        let grpc = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(connector);
         Self {
             queriers: RwLock::new(queriers),
             next: AtomicUsize::new(0),
-            http: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            http: Client::builder(TokioExecutor::new()).build(http),
             grpc: Client::builder(TokioExecutor::new())
                 .http2_only(true)
-                .build(connector),
+                .build(grpc),
         }
     }
 
@@ -74,6 +90,13 @@ impl QueryProxy {
             Err(e) => return unavailable(grpc, &format!("bad querier address {base}: {e}")),
         };
         parts.headers.remove(header::HOST);
+        // The client's HTTP version toward the router (h2 over TLS, say) is not the one the
+        // proxy speaks to the querier: HTTP/1.1 for HTTP, HTTP/2 for gRPC.
+        parts.version = if grpc {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         let client = if grpc { &self.grpc } else { &self.http };
         match client.request(Request::from_parts(parts, body)).await {
             Ok(response) => response.map(Body::new),

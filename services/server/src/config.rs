@@ -88,6 +88,42 @@ impl ObjectStoreConfig {
     }
 }
 
+/// TLS: what a process serves with, and the CA its own connections trust.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Serve HTTP and gRPC over TLS with this certificate chain (PEM), on the same port.
+    #[arg(long, env = "FERRITE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "FERRITE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A CA (PEM) trusted, besides the system's, when this process connects to `https://`
+    /// peers (the catalog, ingesters, queriers).
+    #[arg(long, env = "FERRITE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files, for [`crate::tls`].
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            ca: self.tls_ca.clone(),
+        }
+    }
+
+    /// The CA file's contents, if one is given.
+    pub fn ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.tls_ca
+            .as_ref()
+            .map(|ca| {
+                std::fs::read(ca).with_context(|| format!("reading the TLS CA {}", ca.display()))
+            })
+            .transpose()
+    }
+}
+
 /// How a process checks tokens, and the admin token it trusts.
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
@@ -215,6 +251,8 @@ pub struct ServeConfig {
     pub query_limits: QueryLimits,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ServeConfig {

@@ -6,3 +6,4 @@ pub mod discovery;
 pub mod fanout;
 pub mod run;
 pub mod serve;
+pub mod tls;

@@ -21,7 +21,7 @@ use ferrite_catalog::{CachedCatalog, CatalogRef, SqlCatalog};
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::grpc::{FlightIngesterQuery, GrpcIngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
-use ferrite_proto::auth::Bearer;
+use ferrite_proto::auth::{Bearer, ClientAuth};
 use ferrite_querier::QueryEngine;
 use ferrite_retry::{Backoff, FailureLog};
 use ferrite_router::placement::Placement;
@@ -30,7 +30,7 @@ use ferrite_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, drain_timeout};
+use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, TlsArgs, drain_timeout};
 use crate::discovery::Peers;
 use crate::fanout::AllIngesters;
 use crate::serve::{common_routes, one_port, querier_config, serve_until};
@@ -59,22 +59,32 @@ pub struct CommonArgs {
     pub shutdown_grace_seconds: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
-/// What a service needs to know about tokens.
+/// What a service needs to know about tokens and TLS.
 struct Credentials {
     /// The admin token's hash; `None`: checking is off.
     admin_hash: Option<Arc<str>>,
-    /// Sent on every call to another service.
-    bearer: Bearer,
+    /// The token (and CA) for every call to another service over gRPC.
+    client: ClientAuth,
+    /// The same CA for HTTP/2 and HTTP/1.1 connections (the router's proxies).
+    client_tls: rustls::ClientConfig,
+    /// What the service's own listener serves TLS with.
+    server_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Credentials {
     fn of(common: &CommonArgs) -> anyhow::Result<Self> {
         let token = common.auth.cluster_token()?;
+        let bearer = Bearer::new(token.as_deref()).context("the admin token")?;
+        let files = common.tls.files();
         Ok(Self {
             admin_hash: token.as_deref().map(|t| hash_token(t).into()),
-            bearer: Bearer::new(token.as_deref()).context("the admin token")?,
+            client: ClientAuth::new(bearer, common.tls.ca_pem()?),
+            client_tls: crate::tls::client_config(files.ca.as_deref())?,
+            server_tls: files.server()?,
         })
     }
 
@@ -199,17 +209,27 @@ pub async fn run(
                 shutdown.await;
                 service.close_watchers();
             };
-            serve_until(bind(&a.common).await?, app, stop, grace(&a.common)).await
+            serve_until(
+                bind(&a.common).await?,
+                app,
+                stop,
+                grace(&a.common),
+                credentials.server_tls,
+            )
+            .await
         }
         Service::Router(a) => {
             let credentials = Credentials::of(&a.common)?;
-            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
+            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
             let feed = remote.watch();
             let mode = credentials.tokens(Arc::new(remote.clone()), feed.clone());
             let catalog: CatalogRef = Arc::new(remote);
-            let management = Arc::new(QueryProxy::new(vec![a.catalog.clone()]));
+            let management = Arc::new(QueryProxy::new(
+                vec![a.catalog.clone()],
+                credentials.client_tls.clone(),
+            ));
             let placement = Arc::new(Placement::new(Vec::new(), a.replication));
-            let bearer = credentials.bearer.clone();
+            let client = credentials.client.clone();
             let ingesters = Peers::start(&a.ingesters)?;
             {
                 let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
@@ -217,7 +237,7 @@ pub async fn run(
                     loop {
                         let addrs = rx.borrow_and_update().clone();
                         info!(?addrs, "ingesters");
-                        placement.set_members(&addrs, |a| write_client(a, &bearer));
+                        placement.set_members(&addrs, |a| write_client(a, &client));
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -225,7 +245,10 @@ pub async fn run(
                 });
             }
             let queriers = Peers::start(&a.queriers)?;
-            let proxy = Arc::new(QueryProxy::new(queriers.current()));
+            let proxy = Arc::new(QueryProxy::new(
+                queriers.current(),
+                credentials.client_tls.clone(),
+            ));
             {
                 let (proxy, mut rx) = (Arc::clone(&proxy), queriers.subscribe());
                 tokio::spawn(async move {
@@ -253,12 +276,19 @@ pub async fn run(
                 one_port(http, ferrite_router::proxy::grpc_forwarder(proxy)),
                 mode,
             );
-            serve_until(bind(&a.common).await?, app, shutdown, grace(&a.common)).await
+            serve_until(
+                bind(&a.common).await?,
+                app,
+                shutdown,
+                grace(&a.common),
+                credentials.server_tls,
+            )
+            .await
         }
         Service::Ingester(a) => {
             let credentials = Credentials::of(&a.common)?;
             let catalog: CatalogRef =
-                Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?);
+                Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?);
             let store = a.object_store.build(a.wal_dir.join("objects"))?;
             let mut ic = IngesterConfig::new(a.wal_dir.clone());
             ic.persist_partition_bytes = a.persist_partition_bytes;
@@ -277,15 +307,22 @@ pub async fn run(
                 info!("draining: refusing writes and persisting everything");
                 drain.shutdown().await;
             };
-            serve_until(listener, app, stop, grace(&a.common)).await
+            serve_until(
+                listener,
+                app,
+                stop,
+                grace(&a.common),
+                credentials.server_tls,
+            )
+            .await
         }
         Service::Querier(a) => {
             let credentials = Credentials::of(&a.common)?;
-            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.bearer)?;
+            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
             let version = remote.watch();
             let mode = credentials.tokens(Arc::new(remote.clone()), version.clone());
             let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
-            let bearer = credentials.bearer.clone();
+            let client = credentials.client.clone();
             let store = a.object_store.build(PathBuf::from("objects"))?;
             let all = Arc::new(AllIngesters::new());
             let ingesters = Peers::start(&a.ingesters)?;
@@ -294,7 +331,7 @@ pub async fn run(
                 tokio::spawn(async move {
                     loop {
                         let addrs = rx.borrow_and_update().clone();
-                        all.set_members(&addrs, |a| query_client(a, &bearer));
+                        all.set_members(&addrs, |a| query_client(a, &client));
                         if rx.changed().await.is_err() {
                             return;
                         }
@@ -321,6 +358,7 @@ pub async fn run(
                 authenticate(one_port(http, grpc), mode),
                 shutdown,
                 grace(&a.common),
+                credentials.server_tls,
             )
             .await
         }
@@ -332,16 +370,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-call deadline for querier → ingester reads, including streaming the data.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn write_client(addr: &str, bearer: &Bearer) -> Arc<dyn IngesterWrite> {
+fn write_client(addr: &str, client: &ClientAuth) -> Arc<dyn IngesterWrite> {
     Arc::new(
-        GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT, bearer)
+        GrpcIngesterWrite::connect_lazy(addr, WRITE_TIMEOUT, client)
             .expect("peer URLs are validated by discovery"),
     )
 }
 
-fn query_client(addr: &str, bearer: &Bearer) -> Arc<dyn IngesterQuery> {
+fn query_client(addr: &str, client: &ClientAuth) -> Arc<dyn IngesterQuery> {
     Arc::new(
-        FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT, bearer)
+        FlightIngesterQuery::connect_lazy(addr, QUERY_TIMEOUT, client)
             .expect("peer URLs are validated by discovery"),
     )
 }

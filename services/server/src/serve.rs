@@ -45,6 +45,8 @@ pub struct Server {
     app: axum::Router,
     listener: TcpListener,
     grace: Duration,
+    /// Serve TLS with this, when configured.
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Polls the catalog version while the server lives.
     _feed: CatalogGrpcService,
 }
@@ -131,6 +133,7 @@ impl Server {
             app,
             listener,
             grace: Duration::from_secs(config.shutdown_grace_seconds),
+            tls: config.tls.files().server()?,
             _feed: feed_service,
         })
     }
@@ -141,7 +144,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
-        serve_until(self.listener, self.app, shutdown, self.grace).await?;
+        serve_until(self.listener, self.app, shutdown, self.grace, self.tls).await?;
         self.ingester.shutdown().await;
         Ok(())
     }
@@ -155,7 +158,16 @@ pub async fn serve_until(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<()> {
+    if let Some(tls) = tls {
+        info!(addr = %listener.local_addr()?, "listening for HTTPS and gRPC over TLS");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(crate::tls::serve(listener, app, tls, stop_rx, grace));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        return server.await.context("server task")?;
+    }
     info!(addr = %listener.local_addr()?, "listening for HTTP and gRPC");
     // Replies go out at once: with Nagle's algorithm on, a small HTTP/2 frame (a gRPC
     // reply's trailers) waits for the peer's delayed ACK, about 40 ms on Linux.

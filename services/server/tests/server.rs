@@ -18,6 +18,8 @@ mod lifecycle;
 mod objstore;
 #[path = "server/read_your_writes.rs"]
 mod read_your_writes;
+#[path = "server/tls.rs"]
+mod tls;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrite"))

@@ -77,7 +77,10 @@ class FerriteServer:
     """One `ferrite serve` process. `start()` may be called again after `stop()`/`kill()`
     (same data directory, a new port)."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path, args: Sequence[str] = ()):
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, args: Sequence[str] = (),
+                 tls_ca: str | None = None):
+        """`tls_ca`: the CA of the `--tls-cert` in `args`, when the server speaks TLS."""
+        self.tls_ca = tls_ca
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
@@ -89,11 +92,13 @@ class FerriteServer:
     # addresses
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_ca else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def flight_uri(self) -> str:
-        return f"grpc+tcp://127.0.0.1:{self.port}"
+        scheme = "grpc+tls" if self.tls_ca else "grpc+tcp"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "FerriteServer":
         assert self.proc is None or self.proc.poll() is not None, "server already running"
@@ -126,7 +131,7 @@ class FerriteServer:
                 raise RuntimeError(f"ferrite exited with {self.proc.returncode} while starting: "
                                    f"{' '.join(cmd)}\n{self.log_tail()}")
             try:
-                r = requests.get(self.url + "/health", timeout=1)
+                r = requests.get(self.url + "/health", timeout=1, verify=self.tls_ca or True)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text!r}"

@@ -31,6 +31,8 @@ pub struct ClusterOptions {
     pub persist_age_seconds: u64,
     /// The admin token every service trusts; a new random one when `None`.
     pub admin_token: Option<String>,
+    /// Serve TLS on every port with these, and trust their CA between services.
+    pub tls: Option<crate::tls::TestCerts>,
 }
 
 impl Default for ClusterOptions {
@@ -42,6 +44,7 @@ impl Default for ClusterOptions {
             replication: 1,
             persist_age_seconds: 300,
             admin_token: None,
+            tls: None,
         }
     }
 }
@@ -86,24 +89,27 @@ impl TestCluster {
         let token_file = dir.path().join("admin-token");
         std::fs::write(&token_file, format!("{admin_token}\n"))?;
         // Every service trusts the same admin token, as a Kubernetes Secret would give it.
-        let auth = [
+        let mut auth = vec![
             "--admin-token-file".to_string(),
             token_file.display().to_string(),
         ];
+        if let Some(certs) = &opts.tls {
+            auth.extend(certs.ferrite_args());
+        }
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
 
         let catalog_port = free_port()?;
-        let catalog_url = format!("http://127.0.0.1:{catalog_port}");
+        let catalog_url = format!("{scheme}://127.0.0.1:{catalog_port}");
         let catalog = FerriteServer::run_service(
             binary,
             "catalog",
             catalog_port,
             &dir.path().join("catalog"),
             &[
-                "--catalog-dsn".to_string(),
-                catalog_dsn.clone(),
-                auth[0].clone(),
-                auth[1].clone(),
-            ],
+                vec!["--catalog-dsn".to_string(), catalog_dsn.clone()],
+                auth.clone(),
+            ]
+            .concat(),
         )
         .await
         .context("starting the catalog service")?;
@@ -202,9 +208,9 @@ impl TestCluster {
         })
     }
 
-    /// An HTTP client that sends the admin token on every request.
+    /// An HTTP client that sends the admin token on every request (and trusts the test CA).
     pub fn client(&self) -> reqwest::Client {
-        crate::server::client_with(Some(&self.admin_token))
+        self.routers[0].client()
     }
 
     /// The front door: router 0.

@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod postgres;
 pub mod s3;
 pub mod server;
+pub mod tls;
 pub mod tsbs;
 mod watchdog;

@@ -79,9 +79,20 @@ impl FerriteServer {
         Ok(s)
     }
 
-    /// Base URL, `http://127.0.0.1:PORT`.
+    /// Base URL, `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.arg("--tls-cert").is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The value of flag `name`, if the process was started with it.
+    fn arg(&self, name: &str) -> Option<&str> {
+        let i = self.args.iter().position(|a| a == name)?;
+        self.args.get(i + 1).map(String::as_str)
     }
 
     /// The admin token: `--admin-token-file`'s, or `serve`'s `<data-dir>/admin-token`.
@@ -90,9 +101,9 @@ impl FerriteServer {
         self.admin_token.as_deref()
     }
 
-    /// An HTTP client that sends the admin token on every request.
+    /// An HTTP client that sends the admin token on every request (and trusts `--tls-ca`).
     pub fn client(&self) -> reqwest::Client {
-        client_with(self.admin_token())
+        client_trusting(self.admin_token(), self.arg("--tls-ca").map(Path::new))
     }
 
     /// The process id while it runs.
@@ -152,11 +163,11 @@ impl FerriteServer {
         if self.args.iter().any(|a| a == "--without-auth") {
             return Ok(None);
         }
-        if let Some(i) = self.args.iter().position(|a| a == "--admin-token") {
-            return Ok(Some(self.args[i + 1].clone()));
+        if let Some(token) = self.arg("--admin-token") {
+            return Ok(Some(token.to_string()));
         }
-        let file = match self.args.iter().position(|a| a == "--admin-token-file") {
-            Some(i) => PathBuf::from(&self.args[i + 1]),
+        let file = match self.arg("--admin-token-file") {
+            Some(f) => PathBuf::from(f),
             None => self.data_dir.join("admin-token"),
         };
         if !file.exists() {
@@ -166,7 +177,7 @@ impl FerriteServer {
     }
 
     async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
+        let client = client_trusting(None, self.arg("--tls-ca").map(Path::new));
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self
@@ -250,16 +261,24 @@ impl Drop for FerriteServer {
 /// An HTTP client that sends `Authorization: Bearer <token>` on every request (nothing
 /// without a token).
 pub fn client_with(token: Option<&str>) -> reqwest::Client {
+    client_trusting(token, None)
+}
+
+/// [`client_with`], also trusting the CA in the PEM file `ca` (for TLS servers).
+pub fn client_trusting(token: Option<&str>, ca: Option<&Path>) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = token
         && let Ok(value) = format!("Bearer {token}").parse()
     {
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("a client with default headers")
+    let mut builder = reqwest::Client::builder().default_headers(headers);
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("the test CA file");
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM CA"));
+    }
+    builder.build().expect("a client with default headers")
 }
 
 /// A free TCP port on 127.0.0.1.

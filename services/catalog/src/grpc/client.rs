@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
-use ferrite_proto::auth::{AuthChannel, Bearer};
+use ferrite_proto::auth::{AuthChannel, ClientAuth};
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use ferrite_retry::{Backoff, FailureLog};
 use proto::catalog_service_client::CatalogServiceClient;
@@ -88,8 +88,9 @@ impl GrpcCatalog {
     /// means `http://`). Does not connect: the first call does, and every call reconnects
     /// if needed, so this succeeds while the catalog service is down. Needs a tokio
     /// runtime.
-    /// Every call carries `bearer`, the cluster-internal token.
-    pub fn connect_lazy(url: &str, bearer: &Bearer) -> Result<Self> {
+    /// Every call carries `auth`'s token, the cluster-internal one; an `https://` URL is
+    /// verified with `auth`'s roots.
+    pub fn connect_lazy(url: &str, auth: &ClientAuth) -> Result<Self> {
         let url = if url.contains("://") {
             url.to_owned()
         } else {
@@ -102,8 +103,11 @@ impl GrpcCatalog {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let endpoint = auth
+            .endpoint(endpoint)
+            .map_err(|e| Error::Rpc(format!("TLS for the catalog service '{url}': {e}")))?;
         Ok(Self::with_channel(
-            bearer.channel(endpoint.connect_lazy()),
+            auth.channel(endpoint.connect_lazy()),
             &url,
         ))
     }

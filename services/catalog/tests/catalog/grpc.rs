@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ferrite_catalog::grpc::CatalogGrpcService;
 use ferrite_catalog::{Catalog, Error, GrpcCatalog, ParquetFileParams, SqlCatalog};
 use ferrite_model::ColumnType;
-use ferrite_proto::auth::Bearer;
+use ferrite_proto::auth::ClientAuth;
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use prost::Message;
 use proto::catalog_service_client::CatalogServiceClient;
@@ -300,8 +300,8 @@ async fn watchers_see_changes_made_through_another_replica_within_a_second() {
     let dsn = crate::postgres_database().await;
     let replica_a = RunningServer::start(Arc::new(SqlCatalog::connect(&dsn).await.unwrap())).await;
     let replica_b = RunningServer::start(Arc::new(SqlCatalog::connect(&dsn).await.unwrap())).await;
-    let watcher = GrpcCatalog::connect_lazy(&replica_a.url, &Bearer::none()).unwrap();
-    let writer = GrpcCatalog::connect_lazy(&replica_b.url, &Bearer::none()).unwrap();
+    let watcher = GrpcCatalog::connect_lazy(&replica_a.url, &ClientAuth::none()).unwrap();
+    let writer = GrpcCatalog::connect_lazy(&replica_b.url, &ClientAuth::none()).unwrap();
     let mut versions = watcher.watch();
     assert_eq!(*versions.borrow(), 0);
 
@@ -352,7 +352,7 @@ async fn client_starts_before_its_server_and_recovers_after_a_crash() {
     let dsn = format!("sqlite://{}", dir.path().join("catalog.db").display());
     let addr = free_addr();
     // Nothing listens yet: the client is still made, and fails calls cleanly.
-    let client = GrpcCatalog::connect_lazy(&addr.to_string(), &Bearer::none()).unwrap();
+    let client = GrpcCatalog::connect_lazy(&addr.to_string(), &ClientAuth::none()).unwrap();
     let mut versions = client.watch();
     let started = Instant::now();
     let err = client.list_databases().await.unwrap_err();

@@ -17,6 +17,7 @@ mod write;
 
 use std::time::Duration;
 
+use ferrite_proto::auth::ClientAuth;
 use tonic::transport::{Channel, Endpoint};
 
 pub use query::{
@@ -48,7 +49,11 @@ pub struct InvalidAddress {
 /// A lazily connected channel to `addr` (`host:port` or `http://host:port`): no I/O happens
 /// here, the connection is made by the first call and re-made after a failure. Returns the
 /// channel and the normalised address for error messages.
-pub fn lazy_channel(addr: &str, timeout: Duration) -> Result<(Channel, String), InvalidAddress> {
+pub fn lazy_channel(
+    addr: &str,
+    timeout: Duration,
+    auth: &ClientAuth,
+) -> Result<(Channel, String), InvalidAddress> {
     let addr = addr.trim();
     let uri = if addr.contains("://") {
         addr.to_string()
@@ -65,6 +70,10 @@ pub fn lazy_channel(addr: &str, timeout: Duration) -> Result<(Channel, String), 
             reason: "no host".into(),
         });
     }
+    let endpoint = auth.endpoint(endpoint).map_err(|e| InvalidAddress {
+        addr: addr.to_string(),
+        reason: format!("TLS: {e}"),
+    })?;
     let channel = endpoint
         .connect_timeout(timeout)
         .timeout(timeout)

@@ -30,7 +30,7 @@ use arrow_flight::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
-use ferrite_proto::auth::{AuthChannel, Bearer};
+use ferrite_proto::auth::{AuthChannel, ClientAuth};
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
@@ -386,14 +386,15 @@ impl FlightIngesterQuery {
     /// A client for the ingester at `addr` (`host:port` or `http://host:port`) whose queries,
     /// stream included, give up after `timeout`. Connects on first use, so this fails only
     /// for an address that is not a valid URI.
-    /// Every call carries `bearer`, the cluster-internal token.
+    /// Every call carries `auth`'s token, the cluster-internal one; an `https://` address is
+    /// verified with `auth`'s roots.
     pub fn connect_lazy(
         addr: &str,
         timeout: Duration,
-        bearer: &Bearer,
+        auth: &ClientAuth,
     ) -> Result<Self, InvalidAddress> {
-        let (channel, addr) = lazy_channel(addr, timeout)?;
-        Ok(Self::with_channel(bearer.channel(channel), addr, timeout))
+        let (channel, addr) = lazy_channel(addr, timeout, auth)?;
+        Ok(Self::with_channel(auth.channel(channel), addr, timeout))
     }
 
     /// A client over an existing channel (e.g. one shared with [`super::GrpcIngesterWrite`]).

@@ -23,7 +23,7 @@ use ferrite_ingester::grpc::{
     write_service,
 };
 use ferrite_model::{COLUMN_TYPE_METADATA_KEY, ColumnType};
-use ferrite_proto::auth::Bearer;
+use ferrite_proto::auth::ClientAuth;
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use ferrite_proto::ferrite::ingester::v1::write_service_client::WriteServiceClient;
 use futures::{StreamExt, TryStreamExt};
@@ -71,14 +71,15 @@ impl Serving {
     }
 
     fn writer(&self) -> GrpcIngesterWrite {
-        GrpcIngesterWrite::connect_lazy(&self.addr.to_string(), TIMEOUT, &Bearer::none()).unwrap()
+        GrpcIngesterWrite::connect_lazy(&self.addr.to_string(), TIMEOUT, &ClientAuth::none())
+            .unwrap()
     }
 
     fn reader(&self) -> FlightIngesterQuery {
         FlightIngesterQuery::connect_lazy(
             &format!("http://{}", self.addr),
             TIMEOUT,
-            &Bearer::none(),
+            &ClientAuth::none(),
         )
         .unwrap()
     }
@@ -619,7 +620,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
         .local_addr()
         .unwrap();
     let started = Instant::now();
-    let err = GrpcIngesterWrite::connect_lazy(&free.to_string(), TIMEOUT, &Bearer::none())
+    let err = GrpcIngesterWrite::connect_lazy(&free.to_string(), TIMEOUT, &ClientAuth::none())
         .unwrap()
         .write(f.write(&["a"], &[2], &[1.0]), Durability::Sync)
         .await
@@ -628,7 +629,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
         matches!(&err, WriteError::Unavailable(m) if m.contains(&free.to_string())),
         "{err:?}"
     );
-    let err = FlightIngesterQuery::connect_lazy(&free.to_string(), TIMEOUT, &Bearer::none())
+    let err = FlightIngesterQuery::connect_lazy(&free.to_string(), TIMEOUT, &ClientAuth::none())
         .unwrap()
         .query(f.request(schema(), None))
         .await
@@ -639,7 +640,7 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
     );
     assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
 
-    assert!(GrpcIngesterWrite::connect_lazy("not a uri", TIMEOUT, &Bearer::none()).is_err());
+    assert!(GrpcIngesterWrite::connect_lazy("not a uri", TIMEOUT, &ClientAuth::none()).is_err());
 }
 
 #[tokio::test]
@@ -651,13 +652,13 @@ async fn a_hung_ingester_times_out() {
     let timeout = Duration::from_millis(300);
 
     let started = Instant::now();
-    let err = GrpcIngesterWrite::connect_lazy(&addr, timeout, &Bearer::none())
+    let err = GrpcIngesterWrite::connect_lazy(&addr, timeout, &ClientAuth::none())
         .unwrap()
         .write(f.write(&["a"], &[1], &[1.0]), Durability::Sync)
         .await
         .unwrap_err();
     assert!(matches!(err, WriteError::Unavailable(_)), "{err:?}");
-    let err = FlightIngesterQuery::connect_lazy(&addr, timeout, &Bearer::none())
+    let err = FlightIngesterQuery::connect_lazy(&addr, timeout, &ClientAuth::none())
         .unwrap()
         .query(f.request(schema(), None))
         .await

@@ -1,0 +1,59 @@
+//! Throwaway TLS material for tests: a CA and a certificate it signed for `localhost` and
+//! `127.0.0.1`, as PEM files in a directory.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+/// PEM files: `ca.pem` (to trust), `cert.pem` and `key.pem` (to serve with).
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    /// The server certificate, signed by the CA.
+    pub cert: PathBuf,
+    /// The server certificate's key.
+    pub key: PathBuf,
+}
+
+impl TestCerts {
+    /// A new CA and server certificate, written into `dir`.
+    pub fn generate(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "ferrite test CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ferrite test server");
+        let cert = params.signed_by(&key, &ca, &ca_key)?;
+        let certs = Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&certs.ca, ca.pem())?;
+        std::fs::write(&certs.cert, cert.pem())?;
+        std::fs::write(&certs.key, key.serialize_pem())?;
+        Ok(certs)
+    }
+
+    /// `ferrite` flags that serve with this certificate and trust the CA.
+    pub fn ferrite_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert.display().to_string(),
+            "--tls-key".into(),
+            self.key.display().to_string(),
+            "--tls-ca".into(),
+            self.ca.display().to_string(),
+        ]
+    }
+}
