@@ -27,6 +27,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tower::Layer;
 
 use crate::api::{innermost, origin};
 use crate::cli::QueryFormat;
@@ -154,9 +155,20 @@ impl QueryText {
 }
 
 /// A channel to the host: h2c for `http://`, TLS for `https://`.
+///
+/// TLS comes from [`crate::tls::connector`] (the profile's CA, or `insecure`), which tonic's
+/// own TLS settings cannot express. tonic refuses an `https://` endpoint without its own TLS
+/// configured, so the endpoint is given as `http://` and the connector, which only speaks
+/// TLS, is handed the `https://` address.
 pub async fn channel(settings: &Settings, timeout: Duration) -> Result<Channel, QueryError> {
     let url = settings.host.as_str().trim_end_matches('/').to_string();
-    let endpoint = Endpoint::from_shared(url.clone())
+    let tls = settings.host.scheme() == "https";
+    let endpoint_url = if tls {
+        url.replacen("https://", "http://", 1)
+    } else {
+        url.clone()
+    };
+    let endpoint = Endpoint::from_shared(endpoint_url)
         .map_err(|e| QueryError::Invalid(format!("host {url}: {e}")))?
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
@@ -165,8 +177,14 @@ pub async fn channel(settings: &Settings, timeout: Duration) -> Result<Channel, 
         url: origin(&settings.host),
         reason: innermost(&e),
     };
-    if settings.host.scheme() == "https" {
+    if tls {
         let connector = crate::tls::connector(&settings.tls).map_err(QueryError::Invalid)?;
+        let connector = tower::util::MapRequestLayer::new(|uri: http::Uri| {
+            let mut parts = uri.into_parts();
+            parts.scheme = Some(http::uri::Scheme::HTTPS);
+            http::Uri::from_parts(parts).expect("the same URI with another scheme")
+        })
+        .layer(connector);
         endpoint
             .connect_with_connector(connector)
             .await

@@ -1,7 +1,8 @@
 //! TLS for the Flight SQL channel of an `https://` host: the system's roots plus the
 //! profile's `ca`, or no verification with `insecure = true`. (reqwest does the same for
-//! the HTTP side from the same settings.) tonic is built without TLS in this workspace, so
-//! the channel gets a hyper-rustls connector that speaks TLS with ALPN `h2`.
+//! the HTTP side from the same settings.) tonic's own TLS settings cannot skip
+//! verification, so the channel gets a hyper-rustls connector that speaks TLS with ALPN
+//! `h2`.
 
 use std::sync::Arc;
 

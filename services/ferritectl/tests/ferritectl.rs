@@ -1167,3 +1167,48 @@ async fn commands_work_through_a_cluster_router() {
         "a write outside the token's database",
     );
 }
+
+#[tokio::test]
+async fn a_tls_server_is_reached_with_the_profiles_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = ferrite_testkit::tls::TestCerts::generate(dir.path()).unwrap();
+    let args = certs.ferrite_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = FerriteServer::start(&ferrite_binary(), &args)
+        .await
+        .expect("ferrite serve starts with TLS");
+    assert!(server.url().starts_with("https://"));
+    let ctl = Ctl::for_server(&server);
+    let config = ctl.home.path().join("tls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[profile]]\nname = \"default\"\nhost = \"{}\"\n[profile.tls]\nca = \"{}\"\n",
+            server.url(),
+            certs.ca.display()
+        ),
+    )
+    .unwrap();
+    // Without the CA the server is not trusted.
+    let refused = ctl.run(&["database", "list"]);
+    assert!(!refused.ok, "{refused:#?}");
+    // With it: management over HTTPS, writes and Flight SQL over TLS.
+    let with_ca = |args: &[&str]| -> Run {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        ctl.run(&all)
+    };
+    assert!(with_ca(&["database", "create", "tlsdb"]).ok);
+    let wrote = with_ca(&["write", "--database", "tlsdb", "cpu v=1 1"]);
+    assert!(wrote.ok, "{wrote:#?}");
+    let queried = with_ca(&[
+        "query",
+        "--database",
+        "tlsdb",
+        "--format",
+        "json",
+        "SELECT count(*) AS n FROM cpu",
+    ]);
+    assert!(queried.ok, "{queried:#?}");
+    assert_eq!(queried.json()[0]["n"], 1);
+}
