@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 
 from ferrite_cluster import FerriteCluster, find_launcher
-from ferrite_e2e import FerriteBinaryMissing, FerriteServer, find_ferrite_bin, unique_db
+from ferrite_e2e import (FerriteBinaryMissing, FerriteServer, assert_no_secret_in,
+                         find_ferrite_bin, unique_db)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory):
+    """After the whole run (every server stopped): no log line holds a token secret the
+    suite created."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    assert_no_secret_in(p for p in base.rglob("*") if p.suffix == ".log")
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +50,8 @@ def cluster(ferrite_bin, tmp_path_factory):
     c = FerriteCluster(launcher, ferrite_bin, base / "launcher.log")
     c.start()
     yield c
+    # The services' logs go with the cluster: check them for secrets before it stops.
+    assert_no_secret_in(c.service_logs)
     code = c.stop()
     assert code == 0, f"ferrite-test-cluster exited {code}\n{c.log_tail()}"
 

@@ -29,6 +29,22 @@ import requests
 # `<data-dir>/admin-token` before its first start; given to the cluster launcher). Random per
 # run, so that a test that finds it in a log finds a leak, not a constant.
 TOKEN = "e2e-admin-" + secrets.token_hex(24)
+# Every database token the suite creates: no log line of the run may contain one (checked
+# when the cluster and the session end, see conftest.py).
+CREATED_SECRETS: list[str] = []
+
+
+def assert_no_secret_in(paths) -> None:
+    """No file in `paths` holds a secret the suite created."""
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        for secret in CREATED_SECRETS:
+            assert secret not in text, f"a token secret is in {path}"
+
+
 # The admin token as an HTTP header, and as a gRPC (Flight) header pair.
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AUTH_HEADER = (b"authorization", f"Bearer {TOKEN}".encode())

@@ -19,7 +19,7 @@ from influxdb_client.rest import ApiException
 from influxdb_client_3 import InfluxDBClient3, InfluxDBError
 from influxdb_client_3.exceptions import InfluxDB3ClientQueryError
 
-from ferrite_e2e import AUTH, flight_sql_command, unique_db
+from ferrite_e2e import AUTH, CREATED_SECRETS, flight_sql_command, unique_db
 
 T0 = 1_700_000_000
 
@@ -38,7 +38,9 @@ def create_token(url: str, *permissions: tuple[str, str]) -> str:
         "permissions": [{"action": a, "resource": r} for a, r in permissions],
     })
     assert r.status_code == 201, r.text
-    return r.json()["accessToken"]
+    secret = r.json()["accessToken"]
+    CREATED_SECRETS.append(secret)
+    return secret
 
 
 @pytest.fixture
