@@ -8,7 +8,7 @@ use ferrite_testkit::cluster::TestCluster;
 use ferrite_testkit::server::{FerriteServer, client_with};
 use serde_json::{Value, json};
 
-use super::binary;
+use super::{binary, walk};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -124,21 +124,6 @@ async fn wait_for_parquet(dir: &std::path::Path) {
         assert!(Instant::now() < deadline, "nothing persisted in 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
