@@ -30,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
         .protoc_arg("--experimental_allow_proto3_optional")
-        .compile_with_config(config, &files, &[root])?;
+        .compile_with_config(
+            config,
+            &files,
+            &[root, protoc_bin_vendored::include_path()?],
+        )?;
     Ok(())
 }

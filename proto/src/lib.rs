@@ -5,6 +5,7 @@
 //! - `ferrite.ingester.v1`: router → ingester writes, also the WAL record format.
 //! - `ferrite.catalog.v1`: the catalog service (databases, tables, columns, partitions,
 //!   parquet files) and its version change feed.
+//! - `ferrite.management.v1`: the management API (databases, tables, tokens) over gRPC.
 
 #![allow(missing_docs, clippy::all, clippy::clone_on_ref_ptr)]
 
@@ -29,6 +30,13 @@ pub mod ferrite {
         /// `ferrite.catalog.v1`: the catalog service and its change feed.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/ferrite.catalog.v1.rs"));
+        }
+    }
+    /// `ferrite.management.*`
+    pub mod management {
+        /// `ferrite.management.v1`: databases, tables and tokens, for the admin token.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/ferrite.management.v1.rs"));
         }
     }
     /// `ferrite.ingester.*`

@@ -51,6 +51,15 @@ pub fn caller_of(extensions: &http::Extensions) -> Result<Caller, AuthError> {
         .ok_or(AuthError::Missing)
 }
 
+/// The caller a gRPC request was authenticated as (`UNAUTHENTICATED` when none).
+pub fn grpc_caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| AuthError::Missing.to_status())
+}
+
 async fn check(State(mode): State<AuthMode>, mut request: Request, next: Next) -> Response {
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;

@@ -6,7 +6,7 @@
 //!                         ├─ router, querier, serve: Authorizer (tokens from the catalog, kept
 //!                         │   current by the change feed; no catalog round trip per request)
 //!                         └─ catalog, ingester: the cluster-internal token only
-//!  /api/v0 (management) ─► catalog: create, update, revoke tokens; databases
+//!  management (/api/v0 HTTP, ferrite.management.v1 gRPC) ─► catalog: tokens, databases, tables
 //! ```
 //!
 //! Tokens are random (256 bits), shown once, and stored as SHA-256 hashes with permissions
@@ -19,5 +19,5 @@ pub mod management;
 mod secret;
 
 pub use authorizer::{AuthError, Authorizer, Caller};
-pub use layer::{AuthMode, authenticate, caller_of};
+pub use layer::{AuthMode, authenticate, caller_of, grpc_caller};
 pub use secret::{generate_token, hash_token, token_from_authorization};

@@ -158,28 +158,45 @@ pub fn http_routes(proxy: Arc<QueryProxy>) -> axum::Router {
         .with_state(proxy)
 }
 
-/// Routes that send the management API (`/api/v0`) to the catalog service, where the
-/// catalog database is: `proxy` holds the catalog service's address.
-pub fn management_routes(proxy: Arc<QueryProxy>) -> axum::Router {
-    // The catalog service lets only the admin token in, and cannot tell a database token
-    // (no permission: 403) from no token at all: decide here.
-    let forward = |State(p): State<Arc<QueryProxy>>, req: Request| async move {
-        let admin = ferrite_auth::caller_of(req.extensions())
-            .and_then(|caller| caller.require_admin("the management API"));
-        match admin {
-            Ok(()) => p.forward(req).await,
-            Err(e) => ferrite_auth::layer::error_response(req.uri().path(), &e),
-        }
-    };
-    axum::Router::new()
-        .route("/api/v0/{*path}", axum::routing::any(forward))
-        .with_state(proxy)
+/// Forward a management call to the catalog service (`proxy`) if the caller holds the admin
+/// token. The catalog service lets only the admin token in, and cannot tell a database token
+/// (no permission: 403) from no token at all: decide here.
+async fn to_catalog(State(proxy): State<Arc<QueryProxy>>, req: Request) -> Response {
+    let admin = ferrite_auth::caller_of(req.extensions())
+        .and_then(|caller| caller.require_admin("the management API"));
+    match admin {
+        Ok(()) => proxy.forward(req).await,
+        Err(e) if is_grpc(&req) => e.to_status().into_http::<Body>(),
+        Err(e) => ferrite_auth::layer::error_response(req.uri().path(), &e),
+    }
 }
 
-/// A service that sends every (gRPC) request to queriers.
-pub fn grpc_forwarder(proxy: Arc<QueryProxy>) -> axum::Router {
-    axum::Router::new().fallback(move |req: Request| {
-        let p = Arc::clone(&proxy);
-        async move { p.forward(req).await }
-    })
+/// Routes that send the HTTP management API (`/api/v0`) to the catalog service, where the
+/// catalog database is: `catalog` holds the catalog service's address.
+pub fn management_routes(catalog: Arc<QueryProxy>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v0/{*path}", axum::routing::any(to_catalog))
+        .with_state(catalog)
+}
+
+/// The management API's gRPC services.
+const MANAGEMENT_SERVICES: &[&str] = &[
+    "/ferrite.management.v1.DatabaseService/{method}",
+    "/ferrite.management.v1.TableService/{method}",
+    "/ferrite.management.v1.TokenService/{method}",
+];
+
+/// The gRPC side of a router: the management services to the catalog service (`catalog`),
+/// everything else (Flight, Flight SQL) to the queriers.
+pub fn grpc_forwarder(queriers: Arc<QueryProxy>, catalog: Arc<QueryProxy>) -> axum::Router {
+    MANAGEMENT_SERVICES
+        .iter()
+        .fold(axum::Router::new(), |router, path| {
+            router.route(path, axum::routing::post(to_catalog))
+        })
+        .with_state(catalog)
+        .fallback(move |req: Request| {
+            let p = Arc::clone(&queriers);
+            async move { p.forward(req).await }
+        })
 }

@@ -198,11 +198,16 @@ pub async fn run(
             let credentials = Credentials::of(&a.common)?;
             let sql = Arc::new(connect_with_retry(&a.catalog_dsn).await);
             let service = CatalogGrpcService::new(Arc::clone(&sql) as CatalogRef);
-            let grpc =
-                tonic::service::Routes::new(service.clone().into_server()).into_axum_router();
             // The management API runs here, next to the catalog database; routers forward
-            // /api/v0 to it. Only the admin token gets in, which is what management needs.
-            let http = common_routes().merge(management::http_routes(Management::new(sql, None)));
+            // /api/v0 and ferrite.management.v1 to it. Only the admin token gets in, which is
+            // what management needs.
+            let management = Management::new(sql, None);
+            let grpc = management::add_grpc_services(
+                tonic::service::Routes::new(service.clone().into_server()),
+                management.clone(),
+            )
+            .into_axum_router();
+            let http = common_routes().merge(management::http_routes(management));
             let app = authenticate(one_port(http, grpc), credentials.internal_only());
             // Version watch streams never end by themselves; close them so the drain can.
             let stop = async move {
@@ -270,10 +275,15 @@ pub async fn run(
             let http = axum::Router::new()
                 .merge(ferrite_router::http_routes(router))
                 .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
-                .merge(ferrite_router::proxy::management_routes(management))
+                .merge(ferrite_router::proxy::management_routes(Arc::clone(
+                    &management,
+                )))
                 .merge(common_routes());
             let app = authenticate(
-                one_port(http, ferrite_router::proxy::grpc_forwarder(proxy)),
+                one_port(
+                    http,
+                    ferrite_router::proxy::grpc_forwarder(proxy, management),
+                ),
                 mode,
             );
             serve_until(

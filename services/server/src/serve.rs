@@ -108,16 +108,16 @@ impl Server {
             a.follow(feed.clone());
             a
         });
-        let grpc =
-            tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
-                .into_axum_router();
+        let management = Management::new(sql, authorizer.clone());
+        let grpc = management::add_grpc_services(
+            tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))),
+            management.clone(),
+        )
+        .into_axum_router();
         let http = axum::Router::new()
             .merge(ferrite_router::http_routes(router))
             .merge(ferrite_querier::http_routes(engine))
-            .merge(management::http_routes(Management::new(
-                sql,
-                authorizer.clone(),
-            )))
+            .merge(management::http_routes(management))
             .merge(common_routes());
         // Without a token (--without-auth, already logged) every request is let in.
         let mode = authorizer.map_or(AuthMode::Disabled, AuthMode::Tokens);

@@ -14,6 +14,8 @@ mod auth;
 mod cluster;
 #[path = "server/lifecycle.rs"]
 mod lifecycle;
+#[path = "server/management_grpc.rs"]
+mod management_grpc;
 #[path = "server/object_store.rs"]
 mod objstore;
 #[path = "server/read_your_writes.rs"]

@@ -389,14 +389,7 @@ impl FlightSqlHandler {
     }
 }
 
-/// Who sent `request` (the authentication layer put it there).
-pub(crate) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| ferrite_auth::AuthError::Missing.to_status())
-}
+pub(crate) use ferrite_auth::grpc_caller as caller;
 
 /// Fail unless `caller` may read `database`.
 async fn may_read(caller: &Caller, database: &str) -> Result<(), Status> {

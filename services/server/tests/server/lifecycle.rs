@@ -14,7 +14,7 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 
 /// Longer than the change feed's poll interval plus a reload, well under the second a
 /// management change may take to reach every router and querier.
-const SETTLE: Duration = Duration::from_millis(400);
+pub(crate) const SETTLE: Duration = Duration::from_millis(400);
 
 /// A front door driven with the admin token.
 struct Admin {
