@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup setup-build build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e bench-auth fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -44,7 +44,7 @@ test-python:
 	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
 
-bench: setup bench-lineproto bench-selectors bench-e2e
+bench: setup bench-lineproto bench-selectors bench-e2e bench-auth
 
 bench-lineproto:
 	cargo bench -p ferrite-lineproto --bench parse
@@ -57,6 +57,12 @@ bench-selectors:
 bench-e2e:
 	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
 	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite
+
+# What token checking costs: the check alone (criterion), then ingest with and without it.
+bench-auth:
+	cargo bench -p ferrite-auth -p ferrite-server -p ferrite-testkit --bench check
+	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
+	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite --compare-auth 8
 
 fmt:
 	cargo fmt --all

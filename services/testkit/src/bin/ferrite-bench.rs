@@ -9,6 +9,10 @@
 //!
 //! With `--url` (a running server, e.g. a cluster's router) it measures ingest and then the
 //! same query over the data as it is, without the restart.
+//!
+//! `--compare-auth N` measures what token checking costs: N pairs of ingest runs, each on a
+//! fresh `serve`, one `--without-auth` and one writing with a database token (write on
+//! `bench`), in alternating order (ABBA) so drift over time falls on both sides alike.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ struct Args {
     query_rows: usize,
     hosts: usize,
     query_runs: usize,
+    /// Pairs of ingest runs with and without token checking; 0: the normal benchmark.
+    compare_auth: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -45,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
         query_rows: 10_000_000,
         hosts: 1_000,
         query_runs: 50,
+        compare_auth: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,10 +66,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--query-rows" => a.query_rows = value()?.parse()?,
             "--hosts" => a.hosts = value()?.parse()?,
             "--query-runs" => a.query_runs = value()?.parse()?,
+            "--compare-auth" => a.compare_auth = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
                     "ferrite-bench [--ferrite PATH | --url URL [--token T]] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
-                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50]"
+                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50] [--compare-auth PAIRS]"
                 );
                 std::process::exit(0);
             }
@@ -187,6 +195,97 @@ async fn one_host_last_hour(
     Ok(Latency { rows, times })
 }
 
+/// Ingest rows/s into a fresh `serve`: with `auth`, through a database token that holds
+/// write on `bench`; without, on `--without-auth`. The database is made first either way.
+async fn ingest_once(a: &Args, auth: bool) -> anyhow::Result<f64> {
+    let args: &[&str] = if auth { &[] } else { &["--without-auth"] };
+    let mut server = FerriteServer::start(&a.ferrite, args).await?;
+    let url = server.url();
+    let admin = server.client();
+    let r = admin
+        .post(format!("{url}/api/v0/databases"))
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("creating the database: {} {}", r.status(), r.text().await?);
+    }
+    let client = if auth {
+        let r = admin
+            .post(format!("{url}/api/v0/tokens"))
+            .json(&serde_json::json!({
+                "description": "ferrite-bench",
+                "permissions": [{"action": "write", "resource": "bench"}],
+            }))
+            .send()
+            .await?;
+        if r.status() != 201 {
+            bail!("creating the token: {} {}", r.status(), r.text().await?);
+        }
+        let body: serde_json::Value = r.json().await?;
+        let secret = body["accessToken"]
+            .as_str()
+            .context("no accessToken in the answer")?;
+        client_with(Some(secret))
+    } else {
+        admin
+    };
+    let batches = generate(&mut CpuOnly::new(a.hosts, 1), a.ingest_rows, a.batch_lines);
+    let took = ingest(&client, &url, "bench", batches, a.clients).await?;
+    server.terminate()?;
+    Ok(a.ingest_rows as f64 / took.as_secs_f64())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// `pairs` pairs of runs, ABBA order; prints every run and the medians.
+async fn compare_auth(a: &Args, pairs: usize) -> anyhow::Result<()> {
+    let (mut without, mut with, mut change) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs {
+        let order = if i % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut pair = [0.0; 2];
+        for auth in order {
+            let rate = ingest_once(a, auth).await?;
+            println!(
+                "pair {}: {:<13} {rate:>9.0} rows/s",
+                i + 1,
+                if auth { "token" } else { "without-auth" }
+            );
+            pair[usize::from(auth)] = rate;
+        }
+        without.push(pair[0]);
+        with.push(pair[1]);
+        change.push((pair[1] / pair[0] - 1.0) * 100.0);
+    }
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.0}–{hi:.0}")
+    };
+    let (ws, ts, cs) = (spread(&without), spread(&with), spread(&change));
+    println!(
+        "without auth: median {:.0} rows/s ({ws}); with a database token: median {:.0} rows/s \
+         ({ts}); change per pair: median {:+.1} % ({cs} %)",
+        median(&mut without),
+        median(&mut with),
+        median(&mut change)
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = parse_args()?;
@@ -195,6 +294,10 @@ async fn main() -> anyhow::Result<()> {
         "ferrite-bench: {cores} cores, {} clients, {}-line batches",
         a.clients, a.batch_lines
     );
+
+    if a.compare_auth > 0 {
+        return compare_auth(&a, a.compare_auth).await;
+    }
 
     // 1. Durable ingest throughput.
     if let Some(url) = &a.url {
