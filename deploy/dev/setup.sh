@@ -2,11 +2,14 @@
 # Idempotent developer / CI machine set-up. `make test` runs this first.
 #
 #  1. Debian packages the build and the tests need (postgresql, mold, clang, python3-venv,
-#     default-jdk-headless, maven):
+#     default-jdk-headless, maven, etcd-server — the storage of the Kubernetes tests' control
+#     plane; its own service is not used, the tests start /usr/bin/etcd themselves):
 #     only the missing ones are installed, and `apt-get update` runs only if one is missing.
 #  2. MinIO, the S3-compatible server of the object-store tests, built with `go install` into
 #     ~/.cache/ferrite-tools/bin (deploy/dev/install-minio.sh; skipped when the pinned version
-#     is there already), and the SQL client programs the end-to-end tests drive: the Go Flight
+#     is there already); kube-apiserver, kube-controller-manager and kubectl, the real
+#     Kubernetes control plane of the k8s tests, built from the Go module proxy into the same
+#     directory (deploy/dev/install-kube.sh; skipped likewise); and the SQL client programs the end-to-end tests drive: the Go Flight
 #     SQL client with Grafana's macros and the Arrow Flight SQL JDBC driver with a small Java
 #     program (deploy/dev/install-clients.sh; rebuilt only when their sources change).
 #  3. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
@@ -32,7 +35,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${FERRITE_VENV:-$REPO_ROOT/.venv}"
 REQS="$REPO_ROOT/services/testkit/python/requirements.txt"
-APT_PACKAGES=(postgresql mold clang python3-venv default-jdk-headless maven)
+APT_PACKAGES=(postgresql mold clang python3-venv default-jdk-headless maven etcd-server)
 if [ "$BUILD_ONLY" -eq 1 ]; then
     APT_PACKAGES=(mold clang)
 fi
@@ -76,6 +79,7 @@ fi
 
 # --- 2. MinIO (S3-compatible server for the tests) ---------------------------------------------
 bash "$REPO_ROOT/deploy/dev/install-minio.sh" || die "installing MinIO failed"
+bash "$REPO_ROOT/deploy/dev/install-kube.sh" || die "building the Kubernetes control plane (kube-apiserver, kube-controller-manager, kubectl) failed"
 bash "$REPO_ROOT/deploy/dev/install-clients.sh" || die "building the SQL client programs (ferrite-sql-go, ferrite-sql-jdbc) failed"
 
 # --- 3. Python virtualenv ---------------------------------------------------------------------

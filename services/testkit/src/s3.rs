@@ -27,7 +27,7 @@
 
 use crate::watchdog::Watchdog;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,8 +50,6 @@ pub const DEFAULT_BUCKET: &str = "ferrite-test";
 
 /// Overrides the MinIO binary (a path).
 pub const MINIO_ENV: &str = "FERRITE_MINIO";
-/// Overrides the tools directory (`$HOME/.cache/ferrite-tools`), as in install-minio.sh.
-pub const TOOLS_DIR_ENV: &str = "FERRITE_TOOLS_DIR";
 
 /// Attempts with a new port when another process took the one we picked.
 const PORT_ATTEMPTS: usize = 5;
@@ -446,13 +444,8 @@ pub fn minio_binary() -> Result<PathBuf> {
         }
         bail!("${MINIO_ENV} is {} but no such file exists", path.display());
     }
-    let tools = match std::env::var_os(TOOLS_DIR_ENV).filter(|p| !p.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("HOME")
-            .map(|home| Path::new(&home).join(".cache/ferrite-tools"))
-            .context("neither $FERRITE_TOOLS_DIR nor $HOME is set: cannot find MinIO")?,
-    };
-    let binary = tools.join("bin/minio");
+    let tools = crate::tools_bin_dir()?;
+    let binary = tools.join("minio");
     if binary.is_file() {
         return Ok(binary);
     }
