@@ -1,14 +1,31 @@
-//! Finding peers: a static list of URLs, or DNS names re-resolved every few seconds (a
-//! Kubernetes headless Service gives one address per pod). Kubernetes API discovery will sit
-//! behind the same [`Peers`] interface.
+//! Finding peers: a static list of URLs, DNS names re-resolved every few seconds, or the
+//! ready endpoints of a Kubernetes Service, followed through the API server.
 //!
-//! Accepted forms, comma-separated: `http://host:port` (used as is) and
-//! `dns+http://name:port` (every address `name` resolves to becomes `http://addr:port`).
+//! Accepted forms, comma-separated (each `+http` form also comes as `+https`):
+//!
+//! - `http://host:port`: used as is;
+//! - `dns+http://name:port`: every address `name` resolves to becomes `http://addr:port`;
+//! - `k8s+http://service[.namespace]:port`: every ready endpoint of the Service's
+//!   EndpointSlices becomes `http://addr:port` (`port` is the pods' port). The namespace
+//!   defaults to `--k8s-namespace`, else the one of the service account or kubeconfig.
+//!
+//! ```text
+//!  static URLs ───────────────────────────┐
+//!  dns+http  ─► resolve every 2 s ─────────┼─► merged, sorted ─► watch channel ─► placement, proxy
+//!  k8s+http  ─► EndpointSlice watch (kube) ┘     (sent only when the list changes)
+//! ```
+//!
+//! Inside a pod the API server is found from the service account; outside, from `KUBECONFIG`
+//! (or `~/.kube/config`). The account needs get, list and watch on `endpointslices`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrite_retry::FailureLog;
+use ferrite_retry::{Backoff, FailureLog};
+use futures::StreamExt;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -19,7 +36,17 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Spec {
     Url(String),
-    Dns { host: String, port: u16 },
+    Dns {
+        scheme: &'static str,
+        host: String,
+        port: u16,
+    },
+    Kube {
+        scheme: &'static str,
+        service: String,
+        namespace: Option<String>,
+        port: u16,
+    },
 }
 
 /// The current peer URLs, kept up to date in the background.
@@ -29,62 +56,33 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Parse `spec` and start resolving. Fails on malformed entries, not on unreachable ones.
-    pub fn start(spec: &str) -> anyhow::Result<Self> {
-        let specs = parse(spec)?;
-        let initial: Vec<String> = specs
-            .iter()
-            .filter_map(|s| match s {
-                Spec::Url(u) => Some(u.clone()),
-                Spec::Dns { .. } => None,
-            })
-            .collect();
-        let (tx, rx) = watch::channel(initial);
-        if specs.iter().any(|s| matches!(s, Spec::Dns { .. })) {
-            tokio::spawn(async move {
-                // A name that stays unresolvable is logged once a minute, not every poll.
-                let mut failures = FailureLog::new(Duration::from_secs(60));
-                loop {
-                    let mut urls = Vec::new();
-                    let mut failed = false;
-                    for s in &specs {
-                        match s {
-                            Spec::Url(u) => urls.push(u.clone()),
-                            Spec::Dns { host, port } => {
-                                match tokio::net::lookup_host((host.as_str(), *port)).await {
-                                    Ok(addrs) => urls.extend(addrs.map(|a| format!("http://{a}"))),
-                                    Err(e) => {
-                                        failed = true;
-                                        if let Some(n) = failures.failure() {
-                                            warn!(name = %host, error = %e, failures = n, "cannot resolve peers");
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    if !failed && let Some(n) = failures.success() {
-                        info!(failures = n, "peers resolve again");
-                    }
-                    urls.sort();
-                    urls.dedup();
-                    // A failed lookup says nothing about the peers: keep the last list rather
-                    // than drop every peer of that name over a DNS blip.
-                    if !failed {
-                        tx.send_if_modified(|cur| {
-                            let changed = *cur != urls;
-                            if changed {
-                                *cur = urls.clone();
-                            }
-                            changed
-                        });
-                    }
-                    if tx.is_closed() {
-                        return;
-                    }
-                    tokio::time::sleep(RESOLVE_EVERY).await;
-                }
-            });
+    /// Parse `spec` and start following it; `namespace` is the default for `k8s+` entries.
+    /// Fails on malformed entries, not on unreachable ones.
+    pub fn start(spec: &str, namespace: Option<&str>) -> anyhow::Result<Self> {
+        let mut fixed = Vec::new();
+        let mut sources = Vec::new();
+        for s in parse(spec)? {
+            match s {
+                Spec::Url(u) => fixed.push(u),
+                Spec::Dns { scheme, host, port } => sources.push(follow_dns(scheme, host, port)),
+                Spec::Kube {
+                    scheme,
+                    service,
+                    namespace: ns,
+                    port,
+                } => sources.push(follow_endpoint_slices(
+                    scheme,
+                    service,
+                    ns.or_else(|| namespace.map(str::to_string)),
+                    port,
+                )),
+            }
+        }
+        fixed.sort();
+        fixed.dedup();
+        let (tx, rx) = watch::channel(fixed.clone());
+        if !sources.is_empty() {
+            tokio::spawn(merge(fixed, sources, tx));
         }
         Ok(Self { rx })
     }
@@ -100,24 +98,207 @@ impl Peers {
     }
 }
 
+/// Send `fixed` plus every source's current list whenever one of them changes; ends when
+/// nobody listens any more or every source has ended.
+async fn merge(
+    fixed: Vec<String>,
+    mut sources: Vec<watch::Receiver<Vec<String>>>,
+    tx: watch::Sender<Vec<String>>,
+) {
+    loop {
+        let mut urls = fixed.clone();
+        for s in &mut sources {
+            urls.extend(s.borrow_and_update().iter().cloned());
+        }
+        urls.sort();
+        urls.dedup();
+        tx.send_if_modified(|cur| {
+            let changed = *cur != urls;
+            if changed {
+                *cur = urls;
+            }
+            changed
+        });
+        let changes = sources.iter_mut().map(|s| Box::pin(s.changed()));
+        let (changed, _, _) = futures::future::select_all(changes).await;
+        if changed.is_err() || tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Resolve `host` every [`RESOLVE_EVERY`]. A failed lookup says nothing about the peers: the
+/// last list stays rather than every peer of that name dropping over a DNS blip.
+fn follow_dns(scheme: &'static str, host: String, port: u16) -> watch::Receiver<Vec<String>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        // A name that stays unresolvable is logged once a minute, not every poll.
+        let mut failures = FailureLog::new(Duration::from_secs(60));
+        while !tx.is_closed() {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => {
+                    if let Some(n) = failures.success() {
+                        info!(name = %host, failures = n, "peers resolve again");
+                    }
+                    let mut urls: Vec<String> = addrs.map(|a| format!("{scheme}://{a}")).collect();
+                    urls.sort();
+                    urls.dedup();
+                    tx.send_if_modified(|cur| replace(cur, urls));
+                }
+                Err(e) => {
+                    if let Some(n) = failures.failure() {
+                        warn!(name = %host, error = %e, failures = n, "cannot resolve peers");
+                    }
+                }
+            }
+            tokio::time::sleep(RESOLVE_EVERY).await;
+        }
+    });
+    rx
+}
+
+fn replace(cur: &mut Vec<String>, new: Vec<String>) -> bool {
+    let changed = *cur != new;
+    if changed {
+        *cur = new;
+    }
+    changed
+}
+
+/// Follow the EndpointSlices of Service `service`: a watch through the API server, kept in
+/// a local store; every event recomputes the ready endpoints. The watch re-lists and
+/// resumes by itself after errors (with backoff); errors are logged at a bounded rate.
+fn follow_endpoint_slices(
+    scheme: &'static str,
+    service: String,
+    namespace: Option<String>,
+    port: u16,
+) -> watch::Receiver<Vec<String>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        let mut failures = FailureLog::new(Duration::from_secs(60));
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let client = loop {
+            match kube::Client::try_default().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    if let Some(n) = failures.failure() {
+                        warn!(%service, error = %e, failures = n, "cannot reach the Kubernetes API");
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+            }
+        };
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        info!(%service, %namespace, "following the Service's EndpointSlices");
+        let api = kube::Api::<EndpointSlice>::namespaced(client, &namespace);
+        let config =
+            watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+        let (store, writer) = reflector::store();
+        let events = reflector(writer, watcher(api, config)).default_backoff();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(_) => {
+                    if let Some(n) = failures.success() {
+                        info!(%service, failures = n, "watching EndpointSlices again");
+                    }
+                    let urls = ready_urls(&store.state(), scheme, port);
+                    tx.send_if_modified(|cur| replace(cur, urls));
+                }
+                Err(e) => {
+                    if let Some(n) = failures.failure() {
+                        warn!(%service, %namespace, error = %e, failures = n, "cannot watch EndpointSlices");
+                    }
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// `scheme://addr:port` of every ready endpoint, sorted. An endpoint whose readiness is not
+/// stated counts as ready (the API's rule); a terminating pod is not ready.
+fn ready_urls(slices: &[Arc<EndpointSlice>], scheme: &str, port: u16) -> Vec<String> {
+    let mut urls = Vec::new();
+    for slice in slices {
+        let v6 = slice.address_type == "IPv6";
+        for endpoint in &slice.endpoints {
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true);
+            if !ready {
+                continue;
+            }
+            for addr in &endpoint.addresses {
+                urls.push(if v6 {
+                    format!("{scheme}://[{addr}]:{port}")
+                } else {
+                    format!("{scheme}://{addr}:{port}")
+                });
+            }
+        }
+    }
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
 fn parse(spec: &str) -> anyhow::Result<Vec<Spec>> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if let Some(rest) = item.strip_prefix("dns+http://") {
-            let (host, port) = rest
-                .rsplit_once(':')
-                .with_context(|| format!("peer '{item}' needs a port"))?;
-            out.push(Spec::Dns {
-                host: host.to_string(),
-                port: port
-                    .parse()
-                    .with_context(|| format!("bad port in peer '{item}'"))?,
-            });
+        let (kind, scheme, rest) = if let Some(rest) = item.strip_prefix("dns+http://") {
+            ("dns", "http", rest)
+        } else if let Some(rest) = item.strip_prefix("dns+https://") {
+            ("dns", "https", rest)
+        } else if let Some(rest) = item.strip_prefix("k8s+http://") {
+            ("k8s", "http", rest)
+        } else if let Some(rest) = item.strip_prefix("k8s+https://") {
+            ("k8s", "https", rest)
         } else if item.starts_with("http://") || item.starts_with("https://") {
             out.push(Spec::Url(item.trim_end_matches('/').to_string()));
+            continue;
         } else {
-            bail!("peer '{item}' must start with http://, https:// or dns+http://");
+            bail!(
+                "peer '{item}' must start with http://, https://, dns+http(s):// or k8s+http(s)://"
+            );
+        };
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .with_context(|| format!("peer '{item}' needs a port"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("bad port in peer '{item}'"))?;
+        if host.is_empty() {
+            bail!("peer '{item}' needs a host");
         }
+        out.push(if kind == "dns" {
+            Spec::Dns {
+                scheme,
+                host: host.to_string(),
+                port,
+            }
+        } else {
+            let (service, namespace) = match host.split_once('.') {
+                Some((service, namespace)) => (service, Some(namespace.to_string())),
+                None => (host, None),
+            };
+            Spec::Kube {
+                scheme,
+                service: service.to_string(),
+                namespace,
+                port,
+            }
+        });
     }
     Ok(out)
 }
@@ -129,22 +310,41 @@ mod tests {
     #[test]
     fn peer_lists_parse() {
         assert_eq!(
-            parse("http://a:1/, dns+http://ingesters.ns.svc:8181").unwrap(),
+            parse(
+                "http://a:1/, dns+http://ingesters.ns.svc:8181, k8s+https://querier.prod:8181, \
+                 k8s+http://ingester:8181"
+            )
+            .unwrap(),
             vec![
                 Spec::Url("http://a:1".into()),
                 Spec::Dns {
+                    scheme: "http",
                     host: "ingesters.ns.svc".into(),
                     port: 8181
-                }
+                },
+                Spec::Kube {
+                    scheme: "https",
+                    service: "querier".into(),
+                    namespace: Some("prod".into()),
+                    port: 8181
+                },
+                Spec::Kube {
+                    scheme: "http",
+                    service: "ingester".into(),
+                    namespace: None,
+                    port: 8181
+                },
             ]
         );
         assert!(parse("a:1").is_err());
         assert!(parse("dns+http://nohost").is_err());
+        assert!(parse("k8s+http://:8181").is_err());
+        assert!(parse("k8s+http://svc:port").is_err());
     }
 
     #[tokio::test]
     async fn dns_names_resolve_to_urls() {
-        let peers = Peers::start("dns+http://localhost:9999").unwrap();
+        let peers = Peers::start("dns+http://localhost:9999", None).unwrap();
         let mut rx = peers.subscribe();
         tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| !v.is_empty()))
             .await

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod discovery;
 pub mod fanout;
+pub mod ready;
 pub mod run;
 pub mod serve;
 pub mod tls;

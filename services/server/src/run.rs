@@ -33,7 +33,8 @@ use tracing::{info, warn};
 use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, TlsArgs, drain_timeout};
 use crate::discovery::Peers;
 use crate::fanout::AllIngesters;
-use crate::serve::{common_routes, one_port, querier_config, serve_until};
+use crate::ready::{Started, serve_while_starting};
+use crate::serve::{one_port, querier_config};
 
 /// The services `ferrite run` can start.
 #[derive(Debug, Subcommand)]
@@ -126,12 +127,17 @@ pub struct RouterArgs {
     /// Catalog service URL.
     #[arg(long, env = "FERRITE_CATALOG_URL")]
     pub catalog: String,
-    /// Ingesters: comma-separated `http://host:port` or `dns+http://name:port`.
+    /// Ingesters: comma-separated `http(s)://host:port`, `dns+http(s)://name:port` (every
+    /// address the name resolves to) or `k8s+http(s)://service[.namespace]:port` (the ready
+    /// endpoints of a Kubernetes Service, watched through the API server).
     #[arg(long, env = "FERRITE_INGESTERS")]
     pub ingesters: String,
     /// Queriers, same forms.
     #[arg(long, env = "FERRITE_QUERIERS")]
     pub queriers: String,
+    /// Namespace of `k8s+` peers that name none (default: the service account's).
+    #[arg(long, env = "FERRITE_K8S_NAMESPACE")]
+    pub k8s_namespace: Option<String>,
     /// Copies of each write on distinct ingesters.
     #[arg(long, env = "FERRITE_REPLICATION", default_value_t = 1)]
     pub replication: usize,
@@ -179,200 +185,196 @@ pub struct QuerierArgs {
     /// Catalog service URL.
     #[arg(long, env = "FERRITE_CATALOG_URL")]
     pub catalog: String,
-    /// Ingesters: comma-separated `http://host:port` or `dns+http://name:port`.
+    /// Ingesters: comma-separated `http(s)://host:port`, `dns+http(s)://name:port` or
+    /// `k8s+http(s)://service[.namespace]:port` (see `ferrite run router --help`).
     #[arg(long, env = "FERRITE_INGESTERS")]
     pub ingesters: String,
+    /// Namespace of `k8s+` peers that name none (default: the service account's).
+    #[arg(long, env = "FERRITE_K8S_NAMESPACE")]
+    pub k8s_namespace: Option<String>,
     #[command(flatten)]
     pub object_store: ObjectStoreConfig,
     #[command(flatten)]
     pub query_limits: QueryLimits,
 }
 
-/// Run one service until SIGTERM / Ctrl-C.
+/// Run one service until SIGTERM / Ctrl-C. The port is bound first and answers `/health`
+/// and `/ready` (503 until the service is built: a catalog database still coming up, a WAL
+/// replay) from the first moment.
 pub async fn run(
     service: Service,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match service {
-        Service::Catalog(a) => {
-            let credentials = Credentials::of(&a.common)?;
-            let sql = Arc::new(connect_with_retry(&a.catalog_dsn).await);
-            let service = CatalogGrpcService::new(Arc::clone(&sql) as CatalogRef);
-            // The management API runs here, next to the catalog database; routers forward
-            // /api/v0 and ferrite.management.v1 to it. Only the admin token gets in, which is
-            // what management needs.
-            let management = Management::new(sql, None);
-            let grpc = management::add_grpc_services(
-                tonic::service::Routes::new(service.clone().into_server()),
-                management.clone(),
-            )
-            .into_axum_router();
-            let http = common_routes().merge(management::http_routes(management));
-            let app = authenticate(one_port(http, grpc), credentials.internal_only());
-            // Version watch streams never end by themselves; close them so the drain can.
-            let stop = async move {
-                shutdown.await;
-                service.close_watchers();
-            };
-            serve_until(
-                bind(&a.common).await?,
-                app,
-                stop,
-                grace(&a.common),
-                credentials.server_tls,
-            )
-            .await
+    let common = match &service {
+        Service::Catalog(a) => &a.common,
+        Service::Router(a) => &a.common,
+        Service::Ingester(a) => &a.common,
+        Service::Querier(a) => &a.common,
+    };
+    let credentials = Credentials::of(common)?;
+    let listener = bind(common).await?;
+    let grace = grace(common);
+    let tls = credentials.server_tls.clone();
+    let start = async move {
+        match service {
+            Service::Catalog(a) => start_catalog(a, &credentials).await,
+            Service::Router(a) => start_router(a, &credentials),
+            Service::Ingester(a) => start_ingester(a, &credentials).await,
+            Service::Querier(a) => start_querier(a, &credentials),
         }
-        Service::Router(a) => {
-            let credentials = Credentials::of(&a.common)?;
-            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
-            let feed = remote.watch();
-            let mode = credentials.tokens(Arc::new(remote.clone()), feed.clone());
-            let catalog: CatalogRef = Arc::new(remote);
-            let management = Arc::new(QueryProxy::new(
-                vec![a.catalog.clone()],
-                credentials.client_tls.clone(),
-            ));
-            let placement = Arc::new(Placement::new(Vec::new(), a.replication));
-            let client = credentials.client.clone();
-            let ingesters = Peers::start(&a.ingesters)?;
-            {
-                let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
-                tokio::spawn(async move {
-                    loop {
-                        let addrs = rx.borrow_and_update().clone();
-                        info!(?addrs, "ingesters");
-                        placement.set_members(&addrs, |a| write_client(a, &client));
-                        if rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                });
+    };
+    serve_while_starting(listener, start, shutdown, grace, tls).await
+}
+
+async fn start_catalog(a: CatalogArgs, credentials: &Credentials) -> anyhow::Result<Started> {
+    let sql = Arc::new(connect_with_retry(&a.catalog_dsn).await);
+    let service = CatalogGrpcService::new(Arc::clone(&sql) as CatalogRef);
+    // The management API runs here, next to the catalog database; routers forward /api/v0
+    // and ferrite.management.v1 to it. Only the admin token gets in, which is what
+    // management needs.
+    let management = Management::new(sql, None);
+    let grpc = management::add_grpc_services(
+        tonic::service::Routes::new(service.clone().into_server()),
+        management.clone(),
+    )
+    .into_axum_router();
+    let http = management::http_routes(management);
+    Ok(Started {
+        app: authenticate(one_port(http, grpc), credentials.internal_only()),
+        // Version watch streams never end by themselves; close them so the drain can.
+        drain: Some(Box::pin(async move { service.close_watchers() })),
+    })
+}
+
+fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Started> {
+    let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
+    let feed = remote.watch();
+    let mode = credentials.tokens(Arc::new(remote.clone()), feed.clone());
+    let catalog: CatalogRef = Arc::new(remote);
+    let management = Arc::new(QueryProxy::new(
+        vec![a.catalog.clone()],
+        credentials.client_tls.clone(),
+    ));
+    let placement = Arc::new(Placement::new(Vec::new(), a.replication));
+    let client = credentials.client.clone();
+    let ingesters = Peers::start(&a.ingesters, a.k8s_namespace.as_deref())?;
+    {
+        let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
+        tokio::spawn(async move {
+            loop {
+                let addrs = rx.borrow_and_update().clone();
+                info!(?addrs, "ingesters");
+                placement.set_members(&addrs, |a| write_client(a, &client));
+                if rx.changed().await.is_err() {
+                    return;
+                }
             }
-            let queriers = Peers::start(&a.queriers)?;
-            let proxy = Arc::new(QueryProxy::new(
-                queriers.current(),
-                credentials.client_tls.clone(),
-            ));
-            {
-                let (proxy, mut rx) = (Arc::clone(&proxy), queriers.subscribe());
-                tokio::spawn(async move {
-                    while rx.changed().await.is_ok() {
-                        proxy.set_queriers(rx.borrow_and_update().clone());
-                    }
-                });
-            }
-            let router = Arc::new(
-                Router::new(
-                    catalog,
-                    placement as Arc<dyn IngesterWrite>,
-                    RouterConfig {
-                        max_request_bytes: a.max_request_bytes,
-                    },
-                )
-                .with_version_feed(feed),
-            );
-            let http = axum::Router::new()
-                .merge(ferrite_router::http_routes(router))
-                .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
-                .merge(ferrite_router::proxy::management_routes(Arc::clone(
-                    &management,
-                )))
-                .merge(common_routes());
-            let app = authenticate(
-                one_port(
-                    http,
-                    ferrite_router::proxy::grpc_forwarder(proxy, management),
-                ),
-                mode,
-            );
-            serve_until(
-                bind(&a.common).await?,
-                app,
-                shutdown,
-                grace(&a.common),
-                credentials.server_tls,
-            )
-            .await
-        }
-        Service::Ingester(a) => {
-            let credentials = Credentials::of(&a.common)?;
-            let catalog: CatalogRef =
-                Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?);
-            let store = a.object_store.build(a.wal_dir.join("objects"))?;
-            let mut ic = IngesterConfig::new(a.wal_dir.clone());
-            ic.persist_partition_bytes = a.persist_partition_bytes;
-            ic.persist_age = Duration::from_secs(a.persist_age_seconds);
-            ic.buffer_bytes = a.buffer_bytes;
-            ic.max_buffer_bytes = a.max_buffer_bytes;
-            ic.drain_timeout = drain_timeout(a.drain_timeout_seconds);
-            let ingester = Ingester::start(ic, catalog, store).context("starting the ingester")?;
-            let grpc = ferrite_ingester::grpc::routes(Arc::clone(&ingester)).into_axum_router();
-            let app = authenticate(one_port(common_routes(), grpc), credentials.internal_only());
-            let listener = bind(&a.common).await?;
-            let drain = Arc::clone(&ingester);
-            // SIGTERM: refuse writes (routers move to other ingesters), persist, then exit.
-            let stop = async move {
-                shutdown.await;
-                info!("draining: refusing writes and persisting everything");
-                drain.shutdown().await;
-            };
-            serve_until(
-                listener,
-                app,
-                stop,
-                grace(&a.common),
-                credentials.server_tls,
-            )
-            .await
-        }
-        Service::Querier(a) => {
-            let credentials = Credentials::of(&a.common)?;
-            let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
-            let version = remote.watch();
-            let mode = credentials.tokens(Arc::new(remote.clone()), version.clone());
-            let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
-            let client = credentials.client.clone();
-            let store = a.object_store.build(PathBuf::from("objects"))?;
-            let all = Arc::new(AllIngesters::new());
-            let ingesters = Peers::start(&a.ingesters)?;
-            {
-                let (all, mut rx) = (Arc::clone(&all), ingesters.subscribe());
-                tokio::spawn(async move {
-                    loop {
-                        let addrs = rx.borrow_and_update().clone();
-                        all.set_members(&addrs, |a| query_client(a, &client));
-                        if rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            let engine = Arc::new(
-                QueryEngine::new(
-                    catalog,
-                    vec![all as Arc<dyn IngesterQuery>],
-                    store,
-                    querier_config(&a.query_limits),
-                )
-                .context("starting the query engine")?,
-            );
-            let grpc =
-                tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
-                    .into_axum_router();
-            let http = axum::Router::new()
-                .merge(ferrite_querier::http_routes(engine))
-                .merge(common_routes());
-            serve_until(
-                bind(&a.common).await?,
-                authenticate(one_port(http, grpc), mode),
-                shutdown,
-                grace(&a.common),
-                credentials.server_tls,
-            )
-            .await
-        }
+        });
     }
+    let queriers = Peers::start(&a.queriers, a.k8s_namespace.as_deref())?;
+    let proxy = Arc::new(QueryProxy::new(
+        queriers.current(),
+        credentials.client_tls.clone(),
+    ));
+    {
+        let (proxy, mut rx) = (Arc::clone(&proxy), queriers.subscribe());
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let addrs = rx.borrow_and_update().clone();
+                info!(?addrs, "queriers");
+                proxy.set_queriers(addrs);
+            }
+        });
+    }
+    let router = Arc::new(
+        Router::new(
+            catalog,
+            placement as Arc<dyn IngesterWrite>,
+            RouterConfig {
+                max_request_bytes: a.max_request_bytes,
+            },
+        )
+        .with_version_feed(feed),
+    );
+    let http = axum::Router::new()
+        .merge(ferrite_router::http_routes(router))
+        .merge(ferrite_router::proxy::http_routes(Arc::clone(&proxy)))
+        .merge(ferrite_router::proxy::management_routes(Arc::clone(
+            &management,
+        )));
+    let grpc = ferrite_router::proxy::grpc_forwarder(proxy, management);
+    Ok(Started {
+        app: authenticate(one_port(http, grpc), mode),
+        drain: None,
+    })
+}
+
+async fn start_ingester(a: IngesterArgs, credentials: &Credentials) -> anyhow::Result<Started> {
+    let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?);
+    let store = a.object_store.build(a.wal_dir.join("objects"))?;
+    let mut ic = IngesterConfig::new(a.wal_dir.clone());
+    ic.persist_partition_bytes = a.persist_partition_bytes;
+    ic.persist_age = Duration::from_secs(a.persist_age_seconds);
+    ic.buffer_bytes = a.buffer_bytes;
+    ic.max_buffer_bytes = a.max_buffer_bytes;
+    ic.drain_timeout = drain_timeout(a.drain_timeout_seconds);
+    // The WAL replay reads and decodes every segment: off the threads that answer probes.
+    let ingester = tokio::task::spawn_blocking(move || Ingester::start(ic, catalog, store))
+        .await
+        .context("the ingester's start-up task")?
+        .context("starting the ingester")?;
+    let grpc = ferrite_ingester::grpc::routes(Arc::clone(&ingester)).into_axum_router();
+    Ok(Started {
+        app: authenticate(
+            one_port(axum::Router::new(), grpc),
+            credentials.internal_only(),
+        ),
+        // SIGTERM: refuse writes (routers move to other ingesters), persist, then exit.
+        drain: Some(Box::pin(async move {
+            info!("draining: refusing writes and persisting everything");
+            ingester.shutdown().await;
+        })),
+    })
+}
+
+fn start_querier(a: QuerierArgs, credentials: &Credentials) -> anyhow::Result<Started> {
+    let remote = GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?;
+    let version = remote.watch();
+    let mode = credentials.tokens(Arc::new(remote.clone()), version.clone());
+    let catalog: CatalogRef = Arc::new(CachedCatalog::new(Arc::new(remote), version));
+    let client = credentials.client.clone();
+    let store = a.object_store.build(PathBuf::from("objects"))?;
+    let all = Arc::new(AllIngesters::new());
+    let ingesters = Peers::start(&a.ingesters, a.k8s_namespace.as_deref())?;
+    {
+        let (all, mut rx) = (Arc::clone(&all), ingesters.subscribe());
+        tokio::spawn(async move {
+            loop {
+                let addrs = rx.borrow_and_update().clone();
+                info!(?addrs, "ingesters");
+                all.set_members(&addrs, |a| query_client(a, &client));
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let engine = Arc::new(
+        QueryEngine::new(
+            catalog,
+            vec![all as Arc<dyn IngesterQuery>],
+            store,
+            querier_config(&a.query_limits),
+        )
+        .context("starting the query engine")?,
+    );
+    let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
+        .into_axum_router();
+    let http = ferrite_querier::http_routes(engine);
+    Ok(Started {
+        app: authenticate(one_port(http, grpc), mode),
+        drain: None,
+    })
 }
 
 /// Per-call deadline for router → ingester writes (an fsync under load stays far below it).

@@ -6,8 +6,8 @@
 //!         ├─ HTTP  /api/v3/query_sql                      ─► QueryEngine ◄─ Ingester, catalog, files
 //!         ├─ gRPC  arrow.flight.protocol.FlightService    ─► QueryEngine
 //!         ├─ HTTP  /api/v0 (databases, tokens; admin)      ─► catalog
-//!         └─ HTTP  /health /ping (no token)
-//!  every request but /health and /ping: token checked first (`ferrite_auth`)
+//!         └─ HTTP  /health /ping /ready (no token)
+//!  every request but /health, /ping and /ready: token checked first (`ferrite_auth`)
 //!  SIGTERM / Ctrl-C ─► stop accepting ─► drain connections ─► ingester persists all ─► exit
 //! ```
 
@@ -32,6 +32,7 @@ use tower::ServiceExt;
 use tracing::info;
 
 use crate::config::{QueryLimits, ServeConfig};
+use crate::ready::{Started, serve_while_starting};
 
 /// The version reported by `/ping` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -117,8 +118,7 @@ impl Server {
         let http = axum::Router::new()
             .merge(ferrite_router::http_routes(router))
             .merge(ferrite_querier::http_routes(engine))
-            .merge(management::http_routes(management))
-            .merge(common_routes());
+            .merge(management::http_routes(management));
         // Without a token (--without-auth, already logged) every request is let in.
         let mode = authorizer.map_or(AuthMode::Disabled, AuthMode::Tokens);
         let app = authenticate(one_port(http, grpc), mode);
@@ -144,7 +144,10 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
-        serve_until(self.listener, self.app, shutdown, self.grace, self.tls).await?;
+        // Built already: /ready answers 200 at once, and 503 once shutdown begins.
+        let app = self.app;
+        let started = async move { Ok(Started { app, drain: None }) };
+        serve_while_starting(self.listener, started, shutdown, self.grace, self.tls).await?;
         self.ingester.shutdown().await;
         Ok(())
     }
@@ -227,7 +230,7 @@ pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
     }
 }
 
-/// `/health` and `/ping`, served by every process.
+/// `/health` and `/ping`, served by every process (with `/ready`, see [`crate::ready`]).
 pub fn common_routes() -> axum::Router {
     axum::Router::new()
         .route("/health", get(|| async { "OK" }))

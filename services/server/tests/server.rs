@@ -20,6 +20,8 @@ mod management_grpc;
 mod objstore;
 #[path = "server/read_your_writes.rs"]
 mod read_your_writes;
+#[path = "server/ready.rs"]
+mod ready;
 #[path = "server/tls.rs"]
 mod tls;
 

@@ -33,6 +33,8 @@ pub struct ClusterOptions {
     pub admin_token: Option<String>,
     /// Serve TLS on every port with these, and trust their CA between services.
     pub tls: Option<crate::tls::TestCerts>,
+    /// More flags for every ingester (e.g. `--drain-timeout-seconds 3`).
+    pub ingester_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +47,7 @@ impl Default for ClusterOptions {
             persist_age_seconds: 300,
             admin_token: None,
             tls: None,
+            ingester_args: Vec::new(),
         }
     }
 }
@@ -128,6 +131,7 @@ impl TestCluster {
             ];
             args.extend(auth.iter().cloned());
             args.extend(s3.ferrite_args(&bucket));
+            args.extend(opts.ingester_args.iter().cloned());
             ingesters.push(
                 FerriteServer::run_service(binary, "ingester", port, &wal, &args)
                     .await

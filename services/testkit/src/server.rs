@@ -15,6 +15,8 @@ pub struct FerriteServer {
     binary: PathBuf,
     data_dir: PathBuf,
     args: Vec<String>,
+    /// Environment variables set for the process, besides `FERRITE_LOG`.
+    env: Vec<(String, String)>,
     port: u16,
     child: Option<Child>,
     /// The admin token the process trusts, once known.
@@ -39,6 +41,7 @@ impl FerriteServer {
             binary: binary.to_path_buf(),
             data_dir: temp.path().to_path_buf(),
             args,
+            env: Vec::new(),
             port,
             child: None,
             admin_token: None,
@@ -49,9 +52,52 @@ impl FerriteServer {
     }
 
     /// Start `binary run <service> --bind 127.0.0.1:<port> <args>` with its log in `dir`
-    /// (which the caller keeps). `port` is reserved with [`free_port`] so peers can be told
-    /// the address before the process starts.
+    /// (which the caller keeps) and wait until it is ready. `port` is reserved with
+    /// [`free_port`] so peers can be told the address before the process starts.
     pub async fn run_service(
+        binary: &Path,
+        service: &str,
+        port: u16,
+        dir: &Path,
+        args: &[String],
+    ) -> anyhow::Result<Self> {
+        Self::run_service_env(binary, service, port, dir, args, &[]).await
+    }
+
+    /// Like [`Self::run_service`], with environment variables (`KUBECONFIG`, say).
+    pub async fn run_service_env(
+        binary: &Path,
+        service: &str,
+        port: u16,
+        dir: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut s = Self::service(binary, service, port, dir, args)?;
+        s.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    /// Like [`Self::run_service`], but wait only until the port answers `/health`: for a
+    /// service that cannot become ready yet (its catalog database is down, say).
+    pub async fn run_service_alive(
+        binary: &Path,
+        service: &str,
+        port: u16,
+        dir: &Path,
+        args: &[String],
+    ) -> anyhow::Result<Self> {
+        let mut s = Self::service(binary, service, port, dir, args)?;
+        s.launch()?;
+        s.wait_for("/health", Duration::from_secs(60)).await?;
+        Ok(s)
+    }
+
+    fn service(
         binary: &Path,
         service: &str,
         port: u16,
@@ -66,17 +112,16 @@ impl FerriteServer {
             format!("127.0.0.1:{port}"),
         ];
         all.extend(args.iter().cloned());
-        let mut s = Self {
+        Ok(Self {
             binary: binary.to_path_buf(),
             data_dir: dir.to_path_buf(),
             args: all,
+            env: Vec::new(),
             port,
             child: None,
             admin_token: None,
             _temp: None,
-        };
-        s.spawn().await?;
-        Ok(s)
+        })
     }
 
     /// Base URL, `http://127.0.0.1:PORT` (`https://` when it serves TLS).
@@ -142,6 +187,13 @@ impl FerriteServer {
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
+        self.launch()?;
+        self.wait_for("/ready", Duration::from_secs(60)).await?;
+        self.admin_token = self.read_admin_token()?;
+        Ok(())
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -149,13 +201,12 @@ impl FerriteServer {
         let child = Command::new(&self.binary)
             .args(&self.args)
             .env("FERRITE_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
-        self.wait_healthy(Duration::from_secs(60)).await?;
-        self.admin_token = self.read_admin_token()?;
         Ok(())
     }
 
@@ -176,7 +227,9 @@ impl FerriteServer {
         Ok(Some(std::fs::read_to_string(&file)?.trim().to_string()))
     }
 
-    async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Wait until `path` answers 200: `/health` once the port is bound, `/ready` once the
+    /// service is built too (catalog connected, WAL replayed).
+    async fn wait_for(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let client = client_trusting(None, self.arg("--tls-ca").map(Path::new));
         let deadline = Instant::now() + timeout;
         loop {
@@ -190,14 +243,14 @@ impl FerriteServer {
                     self.log()
                 );
             }
-            if let Ok(r) = client.get(format!("{}/health", self.url())).send().await
+            if let Ok(r) = client.get(format!("{}{path}", self.url())).send().await
                 && r.status().is_success()
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "ferrite did not become healthy in {timeout:?}; log:\n{}",
+                    "ferrite did not answer {path} in {timeout:?}; log:\n{}",
                     self.log()
                 );
             }
@@ -217,6 +270,38 @@ impl FerriteServer {
             c.wait()?;
         }
         Ok(())
+    }
+
+    /// SIGTERM without waiting: the process drains while the test watches.
+    pub fn sigterm(&self) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the process is not running")?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for the process to exit; its exit status.
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().context("the process is not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("ferrite still runs after {timeout:?}; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// SIGTERM and wait for a clean exit; fails if the process exits non-zero.
