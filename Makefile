@@ -6,12 +6,13 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup setup-build build run test test-rust test-clients test-python bench bench-lineproto bench-selectors bench-e2e bench-auth fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
 	@echo "make test    - lint (rustfmt, clippy -D warnings) and every test (installs PostgreSQL, mold, the Python clients)"
 	@echo "make bench   - parser, ingest and query benchmarks (see docs/benchmarks.md)"
+	@echo "make image   - the container image (deploy/Dockerfile) with docker, podman or buildah"
 
 setup:
 	bash deploy/dev/setup.sh
@@ -28,7 +29,7 @@ run: setup-build
 	cargo run --release --bin ferrite -- serve
 
 # lint first: a formatting or clippy finding fails fast, before the long test run.
-test: setup lint test-rust test-clients test-python
+test: setup lint test-rust test-clients test-python test-k8s
 
 test-rust:
 	cargo test --workspace --no-fail-fast
@@ -43,6 +44,14 @@ test-python:
 	cargo test --workspace --no-run
 	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) services/testkit/python -q
+
+# Static tests of the Helm chart (helm/ferrite): helm lint and helm template of several value
+# sets, checked against `ferrite run <tier> --help`, so they need the debug binary too.
+# The chart: static checks, and its objects on a real control plane (ferrite-test-kube).
+test-k8s:
+	cargo test --workspace --no-run
+	cargo build -p ferrite-testkit --bins
+	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) k8s-tests -q
 
 bench: setup bench-lineproto bench-selectors bench-e2e bench-auth
 
@@ -73,6 +82,24 @@ lint:
 
 clean:
 	cargo clean
+
+# The container image, tagged as the Helm chart expects by default (ferrite:<version>).
+# CONTAINER_ENGINE=docker|podman|buildah picks one; otherwise the first that works.
+IMAGE ?= ferrite:$(shell sed -n 's/^version = "\([^"]*\)"$$/\1/p' Cargo.toml | head -n 1)
+image:
+	@engine="$(CONTAINER_ENGINE)"; \
+	if [ -z "$$engine" ]; then \
+		if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+		elif command -v podman >/dev/null 2>&1; then engine=podman; \
+		elif command -v buildah >/dev/null 2>&1; then engine=buildah; \
+		elif command -v docker >/dev/null 2>&1; then \
+			echo "make image: docker is installed but its daemon does not answer (docker info failed), and there is no podman or buildah" >&2; exit 1; \
+		else \
+			echo "make image: no container engine: install docker, podman or buildah" >&2; exit 1; \
+		fi; \
+	fi; \
+	echo "make image: $$engine build -f deploy/Dockerfile -t $(IMAGE) ."; \
+	$$engine build -f deploy/Dockerfile -t $(IMAGE) .
 
 cluster: setup
 	bash deploy/cluster/up.sh

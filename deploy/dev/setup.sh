@@ -7,11 +7,14 @@
 #     only the missing ones are installed, and `apt-get update` runs only if one is missing.
 #  2. MinIO, the S3-compatible server of the object-store tests, built with `go install` into
 #     ~/.cache/ferrite-tools/bin (deploy/dev/install-minio.sh; skipped when the pinned version
-#     is there already); kube-apiserver, kube-controller-manager and kubectl, the real
-#     Kubernetes control plane of the k8s tests, built from the Go module proxy into the same
-#     directory (deploy/dev/install-kube.sh; skipped likewise); and the SQL client programs the end-to-end tests drive: the Go Flight
-#     SQL client with Grafana's macros and the Arrow Flight SQL JDBC driver with a small Java
-#     program (deploy/dev/install-clients.sh; rebuilt only when their sources change).
+#     is there already); Helm, which the chart tests (k8s-tests/) lint and render
+#     helm/ferrite with, built the same way (deploy/dev/install-helm.sh); kube-apiserver,
+#     kube-controller-manager and kubectl, the real Kubernetes control plane of the k8s tests,
+#     built from the Go module proxy into the same directory (deploy/dev/install-kube.sh;
+#     skipped likewise); and the SQL client programs the end-to-end tests drive: the Go
+#     Flight SQL client with Grafana's macros and the Arrow Flight SQL JDBC driver with a
+#     small Java program (deploy/dev/install-clients.sh; rebuilt only when their sources
+#     change).
 #  3. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
 #     re-installed only when the requirements file (or the interpreter) changed: a hash stamp
 #     is kept inside .venv.
@@ -79,6 +82,7 @@ fi
 
 # --- 2. MinIO (S3-compatible server for the tests) ---------------------------------------------
 bash "$REPO_ROOT/deploy/dev/install-minio.sh" || die "installing MinIO failed"
+bash "$REPO_ROOT/deploy/dev/install-helm.sh" || die "installing Helm failed"
 bash "$REPO_ROOT/deploy/dev/install-kube.sh" || die "building the Kubernetes control plane (kube-apiserver, kube-controller-manager, kubectl) failed"
 bash "$REPO_ROOT/deploy/dev/install-clients.sh" || die "building the SQL client programs (ferrite-sql-go, ferrite-sql-jdbc) failed"
 
