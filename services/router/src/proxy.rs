@@ -24,9 +24,11 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::RwLock;
 use tracing::warn;
 
-/// Forwards query traffic to a set of queriers.
+/// Forwards query traffic to a set of queriers (or management calls to the catalog service).
 #[derive(Debug)]
 pub struct QueryProxy {
+    /// What the targets are, for messages: "querier", "catalog service".
+    target: &'static str,
     queriers: RwLock<Vec<String>>,
     next: AtomicUsize,
     http: Client<HttpsConnector<HttpConnector>, Body>,
@@ -36,7 +38,8 @@ pub struct QueryProxy {
 impl QueryProxy {
     /// A proxy over querier base URLs (`http://host:port`, or `https://host:port` verified
     /// with `tls`).
-    pub fn new(queriers: Vec<String>, tls: rustls::ClientConfig) -> Self {
+    /// `target` names them in messages.
+    pub fn new(target: &'static str, queriers: Vec<String>, tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
@@ -55,6 +58,7 @@ impl QueryProxy {
             .enable_http2()
             .wrap_connector(connector);
         Self {
+            target,
             queriers: RwLock::new(queriers),
             next: AtomicUsize::new(0),
             http: Client::builder(TokioExecutor::new()).build(http),
@@ -81,13 +85,15 @@ impl QueryProxy {
     pub async fn forward(&self, request: Request) -> Response {
         let grpc = is_grpc(&request);
         let Some(base) = self.pick() else {
-            return unavailable(grpc, "no querier is configured");
+            return unavailable(grpc, &format!("no {} is configured", self.target));
         };
         let (mut parts, body) = request.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = match format!("{base}{path}").parse::<Uri>() {
             Ok(u) => u,
-            Err(e) => return unavailable(grpc, &format!("bad querier address {base}: {e}")),
+            Err(e) => {
+                return unavailable(grpc, &format!("bad {} address {base}: {e}", self.target));
+            }
         };
         parts.headers.remove(header::HOST);
         // The client's HTTP version toward the router (h2 over TLS, say) is not the one the
@@ -101,8 +107,8 @@ impl QueryProxy {
         match client.request(Request::from_parts(parts, body)).await {
             Ok(response) => response.map(Body::new),
             Err(e) => {
-                warn!(querier = %base, error = %e, "querier unreachable");
-                unavailable(grpc, &format!("querier {base} unavailable: {e}"))
+                warn!(peer = self.target, address = %base, error = %e, "unreachable");
+                unavailable(grpc, &format!("{} {base} unavailable: {e}", self.target))
             }
         }
     }

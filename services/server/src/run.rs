@@ -252,6 +252,7 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
     let mode = credentials.tokens(Arc::new(remote.clone()), feed.clone());
     let catalog: CatalogRef = Arc::new(remote);
     let management = Arc::new(QueryProxy::new(
+        "catalog service",
         vec![a.catalog.clone()],
         credentials.client_tls.clone(),
     ));
@@ -273,6 +274,7 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
     }
     let queriers = Peers::start(&a.queriers, a.k8s_namespace.as_deref())?;
     let proxy = Arc::new(QueryProxy::new(
+        "querier",
         queriers.current(),
         credentials.client_tls.clone(),
     ));
