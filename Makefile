@@ -10,7 +10,7 @@ FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
-	@echo "make test    - lint (rustfmt, clippy -D warnings) and every test (installs PostgreSQL, mold, the Python clients)"
+	@echo "make test    - lint (rustfmt, clippy -D warnings) and every test (installs PostgreSQL, MinIO, Helm, a Kubernetes control plane, the clients)"
 	@echo "make bench   - parser, ingest and query benchmarks (see docs/benchmarks.md)"
 	@echo "make image   - the container image (deploy/Dockerfile) with docker, podman or buildah"
 
