@@ -31,53 +31,6 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     LDFLAGS="$LDFLAGS -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
-TOOLS_DIR="${FERRITE_TOOLS_DIR:-$HOME/.cache/ferrite-tools}"
-BIN_DIR="$TOOLS_DIR/bin"
-BIN="$BIN_DIR/helm"
-STAMP="$BIN_DIR/helm.version"
-WANT="$HELM_MODULE@$HELM_VERSION"
-
-installed() {
-    [ -x "$BIN" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
-        && "$BIN" version --short >/dev/null 2>&1
-}
-
-if installed; then
-    say "Helm present: $BIN ($WANT)"
-    exit 0
-fi
-
-mkdir -p "$BIN_DIR" || die "cannot create $BIN_DIR"
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$TOOLS_DIR/.helm.lock"
-    flock 9 || die "cannot lock $TOOLS_DIR/.helm.lock"
-    # Another run may have installed it while we waited.
-    if installed; then
-        say "Helm present: $BIN ($WANT)"
-        exit 0
-    fi
-fi
-
-# --- Go -----------------------------------------------------------------------------------------
 # shellcheck source=go.sh
 . "$(dirname "${BASH_SOURCE[0]}")/go.sh"
-GO_BIN="$(pick_go "$GO_MIN_MINOR")" || die "no Go >= 1.$GO_MIN_MINOR found (PATH, /usr/local/go/bin): install Go to build Helm"
-
-# --- build --------------------------------------------------------------------------------------
-say "building $WANT with $("$GO_BIN" env GOVERSION) (first time: about two minutes)"
-TMP_BIN="$(mktemp -d "$TOOLS_DIR/.helm-build.XXXXXX")"
-trap 'rm -rf "$TMP_BIN"' EXIT
-start=$(date +%s)
-# CGO off: a static binary, no C toolchain needed (Helm's releases are built this way).
-# GOTOOLCHAIN=local: never download another Go toolchain; GOFLAGS: no VCS stamping.
-if ! env GOBIN="$TMP_BIN" CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
-    "$GO_BIN" install -ldflags "$LDFLAGS" "$WANT"; then
-    die "go install $WANT failed (see the output above)"
-fi
-[ -x "$TMP_BIN/helm" ] || die "go install $WANT produced no helm binary"
-"$TMP_BIN/helm" version --short >/dev/null 2>&1 || die "the freshly built helm does not run"
-
-rm -f "$STAMP"
-mv -f "$TMP_BIN/helm" "$BIN" || die "cannot move helm to $BIN"
-echo "$WANT" > "$STAMP"
-say "installed $BIN ($WANT) in $(( $(date +%s) - start ))s"
+go_install_tool Helm helm "$HELM_MODULE@$HELM_VERSION" "$GO_MIN_MINOR" "$LDFLAGS" version --short
