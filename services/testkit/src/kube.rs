@@ -44,8 +44,9 @@ use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// The services' cluster IP range; the apiserver takes the first address for the
-/// `kubernetes` Service. Nothing ever sends traffic to it.
-const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
+/// `kubernetes` Service. Traffic reaches these addresses only where a test makes them local
+/// (k8s-tests' stand-in kubelet routes the range to its own proxy on this machine).
+pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.244.0.0/24";
 /// The service-account token issuer, as in a default cluster.
 const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// The user the controller-manager authenticates as; the bootstrap RBAC policy binds its role.
@@ -747,10 +748,11 @@ fn write_pki(dir: &Path) -> Result<String> {
     let ca = ca_params.self_signed(&ca_key)?;
 
     let server_key = KeyPair::generate()?;
-    // 10.0.0.1: the `kubernetes` Service's cluster IP, which in-cluster clients would use.
+    // 10.244.0.1: the `kubernetes` Service's cluster IP (the first of
+    // SERVICE_CLUSTER_IP_RANGE), which in-cluster clients use.
     let names = [
         "127.0.0.1",
-        "10.0.0.1",
+        "10.244.0.1",
         "localhost",
         "kubernetes",
         "kubernetes.default",
