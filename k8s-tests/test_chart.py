@@ -191,6 +191,13 @@ def test_ferrite_pods_run_as_the_image_user(helm, variant):
         assert spec["securityContext"].get("fsGroup") == gid, f"{tier}: fsGroup is not {gid}"
 
 
+def test_pods_get_no_service_link_variables(helm, variant):
+    """A release named `ferrite` has Services `ferrite-router`, `ferrite-catalog`, ...: their
+    service links (FERRITE_ROUTER_PORT=tcp://...) would land among ferrite's own variables."""
+    for tier, w in ferrite_workloads(helm.render(variant)).items():
+        assert pod_spec(w).get("enableServiceLinks") is False, f"{tier} gets service links"
+
+
 def test_image_defaults_to_the_app_version(helm):
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     for w in ferrite_workloads(helm.render("defaults")).values():

@@ -220,6 +220,9 @@ environment's credentials are used. */}}
 {{- $v := index $root.Values .tier -}}
 serviceAccountName: {{ include "ferrite.serviceAccountName" . }}
 automountServiceAccountToken: {{ .automount }}
+{{- /* Service links would put FERRITE_ROUTER_PORT=tcp://... and the like into ferrite's own
+variable namespace for a release named `ferrite`; peers are found through the API. */}}
+enableServiceLinks: false
 terminationGracePeriodSeconds: {{ include "ferrite.terminationGracePeriodSeconds" . }}
 securityContext:
   {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
