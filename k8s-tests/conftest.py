@@ -4,8 +4,10 @@ helm/ferrite for each value set in k8s-tests/values/.
 Nothing is skipped: a missing helm or ferrite binary fails the run with what to do.
 """
 
+import json
 import os
 import re
+import select
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,3 +166,59 @@ def helm(helm_bin):
 @pytest.fixture(params=list(VARIANTS))
 def variant(request):
     return request.param
+
+
+# --- a real control plane ---------------------------------------------------------------
+
+
+def _target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "ferrite-target"))
+
+
+def kubectl_path():
+    tools = Path(os.environ.get("FERRITE_TOOLS_DIR", Path.home() / ".cache" / "ferrite-tools"))
+    return tools / "bin" / "kubectl"
+
+
+class ControlPlane:
+    """`ferrite-test-kube` (a testkit binary): etcd, kube-apiserver and
+    kube-controller-manager, and with `backing=True` a PostgreSQL and a MinIO too. The
+    context value is its JSON line: url, kubeconfig, ca, token, service_cidr (postgres, s3).
+    Everything stops when the context exits (the launcher's stdin closes)."""
+
+    def __init__(self, backing=False):
+        self.args = ["--with-backing"] if backing else []
+        self.proc = None
+
+    def __enter__(self):
+        exe = _target_dir() / "debug" / "ferrite-test-kube"
+        if not exe.is_file():
+            pytest.fail(
+                f"{exe} is missing: `cargo build -p ferrite-testkit --bins` (make test-k8s does)",
+                pytrace=False,
+            )
+        self.proc = subprocess.Popen(
+            [str(exe), *self.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        ready, _, _ = select.select([self.proc.stdout], [], [], 180)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            pytest.fail(f"ferrite-test-kube did not start:\n{self.proc.stderr.read()}",
+                        pytrace=False)
+        return json.loads(line)
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def kubectl(cp, *args, stdin=None):
+    """kubectl as the control plane's admin; fails the test on an error."""
+    out = subprocess.run(
+        [str(kubectl_path()), "--kubeconfig", cp["kubeconfig"], *args],
+        input=stdin, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, f"kubectl {' '.join(args)} failed:\n{out.stderr}"
+    return out.stdout

@@ -8,60 +8,21 @@ refused). There is no kubelet: the Pods stay Pending.
 """
 
 import json
-import os
-import select
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import CHART, RELEASE, VARIANTS
+from conftest import CHART, RELEASE, VARIANTS, ControlPlane, kubectl
 
 # Custom resources whose definitions a bare control plane does not have.
 NEEDS_CRD = {"ServiceMonitor"}
 
 
-def _target_dir():
-    return Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "ferrite-target"))
-
-
-def _kubectl_path():
-    tools = Path(os.environ.get("FERRITE_TOOLS_DIR", Path.home() / ".cache" / "ferrite-tools"))
-    return tools / "bin" / "kubectl"
-
-
 @pytest.fixture(scope="module")
 def control_plane():
-    exe = _target_dir() / "debug" / "ferrite-test-kube"
-    if not exe.is_file():
-        pytest.fail(
-            f"{exe} is missing: `cargo build -p ferrite-testkit --bins` (make test-k8s does)",
-            pytrace=False,
-        )
-    proc = subprocess.Popen(
-        [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )
-    ready, _, _ = select.select([proc.stdout], [], [], 120)
-    line = proc.stdout.readline() if ready else ""
-    if not line:
-        proc.kill()
-        pytest.fail(f"ferrite-test-kube did not start:\n{proc.stderr.read()}", pytrace=False)
-    info = json.loads(line)
-    yield info
-    proc.stdin.close()
-    proc.wait(timeout=60)
-
-
-def kubectl(cp, *args, stdin=None):
-    out = subprocess.run(
-        [str(_kubectl_path()), "--kubeconfig", cp["kubeconfig"], *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 0, f"kubectl {' '.join(args)} failed:\n{out.stderr}"
-    return out.stdout
+    with ControlPlane() as info:
+        yield info
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
