@@ -89,6 +89,16 @@ pub mod auth {
             }
         }
 
+        /// The same, but an `https://` peer's certificate is checked against `name` rather
+        /// than the URL's host: for peers dialled at an address that were found by a name
+        /// (a Kubernetes Service, a DNS name).
+        pub fn verifying_as(&self, name: &str) -> Self {
+            Self {
+                bearer: self.bearer.clone(),
+                tls: self.tls.clone().map(|tls| tls.domain_name(name)),
+            }
+        }
+
         /// `endpoint` with TLS when its URL is `https://`.
         pub fn endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, tonic::transport::Error> {
             match &self.tls {

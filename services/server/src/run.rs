@@ -31,10 +31,11 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, TlsArgs, drain_timeout};
-use crate::discovery::Peers;
+use crate::discovery::{Endpoints, Peer, Peers, urls};
 use crate::fanout::AllIngesters;
 use crate::ready::{Started, serve_while_starting};
 use crate::serve::{one_port, querier_config};
+use crate::tls::PeerNames;
 
 /// The services `ferrite run` can start.
 #[derive(Debug, Subcommand)]
@@ -72,6 +73,8 @@ struct Credentials {
     client: ClientAuth,
     /// The same CA for HTTP/2 and HTTP/1.1 connections (the router's proxies).
     client_tls: rustls::ClientConfig,
+    /// What `client_tls` checks discovered peers' certificates against.
+    peer_names: PeerNames,
     /// What the service's own listener serves TLS with.
     server_tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -81,10 +84,12 @@ impl Credentials {
         let token = common.auth.cluster_token()?;
         let bearer = Bearer::new(token.as_deref()).context("the admin token")?;
         let files = common.tls.files();
+        let peer_names = PeerNames::default();
         Ok(Self {
             admin_hash: token.as_deref().map(|t| hash_token(t).into()),
             client: ClientAuth::new(bearer, common.tls.ca_pem()?),
-            client_tls: crate::tls::client_config(files.ca.as_deref())?,
+            client_tls: crate::tls::client_config(files.ca.as_deref(), peer_names.clone())?,
+            peer_names,
             server_tls: files.server()?,
         })
     }
@@ -263,9 +268,10 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
         let (placement, mut rx) = (Arc::clone(&placement), ingesters.subscribe());
         tokio::spawn(async move {
             loop {
-                let addrs = rx.borrow_and_update().clone();
+                let peers = rx.borrow_and_update().clone();
+                let addrs = urls(&peers);
                 info!(?addrs, "ingesters");
-                placement.set_members(&addrs, |a| write_client(a, &client));
+                placement.set_members(&addrs, |a| write_client(a, &peer_auth(&client, &peers, a)));
                 if rx.changed().await.is_err() {
                     return;
                 }
@@ -273,17 +279,21 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
         });
     }
     let queriers = Peers::start(&a.queriers, a.k8s_namespace.as_deref())?;
+    let names = credentials.peer_names.clone();
+    names.add(&queriers.current());
     let proxy = Arc::new(QueryProxy::new(
         "querier",
-        queriers.current(),
+        urls(&queriers.current()),
         credentials.client_tls.clone(),
     ));
     {
         let (proxy, mut rx) = (Arc::clone(&proxy), queriers.subscribe());
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
-                let addrs = rx.borrow_and_update().clone();
+                let peers = rx.borrow_and_update().clone();
+                let addrs = urls(&peers);
                 info!(?addrs, "queriers");
+                names.add(&peers);
                 proxy.set_queriers(addrs);
             }
         });
@@ -347,14 +357,22 @@ fn start_querier(a: QuerierArgs, credentials: &Credentials) -> anyhow::Result<St
     let client = credentials.client.clone();
     let store = a.object_store.build(PathBuf::from("objects"))?;
     let all = Arc::new(AllIngesters::new());
-    let ingesters = Peers::start(&a.ingesters, a.k8s_namespace.as_deref())?;
+    // Not only the ready ingesters: a draining one still holds rows it has not persisted,
+    // and a starting one may already hold rows routers placed on it the moment it turned
+    // ready. The fan-out skips an ingester that cannot answer.
+    let ingesters = Peers::start_with(&a.ingesters, a.k8s_namespace.as_deref(), Endpoints::All)?;
     {
         let (all, mut rx) = (Arc::clone(&all), ingesters.subscribe());
         tokio::spawn(async move {
             loop {
-                let addrs = rx.borrow_and_update().clone();
+                let peers = rx.borrow_and_update().clone();
+                let addrs = urls(&peers);
                 info!(?addrs, "ingesters");
-                all.set_members(&addrs, |a| query_client(a, &client));
+                let members: Vec<(String, bool)> =
+                    peers.iter().map(|p| (p.url.clone(), p.ready)).collect();
+                all.set_members(&members, |a| {
+                    query_client(a, &peer_auth(&client, &peers, a))
+                });
                 if rx.changed().await.is_err() {
                     return;
                 }
@@ -383,6 +401,18 @@ fn start_querier(a: QuerierArgs, credentials: &Credentials) -> anyhow::Result<St
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-call deadline for querier → ingester reads, including streaming the data.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How to reach the peer at `addr`: checked against its discovered name, if it has one.
+fn peer_auth(client: &ClientAuth, peers: &[Peer], addr: &str) -> ClientAuth {
+    match peers
+        .iter()
+        .find(|p| p.url == addr)
+        .and_then(|p| p.tls_name.as_deref())
+    {
+        Some(name) => client.verifying_as(name),
+        None => client.clone(),
+    }
+}
 
 fn write_client(addr: &str, client: &ClientAuth) -> Arc<dyn IngesterWrite> {
     Arc::new(

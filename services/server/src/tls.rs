@@ -9,6 +9,7 @@
 //! HTTP and gRPC stay on one port: ALPN offers `h2` and `http/1.1`, and the same app splits
 //! requests by content type as it does in plaintext.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +20,19 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use parking_lot::RwLock;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, info};
+
+use crate::discovery::Peer;
 
 /// The first byte of every TLS connection (a handshake record).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -78,15 +85,104 @@ pub fn client_roots(ca: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> 
     Ok(roots)
 }
 
-/// A rustls client configuration trusting [`client_roots`], offering h2 and http/1.1.
-pub fn client_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+/// A rustls client configuration trusting [`client_roots`], offering h2 and http/1.1. A
+/// peer dialled at an address that `names` knows is checked against the name it was found
+/// by ([`crate::discovery::Peer::tls_name`]); every other peer against its URL's host.
+pub fn client_config(ca: Option<&Path>, names: PeerNames) -> anyhow::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(client_roots(ca)?),
+        Arc::clone(&provider),
+    )
+    .build()
+    .context("building the TLS certificate verifier")?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(client_roots(ca)?)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PeerNameVerifier { inner, names }))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The names discovered `https` peers' certificates are checked against, by the address
+/// they are dialled at; shared between discovery's subscribers and [`client_config`].
+#[derive(Debug, Clone, Default)]
+pub struct PeerNames(Arc<RwLock<HashMap<ServerName<'static>, ServerName<'static>>>>);
+
+impl PeerNames {
+    /// Add the names of `peers` dialled at an address (others are checked as usual).
+    /// Names are only added: a connection may outlive its peer's membership.
+    pub fn add(&self, peers: &[Peer]) {
+        let mut names = self.0.write();
+        for peer in peers {
+            let Some(name) = &peer.tls_name else { continue };
+            let Ok(uri) = peer.url.parse::<http::Uri>() else {
+                continue;
+            };
+            let Some(host) = uri.host() else { continue };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let (Ok(address), Ok(name)) = (
+                ServerName::try_from(host.to_string()),
+                ServerName::try_from(name.clone()),
+            ) else {
+                continue;
+            };
+            if matches!(address, ServerName::IpAddress(_)) {
+                names.insert(address, name);
+            }
+        }
+    }
+}
+
+/// The Web PKI verifier, asked about the peer's discovered name instead of the address it
+/// was dialled at when [`PeerNames`] has one. Everything else is the inner verifier's.
+#[derive(Debug)]
+struct PeerNameVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    names: PeerNames,
+}
+
+impl ServerCertVerifier for PeerNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let discovered = self.names.0.read().get(&server_name.to_owned()).cloned();
+        self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            discovered.as_ref().unwrap_or(server_name),
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// TLS settings of a process: what it serves with, and what its clients trust.

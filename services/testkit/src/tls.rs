@@ -1,5 +1,5 @@
-//! Throwaway TLS material for tests: a CA and a certificate it signed for `localhost` and
-//! `127.0.0.1`, as PEM files in a directory.
+//! Throwaway TLS material for tests: a CA and a certificate it signed (for `localhost` and
+//! `127.0.0.1`, or names of the test's choice), as PEM files in a directory.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +17,14 @@ pub struct TestCerts {
 }
 
 impl TestCerts {
-    /// A new CA and server certificate, written into `dir`.
+    /// A new CA and a server certificate for `localhost` and `127.0.0.1`, written into `dir`.
     pub fn generate(dir: &Path) -> anyhow::Result<Self> {
+        Self::generate_for(dir, &["localhost".to_string(), "127.0.0.1".to_string()])
+    }
+
+    /// A new CA and a server certificate for `names` (DNS names or IP addresses), written
+    /// into `dir`.
+    pub fn generate_for(dir: &Path, names: &[String]) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -28,8 +34,7 @@ impl TestCerts {
             .push(DnType::CommonName, "ferrite test CA");
         let ca = ca_params.self_signed(&ca_key)?;
         let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        let mut params = CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, "ferrite test server");

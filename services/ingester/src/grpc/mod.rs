@@ -46,6 +46,11 @@ pub struct InvalidAddress {
     pub reason: String,
 }
 
+/// The longest a connection to an ingester may take to open, whatever the call's deadline:
+/// on a cluster network a peer that has not answered by then is gone (its pod's node is
+/// down), and waiting longer only holds up the write or query.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A lazily connected channel to `addr` (`host:port` or `http://host:port`): no I/O happens
 /// here, the connection is made by the first call and re-made after a failure. Returns the
 /// channel and the normalised address for error messages.
@@ -75,7 +80,7 @@ pub fn lazy_channel(
         reason: format!("TLS: {e}"),
     })?;
     let channel = endpoint
-        .connect_timeout(timeout)
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT))
         .timeout(timeout)
         .tcp_nodelay(true)
         // Notice a peer that vanished without closing the connection (node loss).
