@@ -171,8 +171,16 @@ def variant(request):
 # --- a real control plane ---------------------------------------------------------------
 
 
-def _target_dir():
-    return Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "ferrite-target"))
+def find_testkit_bin(name):
+    """A testkit binary (`cargo build -p ferrite-testkit --bins`); fails the test if missing."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "ferrite-target"))
+    exe = target / "debug" / name
+    if not exe.is_file():
+        pytest.fail(
+            f"{exe} is missing: `cargo build -p ferrite-testkit --bins` (make test-k8s does)",
+            pytrace=False,
+        )
+    return exe
 
 
 def kubectl_path():
@@ -191,12 +199,7 @@ class ControlPlane:
         self.proc = None
 
     def __enter__(self):
-        exe = _target_dir() / "debug" / "ferrite-test-kube"
-        if not exe.is_file():
-            pytest.fail(
-                f"{exe} is missing: `cargo build -p ferrite-testkit --bins` (make test-k8s does)",
-                pytrace=False,
-            )
+        exe = find_testkit_bin("ferrite-test-kube")
         self.proc = subprocess.Popen(
             [str(exe), *self.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,

@@ -221,11 +221,15 @@ class Proxy:
                 if dst.can_write_eof():
                     dst.write_eof()
             except (OSError, RuntimeError):
-                dst.close()
+                pass
 
+        # Until the backend closes: then the client's connection closes too, as it would
+        # have seen the backend's own FIN through kube-proxy's address translation.
+        to_backend = asyncio.ensure_future(pipe(reader, up_writer))
         try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            await pipe(up_reader, writer)
         finally:
+            to_backend.cancel()
             up_writer.close()
 
     def stop(self):

@@ -28,6 +28,7 @@ import threading
 import time
 
 import requests
+import requests.adapters
 
 DATABASE = "e2e"
 # Rows go to several tables, so that their partitions spread over the ingesters and each
@@ -53,23 +54,47 @@ def new_session():
     return session
 
 
+class _NamedHostAdapter(requests.adapters.HTTPAdapter):
+    """Sends `name` as the TLS server name and checks the certificate against it, whatever
+    address is dialled (a Service's cluster IP, as a client inside the cluster would reach
+    it by its DNS name)."""
+
+    def __init__(self, name):
+        self.name = name
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["server_hostname"] = self.name
+        kwargs["assert_hostname"] = self.name
+        super().init_poolmanager(*args, **kwargs)
+
+
+def tls_session(ca, name):
+    """A session trusting `ca` (a PEM file) that checks certificates against `name`."""
+    session = new_session()
+    session.verify = str(ca)
+    session.mount("https://", _NamedHostAdapter(name))
+    return session
+
+
 class Writer(threading.Thread):
     """One client writing BATCH rows per request, each with its own `seq`; a refused request
     is sent again until it is acknowledged, as the InfluxDB clients' retry does."""
 
-    def __init__(self, url, token):
+    def __init__(self, url, token, session):
         super().__init__(daemon=True)
-        self.url, self.token = url, token
+        self.url, self.token, self.session = url, token, session
         self.stop = threading.Event()
         self.acked = []
         self.refused = 0
         self.reasons = collections.Counter()
         self.longest_pause = 0.0
+        self.longest_pause_ended = 0.0  # time.monotonic() of its end
         self.first_ack = threading.Event()
         self.base_ns = time.time_ns()
 
     def run(self):
-        session = new_session()
+        session = self.session()
         seq, last_ack = 0, time.monotonic()
         while not self.stop.is_set():
             body = "\n".join(
@@ -94,7 +119,8 @@ class Writer(threading.Thread):
             else:
                 break  # stopped before this batch was acknowledged: it does not count
             now = time.monotonic()
-            self.longest_pause = max(self.longest_pause, now - last_ack)
+            if now - last_ack > self.longest_pause:
+                self.longest_pause, self.longest_pause_ended = now - last_ack, now
             last_ack = now
             self.acked.extend(range(seq, seq + BATCH))
             self.first_ack.set()
@@ -107,18 +133,20 @@ class Querier(threading.Thread):
     retryable (transport errors, 502/503/504) or not, and counts answers that missed rows
     acknowledged before the query was sent."""
 
-    def __init__(self, url, token, writer):
+    def __init__(self, url, token, session, writer):
         super().__init__(daemon=True)
-        self.url, self.token, self.writer = url, token, writer
+        self.url, self.token, self.session, self.writer = url, token, session, writer
         self.stop = threading.Event()
         self.ok = self.retryable = 0
         self.fatal = []
         self.behind = 0
+        self.seconds = []  # of each answered query
 
     def run(self):
-        session = new_session()
+        session = self.session()
         while not self.stop.is_set():
             acked_before = len(self.writer.acked)
+            started = time.monotonic()
             try:
                 r = session.get(
                     self.url() + "/api/v3/query_sql",
@@ -128,6 +156,7 @@ class Querier(threading.Thread):
                 )
                 if r.status_code == 200:
                     self.ok += 1
+                    self.seconds.append(time.monotonic() - started)
                     if r.json()[0]["n"] < acked_before:
                         self.behind += 1
                 elif r.status_code in RETRYABLE:
@@ -139,10 +168,10 @@ class Querier(threading.Thread):
             time.sleep(QUERY_INTERVAL_S)
 
 
-def query_all_seq(url, token):
+def query_all_seq(url, token, session):
     """Every `seq` stored, retrying what a client would retry."""
     deadline = time.monotonic() + 60
-    session = new_session()
+    session = session()
     while True:
         try:
             r = session.get(
@@ -161,22 +190,24 @@ def query_all_seq(url, token):
         time.sleep(0.5)
 
 
-def run(cluster, url, token, report=print):
+def run(cluster, url, token, report=print, session=new_session):
     """The whole check. `cluster` has `kubectl(*args)`, `wait_tier(tier, replicas)` and
-    `describe()`; `url()` gives the front door's current URL. Raises AssertionError with
-    what failed; reports its figures through `report` either way."""
+    `describe()`; `url()` gives the front door's current URL and `session()` a requests
+    session to reach it with. Raises AssertionError with what failed; reports its figures
+    through `report` either way."""
     for tier, n in START_REPLICAS.items():
         cluster.wait_tier(tier, n)
     release = cluster.fullname
-    writer = Writer(url, token)
+    writer = Writer(url, token, session)
     writer.start()
     if not writer.first_ack.wait(60):
         raise AssertionError(
             f"no write acknowledged in 60 s: {dict(writer.reasons)}\n{cluster.describe()}")
-    querier = Querier(url, token, writer)
+    querier = Querier(url, token, session, writer)
     querier.start()
 
     steps = []
+    spans = []  # (what, started, ended)
 
     def step(what, *kubectl_args, tier, replicas):
         started = time.monotonic()
@@ -187,6 +218,7 @@ def run(cluster, url, token, report=print):
         cluster.wait_tier(tier, replicas)
         steps.append(f"{what}: {time.monotonic() - started:.1f} s")
         time.sleep(SETTLE_S)
+        spans.append((what, started, time.monotonic()))
 
     sts = f"statefulset/{release}-ingester"
     try:
@@ -210,15 +242,19 @@ def run(cluster, url, token, report=print):
         writer.join(60)
         querier.join(60)
 
-    stored = collections.Counter(query_all_seq(url, token))
+    stored = collections.Counter(query_all_seq(url, token, session))
     acked = writer.acked
     missing = [s for s in acked if stored[s] == 0]
     twice = {s: c for s, c in stored.items() if c > 1}
+    during = next((what for what, a, b in spans if a <= writer.longest_pause_ended <= b),
+                  "between steps")
     report(
         f"{len(acked)} rows acknowledged in {len(acked) // BATCH} requests; "
         f"{writer.refused} requests refused and sent again ({dict(writer.reasons)}); "
-        f"longest pause between acknowledgements {writer.longest_pause:.2f} s; queries: "
-        f"{querier.ok} answered, {querier.retryable} retryable failures, "
+        f"longest pause between acknowledgements {writer.longest_pause:.2f} s ({during}); "
+        f"queries: "
+        f"{querier.ok} answered (median {_median(querier.seconds):.3f} s, longest "
+        f"{max(querier.seconds, default=0):.3f} s), {querier.retryable} retryable failures, "
         f"{len(querier.fatal)} other failures, {querier.behind} answers missing "
         f"acknowledged rows\n  " + "\n  ".join(steps)
     )
@@ -230,6 +266,11 @@ def run(cluster, url, token, report=print):
             f"rows stored more than once (seq: count): {dict(list(twice.items())[:10])}")
     if querier.fatal:
         raise AssertionError(f"queries failed with non-retryable errors: {querier.fatal[:5]}")
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 # --- a real cluster, through kubectl ---------------------------------------------------------
@@ -289,8 +330,8 @@ class PortForward:
     """`kubectl port-forward svc/<router>` on a local port, started again whenever it exits
     (it does when the pod behind it goes away)."""
 
-    def __init__(self, cluster):
-        self.cluster = cluster
+    def __init__(self, cluster, scheme="http"):
+        self.cluster, self.scheme = cluster, scheme
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -300,7 +341,7 @@ class PortForward:
         self.thread.start()
 
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def _run(self):
         while not self.stop.is_set():
@@ -324,16 +365,22 @@ def main():
     parser.add_argument("--release", required=True)
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--url", help="the front door, when reachable without port-forward")
+    parser.add_argument("--ca", help="the CA (PEM) of a release with tls.enabled")
     args = parser.parse_args()
     cluster = KubectlCluster([args.kubectl], args.namespace, args.release)
     forward = None
     if args.url:
         url = lambda: args.url.rstrip("/")  # noqa: E731
     else:
-        forward = PortForward(cluster)
+        forward = PortForward(cluster, "https" if args.ca else "http")
         url = forward.url
+    session = new_session
+    if args.ca:
+        # Through port-forward the host is 127.0.0.1; the certificate is the router Service's.
+        name = f"{cluster.fullname}-router.{args.namespace}.svc"
+        session = lambda: tls_session(args.ca, name)  # noqa: E731
     try:
-        run(cluster, url, cluster.token())
+        run(cluster, url, cluster.token(), session=session)
     except AssertionError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1

@@ -27,14 +27,15 @@ import yaml
 
 import kubelet as standin
 import scenario
-from conftest import CHART, ControlPlane, kubectl, kubectl_path
+from conftest import CHART, ControlPlane, kubectl, kubectl_path, find_testkit_bin
 
-NAMESPACE = "e2e"
 RELEASE = "e2e"
+FULLNAME = "e2e-ferrite"
 POD_TIMEOUT_S = 180
+TLS_SECRET = "ferrite-tls"
 
 
-def _pytest_fail_without_root():
+def _fail_without_root():
     if os.geteuid() != 0:
         pytest.fail(
             "the end-to-end test runs pods in network namespaces and needs root",
@@ -42,33 +43,60 @@ def _pytest_fail_without_root():
         )
 
 
-@pytest.fixture(scope="module")
-def release(helm_bin, ferrite_bin):
-    _pytest_fail_without_root()
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def release(request, helm_bin, ferrite_bin):
+    """The release in a control plane of its own: plain, or with TLS on every port from a
+    certificate for the Services' names only (peers found by discovery are dialled at pod
+    addresses the certificate does not list)."""
+    _fail_without_root()
+    tls = request.param == "tls"
+    namespace = "e2e-tls" if tls else "e2e"
     with ControlPlane(backing=True) as cp:
         api = standin.Api(cp["url"], cp["token"], cp["ca"])
-        workdir = tempfile.mkdtemp(prefix="ferrite-kubelet-")
+        workdir = Path(tempfile.mkdtemp(prefix="ferrite-kubelet-"))
         node = standin.Kubelet(
             api, urlparse(cp["url"]).port, cp["service_cidr"], ferrite_bin, workdir,
-            [NAMESPACE], host_ports=[cp["postgres"]["port"], cp["s3"]["port"]],
+            [namespace], host_ports=[cp["postgres"]["port"], cp["s3"]["port"]],
         )
         try:
             node.start()
-            kubectl(cp, "create", "namespace", NAMESPACE)
-            kubectl(cp, "label", "namespace", NAMESPACE,
+            kubectl(cp, "create", "namespace", namespace)
+            kubectl(cp, "label", "namespace", namespace,
                     "pod-security.kubernetes.io/enforce=restricted")
-            values = Path(workdir) / "values.yaml"
-            values.write_text(yaml.safe_dump(_values(cp)))
+            values = _values(cp)
+            ca = None
+            if tls:
+                ca = _tls_secret(cp, namespace, workdir / "certs")
+                values["tls"] = {"enabled": True, "existingSecret": TLS_SECRET}
+            (workdir / "values.yaml").write_text(yaml.safe_dump(values))
             out = _helm(helm_bin, cp, "install", RELEASE, str(CHART), "--namespace",
-                        NAMESPACE, "-f", str(values))
+                        namespace, "-f", str(workdir / "values.yaml"))
             assert out.returncode == 0, f"helm install failed:\n{out.stderr}"
-            yield Release(cp, node)
+            yield Release(cp, node, namespace, ca)
         finally:
             node.stop()
             if os.environ.get("FERRITE_E2E_KEEP"):
                 print(f"\nkept the pods' logs and volumes in {workdir}")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tls_secret(cp, namespace, certs_dir):
+    """A CA and a certificate for every tier's Service names (no addresses), as the
+    kubernetes.io/tls-style Secret the chart takes; returns the CA's path."""
+    names = [
+        f"{FULLNAME}-{tier}{suffix}"
+        for tier in scenario.START_REPLICAS
+        for suffix in ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")
+    ]
+    out = subprocess.run([str(find_testkit_bin("ferrite-test-certs")), str(certs_dir), *names],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    files = json.loads(out.stdout)
+    kubectl(cp, "-n", namespace, "create", "secret", "generic", TLS_SECRET,
+            f"--from-file=tls.crt={files['cert']}", f"--from-file=tls.key={files['key']}",
+            f"--from-file=ca.crt={files['ca']}")
+    return files["ca"]
 
 
 def _helm(helm_bin, cp, *args):
@@ -102,10 +130,10 @@ class Release(scenario.KubectlCluster):
 
     pod_timeout_s = POD_TIMEOUT_S
 
-    def __init__(self, cp, node):
-        super().__init__([str(kubectl_path()), "--kubeconfig", cp["kubeconfig"]], NAMESPACE,
+    def __init__(self, cp, node, namespace, ca):
+        super().__init__([str(kubectl_path()), "--kubeconfig", cp["kubeconfig"]], namespace,
                          RELEASE)
-        self.cp, self.node = cp, node
+        self.cp, self.node, self.ca = cp, node, ca
 
     def describe(self):
         lines = [self.kubectl("get", "pods", "-o", "wide")]
@@ -117,8 +145,16 @@ class Release(scenario.KubectlCluster):
         return "\n".join(lines)
 
     def front_door(self):
+        """The router Service's cluster IP, and sessions that reach it: under TLS they
+        check the certificate against the Service's DNS name, as a client in the cluster
+        that dials that name would."""
         svc = json.loads(self.kubectl("get", "service", f"{self.fullname}-router", "-o", "json"))
-        return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+        scheme = "https" if self.ca else "http"
+        url = f"{scheme}://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+        if not self.ca:
+            return url, scenario.new_session
+        name = f"{self.fullname}-router.{self.namespace}.svc"
+        return url, lambda: scenario.tls_session(self.ca, name)
 
 
 def test_scaling_and_rolling_restarts_under_load_keep_every_acknowledged_write_once(
@@ -126,8 +162,8 @@ def test_scaling_and_rolling_restarts_under_load_keep_every_acknowledged_write_o
 ):
     def report(figures):
         with capsys.disabled():
-            print(f"\nend to end on the stand-in kubelet: {figures}")
+            print(f"\nend to end on the stand-in kubelet ({release.namespace}): {figures}")
 
-    url = release.front_door()
-    scenario.run(release, lambda: url, release.token(), report)
+    url, session = release.front_door()
+    scenario.run(release, lambda: url, release.token(), report, session)
     assert not release.node.errors, "stand-in kubelet errors:\n" + "\n".join(release.node.errors)
