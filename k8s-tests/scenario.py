@@ -141,6 +141,7 @@ class Querier(threading.Thread):
         self.fatal = []
         self.behind = 0
         self.seconds = []  # of each answered query
+        self.ended = []  # time.monotonic() when each answered query ended
 
     def run(self):
         session = self.session()
@@ -157,6 +158,7 @@ class Querier(threading.Thread):
                 if r.status_code == 200:
                     self.ok += 1
                     self.seconds.append(time.monotonic() - started)
+                    self.ended.append(time.monotonic())
                     if r.json()[0]["n"] < acked_before:
                         self.behind += 1
                 elif r.status_code in RETRYABLE:
@@ -246,15 +248,20 @@ def run(cluster, url, token, report=print, session=new_session):
     acked = writer.acked
     missing = [s for s in acked if stored[s] == 0]
     twice = {s: c for s, c in stored.items() if c > 1}
-    during = next((what for what, a, b in spans if a <= writer.longest_pause_ended <= b),
-                  "between steps")
+    def during(t):
+        return next((what for what, a, b in spans if a <= t <= b), "between steps")
+
+    slowest = max(range(len(querier.seconds)), key=querier.seconds.__getitem__, default=None)
     report(
         f"{len(acked)} rows acknowledged in {len(acked) // BATCH} requests; "
         f"{writer.refused} requests refused and sent again ({dict(writer.reasons)}); "
-        f"longest pause between acknowledgements {writer.longest_pause:.2f} s ({during}); "
+        f"longest pause between acknowledgements {writer.longest_pause:.2f} s "
+        f"({during(writer.longest_pause_ended)}); "
         f"queries: "
         f"{querier.ok} answered (median {_median(querier.seconds):.3f} s, longest "
-        f"{max(querier.seconds, default=0):.3f} s), {querier.retryable} retryable failures, "
+        f"{max(querier.seconds, default=0):.3f} s"
+        f"{f' ({during(querier.ended[slowest])})' if slowest is not None else ''}), "
+        f"{querier.retryable} retryable failures, "
         f"{len(querier.fatal)} other failures, {querier.behind} answers missing "
         f"acknowledged rows\n  " + "\n  ".join(steps)
     )

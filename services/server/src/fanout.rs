@@ -6,9 +6,9 @@
 //! The members include ingesters that are not ready: a draining one still holds rows it
 //! has not persisted, and a starting one is known before routers send it anything. A
 //! not-ready member that fails to answer (still starting, or its pod's node is gone) is
-//! left out of the queries that follow for a backoff (1 s, doubling to 30 s), so an
-//! unreachable address does not cost every query a connect timeout; a ready member is
-//! always asked. Warnings are logged at most once a minute per ingester.
+//! left out of the queries that follow for a backoff (5 s, doubling to 60 s; longer than a
+//! connect timeout, so one query's table scans pay it at most once), so an unreachable
+//! address does not cost every query a connect timeout; a ready member is always asked. Warnings are logged at most once a minute per ingester.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ use tracing::{info, warn};
 /// How often an ingester that keeps failing to answer is logged.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// How long a not-ready ingester that failed to answer is left out, first and at most.
-const SKIP_MIN: Duration = Duration::from_secs(1);
-const SKIP_MAX: Duration = Duration::from_secs(30);
+const SKIP_MIN: Duration = Duration::from_secs(5);
+const SKIP_MAX: Duration = Duration::from_secs(60);
 
 /// One ingester: its address, client, readiness and recent failures.
 #[derive(Debug, Clone)]

@@ -47,9 +47,10 @@ pub struct InvalidAddress {
 }
 
 /// The longest a connection to an ingester may take to open, whatever the call's deadline:
-/// on a cluster network a peer that has not answered by then is gone (its pod's node is
-/// down), and waiting longer only holds up the write or query.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// on a cluster network a live peer accepts within milliseconds (this leaves room for one
+/// lost SYN, resent after 1 s); one that has not by then is gone (its pod deleted, its node
+/// down), and waiting longer only holds up the write or the query.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A lazily connected channel to `addr` (`host:port` or `http://host:port`): no I/O happens
 /// here, the connection is made by the first call and re-made after a failure. Returns the
