@@ -40,24 +40,39 @@ fn wal_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn catalog_file_rows(dsn: &str) -> i64 {
+/// Every Parquet file the catalog lists.
+async fn catalog_files(dsn: &str) -> Vec<ferrite_catalog::ParquetFile> {
     let catalog = ferrite_catalog::SqlCatalog::connect(dsn).await.unwrap();
     let dbs = ferrite_catalog::Catalog::list_databases(&catalog)
         .await
         .unwrap();
-    let mut files = 0;
+    let mut files = Vec::new();
     for db in dbs {
         for t in ferrite_catalog::Catalog::list_tables(&catalog, db.id)
             .await
             .unwrap()
         {
-            files += ferrite_catalog::Catalog::parquet_files(&catalog, t.id)
-                .await
-                .unwrap()
-                .len() as i64;
+            files.extend(
+                ferrite_catalog::Catalog::parquet_files(&catalog, t.id)
+                    .await
+                    .unwrap(),
+            );
         }
     }
     files
+}
+
+async fn catalog_file_count(dsn: &str) -> i64 {
+    catalog_files(dsn).await.len() as i64
+}
+
+/// Rows in the catalog's files (each row is in one file unless a test writes a key twice).
+async fn catalog_persisted_rows(dsn: &str) -> i64 {
+    catalog_files(dsn)
+        .await
+        .iter()
+        .map(|f| f.params.row_count)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -89,7 +104,7 @@ async fn writes_spread_over_ingesters_and_queries_see_buffered_and_persisted_row
         "{objects:?}"
     );
     assert_eq!(
-        catalog_file_rows(&c.catalog_dsn).await as usize,
+        catalog_file_count(&c.catalog_dsn).await as usize,
         objects.len()
     );
     c.ingesters[0].restart().await.unwrap();
@@ -349,7 +364,7 @@ async fn an_ingester_whose_catalog_database_and_object_store_are_down_backs_off_
     );
     let every_column = "m,host=h0 v=0i,u=0.5,w=\"0\" 2592000000000000\n"; // day 30
     assert_eq!(write(&url, "idle", every_column.into()).await.status(), 204);
-    eventually(|| async { catalog_file_rows(&c.catalog_dsn).await == 21 }).await;
+    eventually(|| async { catalog_file_count(&c.catalog_dsn).await == 21 }).await;
 
     // Both go away; the schema is known, so writes are still taken, and the partitions they
     // fill fail to persist from then on.
@@ -406,10 +421,13 @@ async fn an_ingester_whose_catalog_database_and_object_store_are_down_backs_off_
         ingester.log().contains("persisting works again")
     })
     .await;
+    // Everything persisted, in however many files the retries' snapshots made (at least one
+    // per partition: more when writes were still arriving as the first attempts began).
     eventually_within(recovery, || async {
-        catalog_file_rows(&c.catalog_dsn).await == 23
+        catalog_persisted_rows(&c.catalog_dsn).await == 21 + LATE_ROWS
     })
     .await;
+    assert!(catalog_file_count(&c.catalog_dsn).await >= 23);
     assert_eq!(
         count(&url, "idle", "SELECT count(*) AS n FROM m").await,
         21 + LATE_ROWS
