@@ -280,7 +280,7 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
     }
     let queriers = Peers::start(&a.queriers, a.k8s_namespace.as_deref())?;
     let names = credentials.peer_names.clone();
-    names.add(&queriers.current());
+    names.set(&queriers.current());
     let proxy = Arc::new(QueryProxy::new(
         "querier",
         urls(&queriers.current()),
@@ -293,7 +293,7 @@ fn start_router(a: RouterArgs, credentials: &Credentials) -> anyhow::Result<Star
                 let peers = rx.borrow_and_update().clone();
                 let addrs = urls(&peers);
                 info!(?addrs, "queriers");
-                names.add(&peers);
+                names.set(&peers);
                 proxy.set_queriers(addrs);
             }
         });

@@ -111,10 +111,12 @@ pub fn client_config(ca: Option<&Path>, names: PeerNames) -> anyhow::Result<rust
 pub struct PeerNames(Arc<RwLock<HashMap<ServerName<'static>, ServerName<'static>>>>);
 
 impl PeerNames {
-    /// Add the names of `peers` dialled at an address (others are checked as usual).
-    /// Names are only added: a connection may outlive its peer's membership.
-    pub fn add(&self, peers: &[Peer]) {
+    /// The names of `peers` dialled at an address, replacing the previous set (others are
+    /// checked as usual). Connections already open stay open: only handshakes consult it,
+    /// and only current peers are dialled.
+    pub fn set(&self, peers: &[Peer]) {
         let mut names = self.0.write();
+        names.clear();
         for peer in peers {
             let Some(name) = &peer.tls_name else { continue };
             let Ok(uri) = peer.url.parse::<http::Uri>() else {
