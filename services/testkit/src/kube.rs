@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::KeyPair;
+
+use crate::tls::Pki;
 
 /// The services' cluster IP range; the apiserver takes the first address for the
 /// `kubernetes` Service. Traffic reaches these addresses only where a test makes them local
@@ -739,15 +741,6 @@ impl Binaries {
 /// `sa.key`/`sa.pub`. Returns the CA certificate, PEM.
 fn write_pki(dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ferrite test kubernetes CA");
-    let ca = ca_params.self_signed(&ca_key)?;
-
-    let server_key = KeyPair::generate()?;
     // 10.244.0.1: the `kubernetes` Service's cluster IP (the first of
     // SERVICE_CLUSTER_IP_RANGE), which in-cluster clients use.
     let names = [
@@ -759,18 +752,18 @@ fn write_pki(dir: &Path) -> Result<String> {
         "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local",
     ];
-    let mut server_params = CertificateParams::new(names.map(String::from).to_vec())?;
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "kube-apiserver");
-    let server = server_params.signed_by(&server_key, &ca, &ca_key)?;
+    let pki = Pki::issue(
+        "ferrite test kubernetes CA",
+        "kube-apiserver",
+        &names.map(String::from),
+    )?;
 
     let sa_key = KeyPair::generate()?;
     let files = [
-        ("ca.crt", ca.pem()),
-        ("ca.key", ca_key.serialize_pem()),
-        ("apiserver.crt", server.pem()),
-        ("apiserver.key", server_key.serialize_pem()),
+        ("ca.crt", pki.ca_pem.clone()),
+        ("ca.key", pki.ca_key_pem),
+        ("apiserver.crt", pki.cert_pem),
+        ("apiserver.key", pki.key_pem),
         ("sa.key", sa_key.serialize_pem()),
         ("sa.pub", sa_key.public_key_pem()),
     ];
@@ -778,7 +771,7 @@ fn write_pki(dir: &Path) -> Result<String> {
         std::fs::write(dir.join(name), pem)
             .with_context(|| format!("writing {}", dir.join(name).display()))?;
     }
-    Ok(ca.pem())
+    Ok(pki.ca_pem)
 }
 
 /// A kubeconfig (JSON, which kubectl and client libraries read as YAML) for `user` with a

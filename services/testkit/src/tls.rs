@@ -26,27 +26,15 @@ impl TestCerts {
     /// into `dir`.
     pub fn generate_for(dir: &Path, names: &[String]) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "ferrite test CA");
-        let ca = ca_params.self_signed(&ca_key)?;
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names.to_vec())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "ferrite test server");
-        let cert = params.signed_by(&key, &ca, &ca_key)?;
+        let pki = Pki::issue("ferrite test CA", "ferrite test server", names)?;
         let certs = Self {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
         };
-        std::fs::write(&certs.ca, ca.pem())?;
-        std::fs::write(&certs.cert, cert.pem())?;
-        std::fs::write(&certs.key, key.serialize_pem())?;
+        std::fs::write(&certs.ca, &pki.ca_pem)?;
+        std::fs::write(&certs.cert, &pki.cert_pem)?;
+        std::fs::write(&certs.key, &pki.key_pem)?;
         Ok(certs)
     }
 
@@ -60,5 +48,45 @@ impl TestCerts {
             "--tls-ca".into(),
             self.ca.display().to_string(),
         ]
+    }
+}
+
+/// A new CA and a server certificate it signed, as PEM.
+#[derive(Debug, Clone)]
+pub(crate) struct Pki {
+    pub ca_pem: String,
+    /// The CA's key (a test control plane signs with it).
+    pub ca_key_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Pki {
+    /// A CA named `ca_name` and a certificate named `server_name`, valid for `names` (DNS
+    /// names or IP addresses).
+    pub(crate) fn issue(
+        ca_name: &str,
+        server_name: &str,
+        names: &[String],
+    ) -> anyhow::Result<Self> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, ca_name);
+        let ca = ca_params.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, server_name);
+        let cert = params.signed_by(&key, &ca, &ca_key)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            ca_key_pem: ca_key.serialize_pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
