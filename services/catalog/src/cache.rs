@@ -30,13 +30,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
+use ferrite_model::{
+    ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId, TableSchema,
+};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::{
-    Catalog, CatalogRef, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams,
-    Partition, Result, Table, TokenRecord, TokenUpdate,
+    Catalog, CatalogRef, Column, Database, Error, Lease, NewToken, ParquetFile, ParquetFileParams,
+    Partition, PartitionSummary, PurgeReport, Result, Table, TokenRecord, TokenUpdate,
 };
 
 /// Longest a refresh waits for the catalog's version. A miss then fails as unavailable
@@ -217,6 +219,58 @@ impl Catalog for CachedCatalog {
 
     async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>> {
         self.inner.parquet_files(table_id).await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
+        self.inner.acquire_lease(name, holder, ttl_ns).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        self.inner.release_lease(name, holder).await
+    }
+
+    async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
+        self.inner.partition_summaries().await
+    }
+
+    async fn partition_files(&self, partition_id: PartitionId) -> Result<Vec<ParquetFile>> {
+        self.inner.partition_files(partition_id).await
+    }
+
+    async fn replace_files(
+        &self,
+        replaced: &[ParquetFileId],
+        added: Vec<ParquetFileParams>,
+    ) -> Result<Vec<ParquetFile>> {
+        self.inner.replace_files(replaced, added).await
+    }
+
+    async fn skip_partition(&self, partition_id: PartitionId, reason: &str) -> Result<()> {
+        self.inner.skip_partition(partition_id, reason).await
+    }
+
+    async fn unskip_partition(&self, partition_id: PartitionId) -> Result<bool> {
+        self.inner.unskip_partition(partition_id).await
+    }
+
+    async fn expire_files(&self) -> Result<u64> {
+        self.inner.expire_files().await
+    }
+
+    async fn purge_deleted(&self, grace_ns: i64) -> Result<PurgeReport> {
+        self.inner.purge_deleted(grace_ns).await
+    }
+
+    async fn files_to_collect(&self, grace_ns: i64, limit: i64) -> Result<Vec<ParquetFile>> {
+        self.inner.files_to_collect(grace_ns, limit).await
+    }
+
+    async fn delete_files(&self, ids: &[ParquetFileId]) -> Result<u64> {
+        self.inner.delete_files(ids).await
+    }
+
+    async fn referenced_objects(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>> {
+        self.inner.referenced_objects(ids).await
     }
 
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {

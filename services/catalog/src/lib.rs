@@ -31,12 +31,14 @@ use ferrite_model::{
 
 pub mod cache;
 pub mod grpc;
+pub mod lifecycle;
 mod sql;
 pub mod token;
 
 pub use cache::CachedCatalog;
 pub use grpc::GrpcCatalog;
-pub use sql::{DatabaseInfo, LimitsUpdate, SqlCatalog, Status, TableInfo};
+pub use lifecycle::{Lease, LevelStats, PartitionSummary, SkippedCompaction};
+pub use sql::{DatabaseInfo, LimitsUpdate, PurgeReport, SqlCatalog, Status, TableInfo};
 pub use token::{Action, NewToken, Permission, Resource, TokenRecord, TokenUpdate};
 
 /// Result of catalog operations.
@@ -245,6 +247,43 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile>;
     /// The live (not deleted) parquet files of a table, ordered by id.
     async fn parquet_files(&self, table_id: TableId) -> Result<Vec<ParquetFile>>;
+
+    /// Take or renew the lease `name` for `holder` for `ttl_ns` nanoseconds: granted when
+    /// nobody holds it, `holder` already does, or the holder let it expire. The answer says
+    /// who holds it now.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease>;
+    /// Give the lease up at once, if `holder` has it (a clean shutdown).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Every partition of a live table that has live files, with files, rows and bytes per
+    /// compaction level and the compactor's skip record. Ordered by partition id.
+    async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>>;
+    /// The live files of one partition, ordered by id.
+    async fn partition_files(&self, partition_id: PartitionId) -> Result<Vec<ParquetFile>>;
+    /// In one transaction: mark `replaced` (no longer part of the table; objects kept for
+    /// garbage collection) and register `added`. [`Error::Conflict`], changing nothing, if
+    /// any of `replaced` is not live any more. Returns the added files.
+    async fn replace_files(
+        &self,
+        replaced: &[ParquetFileId],
+        added: Vec<ParquetFileParams>,
+    ) -> Result<Vec<ParquetFile>>;
+    /// Record that the compactor skips a partition, and why.
+    async fn skip_partition(&self, partition_id: PartitionId, reason: &str) -> Result<()>;
+    /// Let the compactor try a skipped partition again; `false` if it was not skipped.
+    async fn unskip_partition(&self, partition_id: PartitionId) -> Result<bool>;
+    /// Mark every live file whose rows are all older than its database's retention period.
+    /// Returns how many.
+    async fn expire_files(&self) -> Result<u64>;
+    /// Purge tables and databases soft-deleted more than `grace_ns` ago: mark their files,
+    /// and remove the rows of those whose files are all collected.
+    async fn purge_deleted(&self, grace_ns: i64) -> Result<PurgeReport>;
+    /// Up to `limit` files marked more than `grace_ns` ago, oldest first: their objects may
+    /// be deleted, then their rows with [`Catalog::delete_files`].
+    async fn files_to_collect(&self, grace_ns: i64, limit: i64) -> Result<Vec<ParquetFile>>;
+    /// Remove the rows of marked files whose objects are gone; live files are left alone.
+    async fn delete_files(&self, ids: &[ParquetFileId]) -> Result<u64>;
+    /// Which of these object ids a file row (live or marked) references.
+    async fn referenced_objects(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>>;
 
     /// Register a token. Its id and hash must be new.
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord>;

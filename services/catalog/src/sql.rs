@@ -42,8 +42,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 
 use crate::token::{decode_permissions, encode_permissions};
 use crate::{
-    Catalog, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams, Partition, Result,
-    Table, TokenRecord, TokenUpdate,
+    Catalog, Column, Database, Error, Lease, NewToken, ParquetFile, ParquetFileParams, Partition,
+    PartitionSummary, Result, Table, TokenRecord, TokenUpdate,
 };
 
 /// `SELECT <the columns of a ParquetFileRow> FROM parquet_files <rest>`, as a literal.
@@ -68,7 +68,9 @@ macro_rules! select_tokens {
     };
 }
 mod admin;
+mod lifecycle;
 pub use admin::{DatabaseInfo, LimitsUpdate, Status, TableInfo};
+pub use lifecycle::PurgeReport;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -253,6 +255,29 @@ impl SqlCatalog {
             }
             Backend::Sqlite => select_parquet_files!("WHERE object_store_id = $1"),
         }
+    }
+
+    /// Insert a parquet file row in `tx`: `Some(id)` when inserted, `None` when a row with
+    /// its object id exists already. Does not bump the version.
+    async fn insert_parquet_file(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        params: &ParquetFileParams,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(self.insert_parquet_file_sql())
+            .bind(params.database_id.get())
+            .bind(params.table_id.get())
+            .bind(params.partition_id.get())
+            .bind(params.object_store_id.hyphenated().to_string())
+            .bind(params.min_time)
+            .bind(params.max_time)
+            .bind(params.row_count)
+            .bind(params.file_size_bytes)
+            .bind(params.compaction_level)
+            .bind(params.max_sequence_number)
+            .bind(now_ns())
+            .fetch_optional(&mut **tx)
+            .await?)
     }
 
     async fn database_by_id(&self, id: DatabaseId) -> Result<Option<Database>> {
@@ -864,21 +889,7 @@ impl Catalog for SqlCatalog {
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {
         let object_store_id = params.object_store_id.hyphenated().to_string();
         let mut tx = self.begin_write().await?;
-        let inserted: Result<Option<i64>> = sqlx::query_scalar(self.insert_parquet_file_sql())
-            .bind(params.database_id.get())
-            .bind(params.table_id.get())
-            .bind(params.partition_id.get())
-            .bind(&object_store_id)
-            .bind(params.min_time)
-            .bind(params.max_time)
-            .bind(params.row_count)
-            .bind(params.file_size_bytes)
-            .bind(params.compaction_level)
-            .bind(params.max_sequence_number)
-            .bind(now_ns())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::from);
+        let inserted = self.insert_parquet_file(&mut tx, &params).await;
         match inserted {
             Ok(Some(_)) => bump_version(&mut tx).await?,
             // Registered before (an ingester retrying after a lost reply): return that row.
@@ -909,6 +920,58 @@ impl Catalog for SqlCatalog {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(parquet_file).collect()
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
+        self.acquire_lease_sql(name, holder, ttl_ns).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        self.release_lease_sql(name, holder).await
+    }
+
+    async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
+        self.partition_summaries_sql().await
+    }
+
+    async fn partition_files(&self, partition_id: PartitionId) -> Result<Vec<ParquetFile>> {
+        self.partition_files_sql(partition_id).await
+    }
+
+    async fn replace_files(
+        &self,
+        replaced: &[ParquetFileId],
+        added: Vec<ParquetFileParams>,
+    ) -> Result<Vec<ParquetFile>> {
+        self.replace_files_sql(replaced, added).await
+    }
+
+    async fn skip_partition(&self, partition_id: PartitionId, reason: &str) -> Result<()> {
+        self.skip_partition_sql(partition_id, reason).await
+    }
+
+    async fn unskip_partition(&self, partition_id: PartitionId) -> Result<bool> {
+        self.unskip_partition_sql(partition_id).await
+    }
+
+    async fn expire_files(&self) -> Result<u64> {
+        self.expire_files_sql().await
+    }
+
+    async fn purge_deleted(&self, grace_ns: i64) -> Result<PurgeReport> {
+        self.purge_deleted_sql(grace_ns).await
+    }
+
+    async fn files_to_collect(&self, grace_ns: i64, limit: i64) -> Result<Vec<ParquetFile>> {
+        self.files_to_collect_sql(grace_ns, limit).await
+    }
+
+    async fn delete_files(&self, ids: &[ParquetFileId]) -> Result<u64> {
+        self.delete_files_sql(ids).await
+    }
+
+    async fn referenced_objects(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>> {
+        self.referenced_objects_sql(ids).await
     }
 
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {

@@ -15,6 +15,8 @@ use ferrite_testkit::postgres::TestPostgres;
 mod behaviours;
 #[path = "catalog/grpc.rs"]
 mod grpc;
+#[path = "catalog/lifecycle.rs"]
+mod lifecycle;
 #[path = "catalog/postgres_only.rs"]
 mod postgres_only;
 #[path = "catalog/sqlite_only.rs"]
@@ -90,7 +92,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     let fixture = crate::Fixture::sqlite().await;
-                    crate::behaviours::$behaviour(&fixture).await;
+                    crate::$behaviour(&fixture).await;
                 }
             )*
         }
@@ -99,7 +101,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     let fixture = crate::Fixture::postgres().await;
-                    crate::behaviours::$behaviour(&fixture).await;
+                    crate::$behaviour(&fixture).await;
                 }
             )*
         }
@@ -108,7 +110,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     let fixture = crate::Fixture::sqlite().await.through_grpc().await;
-                    crate::behaviours::$behaviour(&fixture).await;
+                    crate::$behaviour(&fixture).await;
                 }
             )*
         }
@@ -117,7 +119,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     let fixture = crate::Fixture::postgres().await.through_grpc().await;
-                    crate::behaviours::$behaviour(&fixture).await;
+                    crate::$behaviour(&fixture).await;
                 }
             )*
         }
@@ -140,4 +142,12 @@ suite!(
     limits_refuse_tables_and_columns_beyond_them,
     deleted_databases_and_tables_are_invisible_and_come_back,
     tokens_are_stored_updated_and_revoked,
+    a_lease_has_one_holder_until_it_expires_or_is_released,
+    replacing_files_is_one_transaction,
+    partition_summaries_count_files_by_level_and_show_skips,
+    retention_marks_files_whose_rows_are_all_expired,
+    deleted_tables_and_databases_are_purged_after_their_grace,
 );
+
+pub use behaviours::*;
+pub use lifecycle::*;

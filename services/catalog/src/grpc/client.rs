@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferrite_model::{ColumnType, DatabaseId, DatabaseSchema, TableId, TableSchema};
+use ferrite_model::{
+    ColumnType, DatabaseId, DatabaseSchema, ParquetFileId, PartitionId, TableId, TableSchema,
+};
 use ferrite_proto::auth::{AuthChannel, ClientAuth};
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use ferrite_retry::{Backoff, FailureLog};
@@ -36,8 +38,8 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, Invalid};
 use super::{MAX_MESSAGE_BYTES, error_of, is_retryable};
 use crate::{
-    Catalog, Column, Database, Error, NewToken, ParquetFile, ParquetFileParams, Partition, Result,
-    Table, TokenRecord, TokenUpdate,
+    Catalog, Column, Database, Error, Lease, NewToken, ParquetFile, ParquetFileParams, Partition,
+    PartitionSummary, PurgeReport, Result, Table, TokenRecord, TokenUpdate,
 };
 
 /// Longest wait for one attempt's reply. Above the catalog's own 5 s wait for a database
@@ -455,6 +457,191 @@ impl Catalog for GrpcCatalog {
                 .map(convert::parquet_file)
                 .collect(),
         )
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
+        let request = proto::AcquireLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl_ns,
+        };
+        let response = self
+            .call("AcquireLease", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.acquire_lease(request).await }
+            })
+            .await?;
+        Ok(Lease {
+            holder: response.holder,
+            expires_at: response.expires_at,
+            acquired: response.acquired,
+        })
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let request = proto::ReleaseLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+        };
+        self.call("ReleaseLease", |mut c, t| {
+            let request = timed(request.clone(), t);
+            async move { c.release_lease(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
+        let response = self
+            .call("ListPartitionSummaries", |mut c, t| {
+                let request = timed(proto::ListPartitionSummariesRequest {}, t);
+                async move { c.list_partition_summaries(request).await }
+            })
+            .await?;
+        reply(
+            response
+                .partitions
+                .into_iter()
+                .map(convert::partition_summary)
+                .collect(),
+        )
+    }
+
+    async fn partition_files(&self, partition_id: PartitionId) -> Result<Vec<ParquetFile>> {
+        let request = proto::ListPartitionFilesRequest {
+            partition_id: partition_id.get(),
+        };
+        let response = self
+            .call("ListPartitionFiles", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_partition_files(request).await }
+            })
+            .await?;
+        reply(
+            response
+                .files
+                .into_iter()
+                .map(convert::parquet_file)
+                .collect(),
+        )
+    }
+
+    async fn replace_files(
+        &self,
+        replaced: &[ParquetFileId],
+        added: Vec<ParquetFileParams>,
+    ) -> Result<Vec<ParquetFile>> {
+        let request = proto::ReplaceFilesRequest {
+            replaced: replaced.iter().map(|id| id.get()).collect(),
+            added: added.into_iter().map(Into::into).collect(),
+        };
+        let response = self
+            .call("ReplaceFiles", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.replace_files(request).await }
+            })
+            .await?;
+        reply(
+            response
+                .files
+                .into_iter()
+                .map(convert::parquet_file)
+                .collect(),
+        )
+    }
+
+    async fn skip_partition(&self, partition_id: PartitionId, reason: &str) -> Result<()> {
+        let request = proto::SkipPartitionRequest {
+            partition_id: partition_id.get(),
+            reason: reason.to_owned(),
+        };
+        self.call("SkipPartition", |mut c, t| {
+            let request = timed(request.clone(), t);
+            async move { c.skip_partition(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn unskip_partition(&self, partition_id: PartitionId) -> Result<bool> {
+        let request = proto::UnskipPartitionRequest {
+            partition_id: partition_id.get(),
+        };
+        let response = self
+            .call("UnskipPartition", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.unskip_partition(request).await }
+            })
+            .await?;
+        Ok(response.removed)
+    }
+
+    async fn expire_files(&self) -> Result<u64> {
+        let response = self
+            .call("ExpireFiles", |mut c, t| {
+                let request = timed(proto::ExpireFilesRequest {}, t);
+                async move { c.expire_files(request).await }
+            })
+            .await?;
+        Ok(response.marked)
+    }
+
+    async fn purge_deleted(&self, grace_ns: i64) -> Result<PurgeReport> {
+        let request = proto::PurgeDeletedRequest { grace_ns };
+        let response = self
+            .call("PurgeDeleted", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.purge_deleted(request).await }
+            })
+            .await?;
+        Ok(PurgeReport {
+            files_marked: response.files_marked,
+            tables_removed: response.tables_removed,
+            databases_removed: response.databases_removed,
+        })
+    }
+
+    async fn files_to_collect(&self, grace_ns: i64, limit: i64) -> Result<Vec<ParquetFile>> {
+        let request = proto::ListFilesToCollectRequest { grace_ns, limit };
+        let response = self
+            .call("ListFilesToCollect", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_files_to_collect(request).await }
+            })
+            .await?;
+        reply(
+            response
+                .files
+                .into_iter()
+                .map(convert::parquet_file)
+                .collect(),
+        )
+    }
+
+    async fn delete_files(&self, ids: &[ParquetFileId]) -> Result<u64> {
+        let request = proto::DeleteFilesRequest {
+            ids: ids.iter().map(|id| id.get()).collect(),
+        };
+        let response = self
+            .call("DeleteFiles", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.delete_files(request).await }
+            })
+            .await?;
+        Ok(response.removed)
+    }
+
+    async fn referenced_objects(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>> {
+        let request = proto::ReferencedObjectsRequest {
+            object_store_ids: ids.iter().map(|id| id.hyphenated().to_string()).collect(),
+        };
+        let response = self
+            .call("ReferencedObjects", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.referenced_objects(request).await }
+            })
+            .await?;
+        reply(convert::object_ids(response.object_store_ids))
     }
 
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {

@@ -14,8 +14,8 @@ use ferrite_model::{
 use ferrite_proto::ferrite::catalog::v1 as proto;
 
 use crate::{
-    Action, Column, Database, NewToken, ParquetFile, ParquetFileParams, Partition, Permission,
-    Resource, Table, TokenRecord,
+    Action, Column, Database, LevelStats, NewToken, ParquetFile, ParquetFileParams, Partition,
+    PartitionSummary, Permission, Resource, SkippedCompaction, Table, TokenRecord,
 };
 
 /// Why a message could not be decoded.
@@ -258,6 +258,65 @@ pub(crate) fn parquet_file(f: proto::ParquetFile) -> Result<ParquetFile, Invalid
         params: parquet_file_params(required(f.params, "params")?)?,
         created_at: f.created_at,
     })
+}
+
+impl From<PartitionSummary> for proto::PartitionSummary {
+    fn from(p: PartitionSummary) -> Self {
+        Self {
+            partition: Some(p.partition.into()),
+            database_id: p.database_id.get(),
+            database: p.database,
+            table: p.table,
+            levels: p
+                .levels
+                .iter()
+                .map(|l| proto::LevelStats {
+                    files: l.files,
+                    rows: l.rows,
+                    bytes: l.bytes,
+                })
+                .collect(),
+            newest_l0_at: p.newest_l0_at,
+            skipped_at: p.skipped.as_ref().map_or(0, |s| s.skipped_at),
+            skip_reason: p.skipped.map(|s| s.reason),
+        }
+    }
+}
+
+pub(crate) fn partition_summary(p: proto::PartitionSummary) -> Result<PartitionSummary, Invalid> {
+    let mut levels = [LevelStats::default(); 3];
+    if p.levels.len() != levels.len() {
+        return Err(format!(
+            "partition summary has {} levels, expected {}",
+            p.levels.len(),
+            levels.len()
+        ));
+    }
+    for (stats, l) in levels.iter_mut().zip(p.levels) {
+        *stats = LevelStats {
+            files: l.files,
+            rows: l.rows,
+            bytes: l.bytes,
+        };
+    }
+    Ok(PartitionSummary {
+        partition: required(p.partition, "partition")?.into(),
+        database_id: DatabaseId(p.database_id),
+        database: p.database,
+        table: p.table,
+        levels,
+        newest_l0_at: p.newest_l0_at,
+        skipped: p.skip_reason.map(|reason| SkippedCompaction {
+            reason,
+            skipped_at: p.skipped_at,
+        }),
+    })
+}
+
+pub(crate) fn object_ids(ids: Vec<String>) -> Result<Vec<uuid::Uuid>, Invalid> {
+    ids.iter()
+        .map(|id| uuid::Uuid::parse_str(id).map_err(|e| format!("object_store_id '{id}': {e}")))
+        .collect()
 }
 
 /// `ferrite_model` types are foreign here too, so schemas encode through functions.

@@ -123,9 +123,9 @@ pub(crate) fn status_of(err: &Error) -> Status {
                 limit: *limit,
             }),
         ),
+        Error::Conflict(m) => (Code::AlreadyExists, Detail::Conflict(m.clone())),
         // Management errors: the management API runs next to the catalog database and never
         // sends these over gRPC; keep the class and the words.
-        Error::Conflict(m) => (Code::AlreadyExists, Detail::Internal(m.clone())),
         Error::NotFound(m) => (Code::NotFound, Detail::Internal(m.clone())),
         Error::Invalid(m) => (Code::InvalidArgument, Detail::InvalidRequest(m.clone())),
         Error::TokenNotFound(id) => (
@@ -217,6 +217,7 @@ pub(crate) fn error_of(status: &Status, target: &str) -> Error {
             Err(_) => rpc(),
         },
         Detail::Corrupt(m) => Error::Corrupt(m),
+        Detail::Conflict(m) => Error::Conflict(m),
         Detail::Unavailable(_) | Detail::InvalidRequest(_) | Detail::Internal(_) => rpc(),
     }
 }
@@ -234,6 +235,7 @@ pub(crate) fn is_retryable(status: &Status) -> bool {
             | Detail::TableLimit(_)
             | Detail::ColumnLimit(_)
             | Detail::Corrupt(_)
+            | Detail::Conflict(_)
             | Detail::InvalidRequest(_)
             | Detail::Internal(_),
         ) => false,

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ferrite_model::{ColumnType, DatabaseId, TableId};
+use ferrite_model::{ColumnType, DatabaseId, ParquetFileId, PartitionId, TableId};
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use ferrite_retry::{Backoff, FailureLog};
 use futures::Stream;
@@ -363,6 +363,185 @@ impl CatalogService for CatalogGrpcService {
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(proto::ListParquetFilesResponse {
             files: files.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn acquire_lease(
+        &self,
+        request: Request<proto::AcquireLeaseRequest>,
+    ) -> Result<Response<proto::AcquireLeaseResponse>, Status> {
+        let req = request.into_inner();
+        let lease = self
+            .catalog()
+            .acquire_lease(&req.name, &req.holder, req.ttl_ns)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::AcquireLeaseResponse {
+            holder: lease.holder,
+            expires_at: lease.expires_at,
+            acquired: lease.acquired,
+        }))
+    }
+
+    async fn release_lease(
+        &self,
+        request: Request<proto::ReleaseLeaseRequest>,
+    ) -> Result<Response<proto::ReleaseLeaseResponse>, Status> {
+        let req = request.into_inner();
+        self.catalog()
+            .release_lease(&req.name, &req.holder)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ReleaseLeaseResponse {}))
+    }
+
+    async fn list_partition_summaries(
+        &self,
+        _request: Request<proto::ListPartitionSummariesRequest>,
+    ) -> Result<Response<proto::ListPartitionSummariesResponse>, Status> {
+        let partitions = self
+            .catalog()
+            .partition_summaries()
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListPartitionSummariesResponse {
+            partitions: partitions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn list_partition_files(
+        &self,
+        request: Request<proto::ListPartitionFilesRequest>,
+    ) -> Result<Response<proto::ListPartitionFilesResponse>, Status> {
+        let files = self
+            .catalog()
+            .partition_files(PartitionId(request.into_inner().partition_id))
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListPartitionFilesResponse {
+            files: files.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn replace_files(
+        &self,
+        request: Request<proto::ReplaceFilesRequest>,
+    ) -> Result<Response<proto::ReplaceFilesResponse>, Status> {
+        let req = request.into_inner();
+        let replaced: Vec<ParquetFileId> = req.replaced.into_iter().map(ParquetFileId).collect();
+        let added = decoded(
+            req.added
+                .into_iter()
+                .map(convert::parquet_file_params)
+                .collect::<Result<Vec<_>, _>>(),
+        )?;
+        let files = self
+            .catalog()
+            .replace_files(&replaced, added)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ReplaceFilesResponse {
+            files: files.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn skip_partition(
+        &self,
+        request: Request<proto::SkipPartitionRequest>,
+    ) -> Result<Response<proto::SkipPartitionResponse>, Status> {
+        let req = request.into_inner();
+        self.catalog()
+            .skip_partition(PartitionId(req.partition_id), &req.reason)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::SkipPartitionResponse {}))
+    }
+
+    async fn unskip_partition(
+        &self,
+        request: Request<proto::UnskipPartitionRequest>,
+    ) -> Result<Response<proto::UnskipPartitionResponse>, Status> {
+        let removed = self
+            .catalog()
+            .unskip_partition(PartitionId(request.into_inner().partition_id))
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::UnskipPartitionResponse { removed }))
+    }
+
+    async fn expire_files(
+        &self,
+        _request: Request<proto::ExpireFilesRequest>,
+    ) -> Result<Response<proto::ExpireFilesResponse>, Status> {
+        let marked = self
+            .catalog()
+            .expire_files()
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ExpireFilesResponse { marked }))
+    }
+
+    async fn purge_deleted(
+        &self,
+        request: Request<proto::PurgeDeletedRequest>,
+    ) -> Result<Response<proto::PurgeDeletedResponse>, Status> {
+        let report = self
+            .catalog()
+            .purge_deleted(request.into_inner().grace_ns)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::PurgeDeletedResponse {
+            files_marked: report.files_marked,
+            tables_removed: report.tables_removed,
+            databases_removed: report.databases_removed,
+        }))
+    }
+
+    async fn list_files_to_collect(
+        &self,
+        request: Request<proto::ListFilesToCollectRequest>,
+    ) -> Result<Response<proto::ListFilesToCollectResponse>, Status> {
+        let req = request.into_inner();
+        let files = self
+            .catalog()
+            .files_to_collect(req.grace_ns, req.limit)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListFilesToCollectResponse {
+            files: files.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn delete_files(
+        &self,
+        request: Request<proto::DeleteFilesRequest>,
+    ) -> Result<Response<proto::DeleteFilesResponse>, Status> {
+        let ids: Vec<ParquetFileId> = request
+            .into_inner()
+            .ids
+            .into_iter()
+            .map(ParquetFileId)
+            .collect();
+        let removed = self
+            .catalog()
+            .delete_files(&ids)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::DeleteFilesResponse { removed }))
+    }
+
+    async fn referenced_objects(
+        &self,
+        request: Request<proto::ReferencedObjectsRequest>,
+    ) -> Result<Response<proto::ReferencedObjectsResponse>, Status> {
+        let ids = decoded(convert::object_ids(request.into_inner().object_store_ids))?;
+        let found = self
+            .catalog()
+            .referenced_objects(&ids)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ReferencedObjectsResponse {
+            object_store_ids: found.iter().map(|id| id.hyphenated().to_string()).collect(),
         }))
     }
 
