@@ -34,6 +34,7 @@ mod error;
 mod flight;
 mod functions;
 mod http;
+pub mod merge;
 mod params;
 mod table;
 mod time_range;

@@ -474,7 +474,7 @@ fn group_overlapping(mut chunks: Vec<Chunk<'_>>) -> Vec<Vec<Chunk<'_>>> {
 }
 
 /// `schema` followed by the write-order column.
-fn with_order_column(schema: &SchemaRef) -> SchemaRef {
+pub(crate) fn with_order_column(schema: &SchemaRef) -> SchemaRef {
     let mut fields = schema.fields().to_vec();
     fields.push(order_field());
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
@@ -523,7 +523,7 @@ fn time_range_of(batch: &RecordBatch) -> Result<TimeRange> {
     }
 }
 
-fn partitioned_file(file: &ParquetFile, order: Option<u64>) -> PartitionedFile {
+pub(crate) fn partitioned_file(file: &ParquetFile, order: Option<u64>) -> PartitionedFile {
     let size = u64::try_from(file.params.file_size_bytes).unwrap_or_default();
     let pf = PartitionedFile::new(file.params.object_path(), size);
     match order {
