@@ -19,7 +19,7 @@ stop() { # name
     rm -f "$f"
 }
 
-for s in router querier ingester1 ingester2 catalog minio; do stop "$s"; done
+for s in router querier compactor ingester1 ingester2 catalog minio; do stop "$s"; done
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -n "$PGBIN" ] && [ -f "$STATE/pg/PG_VERSION" ]; then
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$STATE/pg" -m fast stop >/dev/null 2>&1 || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make cluster`: a local ferrite cluster of real processes —
 #   PostgreSQL (Debian's), MinIO (deploy/dev/install-minio.sh), one catalog service, one
-#   router (the front door on 127.0.0.1:8181), two ingesters and one querier.
+#   router (the front door on 127.0.0.1:8181), two ingesters, one querier and one compactor.
 # State, logs and pid files live in .cluster/ at the repo root; `make cluster-down` stops
 # everything (data is kept; `make cluster-down CLEAN=1` removes it).
 set -euo pipefail
@@ -14,6 +14,7 @@ MINIO="${FERRITE_MINIO:-${FERRITE_TOOLS_DIR:-$HOME/.cache/ferrite-tools}/bin/min
 PG_PORT="${FERRITE_CLUSTER_PG_PORT:-15432}"
 S3_PORT="${FERRITE_CLUSTER_S3_PORT:-19000}"
 CATALOG_PORT=8190 INGESTER1_PORT=8191 INGESTER2_PORT=8192 QUERIER_PORT=8193 ROUTER_PORT=8181
+COMPACTOR_PORT=8194
 S3_KEY=ferrite-dev S3_SECRET=ferrite-dev-secret BUCKET=ferrite
 
 say() { printf 'cluster: %s\n' "$*"; }
@@ -101,6 +102,9 @@ wait_http querier "http://127.0.0.1:$QUERIER_PORT/health"
 start router "$FERRITE" run router --bind "127.0.0.1:$ROUTER_PORT" --catalog "$CATALOG" \
     --ingesters "$INGESTERS" --queriers "http://127.0.0.1:$QUERIER_PORT"
 wait_http router "http://127.0.0.1:$ROUTER_PORT/health"
+start compactor "$FERRITE" run compactor --bind "127.0.0.1:$COMPACTOR_PORT" --catalog "$CATALOG" \
+    "${S3_ARGS[@]}"
+wait_http compactor "http://127.0.0.1:$COMPACTOR_PORT/health"
 
 say "up: front door http://127.0.0.1:$ROUTER_PORT (HTTP, Flight, Flight SQL); logs in $STATE/logs"
 say "admin token: $TOKEN_FILE (send it as 'Authorization: Bearer <token>')"

@@ -250,9 +250,94 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub query_limits: QueryLimits,
     #[command(flatten)]
+    pub compaction: CompactionArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// How the compactor merges files, enforces retention and collects garbage. Durations in
+/// seconds; fractions are allowed.
+#[derive(Debug, Clone, Args)]
+pub struct CompactionArgs {
+    /// Pause between compaction cycles.
+    #[arg(
+        long,
+        env = "FERRITE_COMPACTION_INTERVAL_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub compaction_interval_seconds: f64,
+    /// Compacted files are split to about this size.
+    #[arg(long, env = "FERRITE_COMPACTION_TARGET_FILE_BYTES", default_value_t = 100 << 20)]
+    pub compaction_target_file_bytes: u64,
+    /// Memory one merge may use (estimated before it starts, enforced while it runs); a
+    /// partition that cannot fit is skipped with its reason.
+    #[arg(long, env = "FERRITE_COMPACTION_MEMORY_BYTES", default_value_t = 1 << 30)]
+    pub compaction_memory_bytes: u64,
+    /// Compact a partition's newly persisted (level-0) files once it has this many.
+    #[arg(
+        long,
+        env = "FERRITE_COMPACTION_L0_TRIGGER_FILES",
+        default_value_t = 10
+    )]
+    pub compaction_l0_trigger_files: usize,
+    /// Merge small compacted files of a partition once this many are adjacent in time.
+    #[arg(long, env = "FERRITE_COMPACTION_L1_TRIGGER_FILES", default_value_t = 5)]
+    pub compaction_l1_trigger_files: usize,
+    /// A partition with no new file for this long is cold: compacted whatever its file
+    /// counts.
+    #[arg(long, env = "FERRITE_COMPACTION_COLD_SECONDS", default_value_t = 600.0)]
+    pub compaction_cold_seconds: f64,
+    /// Objects of replaced, expired or purged files, unreferenced objects, and deleted
+    /// databases and tables are removed only after this long.
+    #[arg(long, env = "FERRITE_GC_GRACE_SECONDS", default_value_t = 21600.0)]
+    pub gc_grace_seconds: f64,
+    /// How often the object store is listed for objects no file references.
+    #[arg(long, env = "FERRITE_GC_ORPHAN_SCAN_SECONDS", default_value_t = 3600.0)]
+    pub gc_orphan_scan_seconds: f64,
+    /// The compactor lease lasts this long unless renewed: a standby compactor takes over
+    /// this long after the active one dies.
+    #[arg(long, env = "FERRITE_COMPACTOR_LEASE_SECONDS", default_value_t = 15.0)]
+    pub compactor_lease_seconds: f64,
+}
+
+impl CompactionArgs {
+    /// The compactor's configuration.
+    pub fn config(&self) -> anyhow::Result<ferrite_compactor::CompactorConfig> {
+        Ok(ferrite_compactor::CompactorConfig {
+            interval: positive(
+                "--compaction-interval-seconds",
+                self.compaction_interval_seconds,
+            )?,
+            target_file_bytes: self.compaction_target_file_bytes.max(1),
+            memory_budget_bytes: self.compaction_memory_bytes,
+            l0_trigger_files: self.compaction_l0_trigger_files,
+            l1_trigger_files: self.compaction_l1_trigger_files,
+            cold_after: seconds("--compaction-cold-seconds", self.compaction_cold_seconds)?,
+            gc_grace: seconds("--gc-grace-seconds", self.gc_grace_seconds)?,
+            orphan_scan_interval: positive(
+                "--gc-orphan-scan-seconds",
+                self.gc_orphan_scan_seconds,
+            )?,
+            lease_ttl: positive("--compactor-lease-seconds", self.compactor_lease_seconds)?,
+            ..ferrite_compactor::CompactorConfig::default()
+        })
+    }
+}
+
+/// A duration flag in seconds: zero or more.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{flag} must be a number of seconds ≥ 0, got {value}"))
+}
+
+/// A duration flag in seconds: more than zero.
+fn positive(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    seconds(flag, value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a number of seconds > 0, got {value}"))
 }
 
 impl ServeConfig {

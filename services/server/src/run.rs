@@ -18,6 +18,7 @@ use ferrite_auth::management::{self, Management};
 use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
 use ferrite_catalog::grpc::{CatalogGrpcService, GrpcCatalog};
 use ferrite_catalog::{CachedCatalog, CatalogRef, SqlCatalog};
+use ferrite_compactor::Compactor;
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::grpc::{FlightIngesterQuery, GrpcIngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
@@ -30,7 +31,9 @@ use ferrite_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::config::{AuthArgs, ObjectStoreConfig, QueryLimits, TlsArgs, drain_timeout};
+use crate::config::{
+    AuthArgs, CompactionArgs, ObjectStoreConfig, QueryLimits, TlsArgs, drain_timeout,
+};
 use crate::discovery::{Endpoints, Peer, Peers, urls};
 use crate::fanout::AllIngesters;
 use crate::ready::{Started, serve_while_starting};
@@ -48,6 +51,9 @@ pub enum Service {
     Ingester(IngesterArgs),
     /// Runs queries over Parquet files and the ingesters' unpersisted data.
     Querier(QuerierArgs),
+    /// Merges persisted files, enforces retention, collects garbage. Run one or more: one
+    /// is active (a lease in the catalog), the others stand by.
+    Compactor(CompactorArgs),
 }
 
 /// Settings every service has.
@@ -203,6 +209,20 @@ pub struct QuerierArgs {
     pub query_limits: QueryLimits,
 }
 
+/// `ferrite run compactor`.
+#[derive(Debug, Clone, Args)]
+pub struct CompactorArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Catalog service URL.
+    #[arg(long, env = "FERRITE_CATALOG_URL")]
+    pub catalog: String,
+    #[command(flatten)]
+    pub object_store: ObjectStoreConfig,
+    #[command(flatten)]
+    pub compaction: CompactionArgs,
+}
+
 /// Run one service until SIGTERM / Ctrl-C. The port is bound first and answers `/health`
 /// and `/ready` (503 until the service is built: a catalog database still coming up, a WAL
 /// replay) from the first moment.
@@ -215,6 +235,7 @@ pub async fn run(
         Service::Router(a) => &a.common,
         Service::Ingester(a) => &a.common,
         Service::Querier(a) => &a.common,
+        Service::Compactor(a) => &a.common,
     };
     let credentials = Credentials::of(common)?;
     let listener = bind(common).await?;
@@ -226,9 +247,35 @@ pub async fn run(
             Service::Router(a) => start_router(a, &credentials),
             Service::Ingester(a) => start_ingester(a, &credentials).await,
             Service::Querier(a) => start_querier(a, &credentials),
+            Service::Compactor(a) => start_compactor(a, &credentials),
         }
     };
     serve_while_starting(listener, start, shutdown, grace, tls).await
+}
+
+fn start_compactor(a: CompactorArgs, credentials: &Credentials) -> anyhow::Result<Started> {
+    let catalog: CatalogRef = Arc::new(GrpcCatalog::connect_lazy(&a.catalog, &credentials.client)?);
+    let store = a.object_store.build(PathBuf::from("objects"))?;
+    let compactor = Arc::new(
+        Compactor::new(a.compaction.config()?, catalog, store).context("starting the compactor")?,
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(Arc::clone(&compactor).run(async move {
+        let mut stop = stop_rx;
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    Ok(Started {
+        // No API of its own: /health, /ready and /ping only (added for every service).
+        app: authenticate(
+            one_port(axum::Router::new(), axum::Router::new()),
+            credentials.internal_only(),
+        ),
+        // Stop work and give the lease up, so a standby takes over at once.
+        drain: Some(Box::pin(async move {
+            let _ = stop_tx.send(true);
+            let _ = running.await;
+        })),
+    })
 }
 
 async fn start_catalog(a: CatalogArgs, credentials: &Credentials) -> anyhow::Result<Started> {

@@ -6,6 +6,7 @@
 //!         ├─ HTTP  /api/v3/query_sql                      ─► QueryEngine ◄─ Ingester, catalog, files
 //!         ├─ gRPC  arrow.flight.protocol.FlightService    ─► QueryEngine
 //!         ├─ HTTP  /api/v0 (databases, tokens; admin)      ─► catalog
+//!         │  compactor (background): files ─► merged files, retention, garbage collection
 //!         └─ HTTP  /health /ping /ready (no token)
 //!  every request but /health, /ping and /ready: token checked first (`ferrite_auth`)
 //!  SIGTERM / Ctrl-C ─► stop accepting ─► drain connections ─► ingester persists all ─► exit
@@ -23,6 +24,7 @@ use ferrite_auth::management::{self, Management};
 use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
 use ferrite_catalog::grpc::CatalogGrpcService;
 use ferrite_catalog::{CatalogRef, SqlCatalog};
+use ferrite_compactor::Compactor;
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
 use ferrite_querier::{QuerierConfig, QueryEngine};
@@ -50,6 +52,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Polls the catalog version while the server lives.
     _feed: CatalogGrpcService,
+    /// Compacts, enforces retention and collects garbage while the server runs.
+    compactor: Arc<Compactor>,
 }
 
 impl Server {
@@ -97,12 +101,20 @@ impl Server {
             QueryEngine::new(
                 Arc::clone(&catalog),
                 vec![Arc::clone(&ingester) as Arc<dyn IngesterQuery>],
-                store,
+                Arc::clone(&store),
                 querier_config(&config.query_limits),
             )
             .context("starting the query engine")?,
         );
 
+        let compactor = Arc::new(
+            Compactor::new(
+                config.compaction.config()?,
+                Arc::clone(&catalog),
+                Arc::clone(&store),
+            )
+            .context("starting the compactor")?,
+        );
         let admin_token = config.auth.serve_token(&data_dir)?;
         let authorizer = admin_token.as_deref().map(|t| {
             let a = Authorizer::new(Arc::clone(&catalog), hash_token(t));
@@ -135,6 +147,7 @@ impl Server {
             grace: Duration::from_secs(config.shutdown_grace_seconds),
             tls: config.tls.files().server()?,
             _feed: feed_service,
+            compactor,
         })
     }
 
@@ -146,8 +159,15 @@ impl Server {
         info!(addr = %self.addr, version = VERSION, "ferrite serving HTTP and gRPC");
         // Built already: /ready answers 200 at once, and 503 once shutdown begins.
         let app = self.app;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let compactor = tokio::spawn(Arc::clone(&self.compactor).run(async move {
+            let mut stop = stop_rx;
+            let _ = stop.wait_for(|s| *s).await;
+        }));
         let started = async move { Ok(Started { app, drain: None }) };
         serve_while_starting(self.listener, started, shutdown, self.grace, self.tls).await?;
+        let _ = stop_tx.send(true);
+        let _ = compactor.await;
         self.ingester.shutdown().await;
         Ok(())
     }

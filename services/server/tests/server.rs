@@ -12,6 +12,8 @@ use ferrite_testkit::server::FerriteServer;
 mod auth;
 #[path = "server/cluster.rs"]
 mod cluster;
+#[path = "server/compactor.rs"]
+mod compactor;
 #[path = "server/kube_discovery.rs"]
 mod kube_discovery;
 #[path = "server/lifecycle.rs"]

@@ -1,11 +1,12 @@
 //! A whole ferrite cluster of real processes for end-to-end tests: a throwaway PostgreSQL,
-//! a MinIO, one catalog service, ingesters, queriers and routers, each a `ferrite run
-//! <service>` process on its own loopback port.
+//! a MinIO, one catalog service, ingesters, queriers, routers and compactors, each a
+//! `ferrite run <service>` process on its own loopback port.
 //!
 //! ```text
 //!  routers ──► ingesters (WAL in <tmp>/ingester-N) ──► MinIO bucket
-//!     │  └──► queriers ──► ingesters, MinIO
-//!     └──────► catalog ──► PostgreSQL
+//!     │  └──► queriers ──► ingesters, MinIO                ▲
+//!     └──────► catalog ──► PostgreSQL                       │
+//!  compactors (one active) ──► catalog ─────────────────────┘
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ pub struct ClusterOptions {
     pub tls: Option<crate::tls::TestCerts>,
     /// More flags for every ingester (e.g. `--drain-timeout-seconds 3`).
     pub ingester_args: Vec<String>,
+    /// Compactor processes (more can be added with [`TestCluster::add_compactor`]).
+    pub compactors: usize,
+    /// More flags for every compactor.
+    pub compactor_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +53,8 @@ impl Default for ClusterOptions {
             admin_token: None,
             tls: None,
             ingester_args: Vec::new(),
+            compactors: 0,
+            compactor_args: Vec::new(),
         }
     }
 }
@@ -71,8 +78,13 @@ pub struct TestCluster {
     pub queriers: Vec<FerriteServer>,
     /// `ferrite run router` ×N.
     pub routers: Vec<FerriteServer>,
+    /// `ferrite run compactor` ×N.
+    pub compactors: Vec<FerriteServer>,
     /// The admin token (also how the services authenticate to each other).
     pub admin_token: String,
+    binary: PathBuf,
+    /// What every compactor is started with: catalog, object store, token, TLS.
+    compactor_args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -198,7 +210,11 @@ impl TestCluster {
                 .with_context(|| format!("starting router {i}"))?,
             );
         }
-        Ok(Self {
+        let mut compactor_args = vec!["--catalog".to_string(), catalog_url.clone()];
+        compactor_args.extend(auth.iter().cloned());
+        compactor_args.extend(s3.ferrite_args(&bucket));
+        compactor_args.extend(opts.compactor_args.iter().cloned());
+        let mut cluster = Self {
             postgres,
             s3,
             bucket,
@@ -207,9 +223,36 @@ impl TestCluster {
             ingesters,
             queriers,
             routers,
+            compactors: Vec::new(),
             admin_token,
+            binary: binary.to_path_buf(),
+            compactor_args,
             _dir: dir,
-        })
+        };
+        for _ in 0..opts.compactors {
+            cluster.add_compactor(&[]).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Start one more compactor with the cluster's settings and `extra` flags; returns its
+    /// index in [`Self::compactors`].
+    pub async fn add_compactor(&mut self, extra: &[String]) -> anyhow::Result<usize> {
+        let i = self.compactors.len();
+        let args = [self.compactor_args.clone(), extra.to_vec()].concat();
+        // Debug lines of the compactor say which step of a round it is in.
+        let compactor = FerriteServer::run_service_env(
+            &self.binary,
+            "compactor",
+            free_port()?,
+            &self._dir.path().join(format!("compactor-{i}")),
+            &args,
+            &[("FERRITE_LOG", "info,ferrite_compactor=debug")],
+        )
+        .await
+        .with_context(|| format!("starting compactor {i}"))?;
+        self.compactors.push(compactor);
+        Ok(i)
     }
 
     /// An HTTP client that sends the admin token on every request (and trusts the test CA).

@@ -41,7 +41,7 @@ fn wal_bytes(dir: &std::path::Path) -> u64 {
 }
 
 /// Every Parquet file the catalog lists.
-async fn catalog_files(dsn: &str) -> Vec<ferrite_catalog::ParquetFile> {
+pub(crate) async fn catalog_files(dsn: &str) -> Vec<ferrite_catalog::ParquetFile> {
     let catalog = ferrite_catalog::SqlCatalog::connect(dsn).await.unwrap();
     let dbs = ferrite_catalog::Catalog::list_databases(&catalog)
         .await
