@@ -331,6 +331,53 @@ pub struct Database {
     pub other: serde_json::Map<String, Value>,
 }
 
+/// Files of one compaction level of a partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Level {
+    /// 0: as persisted; 1 and 2: compacted.
+    pub level: u8,
+    /// Live files.
+    pub files: i64,
+    /// Their rows.
+    pub rows: i64,
+    /// Their bytes.
+    pub bytes: i64,
+}
+
+/// Why the compactor skips a partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    /// The reason.
+    pub reason: String,
+    /// Since when (RFC 3339).
+    pub skipped_at: String,
+}
+
+/// A partition as the API describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partition {
+    /// The id.
+    pub id: i64,
+    /// Database name.
+    pub database: String,
+    /// Table name.
+    pub table: String,
+    /// Partition key.
+    pub key: String,
+    /// Live files.
+    pub files: i64,
+    /// Rows in them.
+    pub rows: i64,
+    /// Their bytes.
+    pub bytes: i64,
+    /// Per compaction level.
+    pub levels: Vec<Level>,
+    /// Set when the compactor skips it.
+    pub skipped: Option<Skipped>,
+}
+
 /// A table as the API describes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -555,6 +602,46 @@ impl Management {
                 Method::GET,
                 &["api", "v0", "databases", database, "tables"],
                 query,
+                None,
+            )
+            .await
+    }
+
+    /// `GET /api/v0/partitions[?db=&table=&skipped=true]`.
+    pub async fn list_partitions(
+        &self,
+        database: Option<&str>,
+        table: Option<&str>,
+        skipped: bool,
+    ) -> Result<Vec<Partition>, ApiError> {
+        let mut query: Vec<(&str, &str)> = vec![];
+        if let Some(db) = database {
+            query.push(("db", db));
+        }
+        if let Some(t) = table {
+            query.push(("table", t));
+        }
+        if skipped {
+            query.push(("skipped", "true"));
+        }
+        self.http
+            .call_json(
+                "listing partitions",
+                Method::GET,
+                &["api", "v0", "partitions"],
+                &query,
+                None,
+            )
+            .await
+    }
+
+    /// `PUT /api/v0/partitions/{id}/unskip`.
+    pub async fn unskip_partition(&self, id: i64) -> Result<(), ApiError> {
+        self.http
+            .call_empty(
+                &format!("clearing the skip of partition {id}"),
+                Method::PUT,
+                &["api", "v0", "partitions", &id.to_string(), "unskip"],
                 None,
             )
             .await

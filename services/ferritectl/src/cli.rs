@@ -178,6 +178,14 @@ pub enum Command {
     )]
     Table(TableCommand),
 
+    /// Show partitions' files by compaction level; clear the compactor's skips
+    #[command(
+        subcommand,
+        long_about = wrap("Show the partitions that hold files: how many files, rows and bytes at                       each compaction level (0: as persisted by the ingesters; 1 and 2:                       compacted), and the partitions the compactor skips with the reason.                       Every partition command needs the admin token."),
+        after_help = "Examples:\n  ferritectl partition list --database sensors\n  ferritectl                       partition list --skipped\n  ferritectl partition unskip 42"
+    )]
+    Partition(PartitionCommand),
+
     /// Create, list, inspect, update and revoke database tokens
     #[command(
         subcommand,
@@ -399,6 +407,39 @@ pub struct DatabaseLimits {
 }
 
 /// `ferritectl table …`
+#[derive(Debug, Subcommand)]
+pub enum PartitionCommand {
+    /// List partitions with their files per compaction level
+    #[command(
+        long_about = wrap("List the partitions that hold files, with files, rows and bytes per                       compaction level, and the compactor's reason for any it skips. A                       partition with many level-0 files is waiting for the compactor; a                       skipped one needs an operator (see `partition unskip`)."),
+        after_help = "Examples:\n  ferritectl partition list --database sensors --table cpu\n                        ferritectl partition list --skipped --format json"
+    )]
+    List {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Only this database's partitions
+        #[arg(long)]
+        database: Option<String>,
+        /// Only this table's partitions (needs --database)
+        #[arg(long, requires = "database")]
+        table: Option<String>,
+        /// Only partitions the compactor skips
+        #[arg(long)]
+        skipped: bool,
+    },
+
+    /// Let the compactor try a skipped partition again
+    #[command(
+        long_about = wrap("Clear the compactor's skip record of a partition, once what stopped it                       is resolved (a file restored, a larger --compaction-memory-bytes): the                       compactor tries it again in its next cycle."),
+        after_help = "Example:\n  ferritectl partition unskip 42"
+    )]
+    Unskip {
+        /// The partition id (from `partition list`)
+        id: i64,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TableCommand {
     /// Create a table

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use crate::Error;
 use crate::api::{DatabaseSettings, Management, NewToken, Permission, Token, TokenChanges};
 use crate::cli::{
-    DatabaseCommand, DatabaseLimits, ListFormat, ObjectFormat, PermissionArgs, StatusFilter,
-    TableCommand, TokenCommand, TokenSort,
+    DatabaseCommand, DatabaseLimits, ListFormat, ObjectFormat, PartitionCommand, PermissionArgs,
+    StatusFilter, TableCommand, TokenCommand, TokenSort,
 };
 use crate::duration::{format_retention, parse_duration, parse_retention};
 use crate::output::{confirm, json, print, table};
@@ -166,6 +166,71 @@ fn quoted(names: &[String]) -> String {
 }
 
 /// Run a `table` command.
+/// `ferritectl partition …`.
+pub async fn partition(api: &Management, command: PartitionCommand) -> Result<ExitCode, Error> {
+    match command {
+        PartitionCommand::List {
+            format,
+            database,
+            table: table_name,
+            skipped,
+        } => {
+            let partitions = api
+                .list_partitions(database.as_deref(), table_name.as_deref(), skipped)
+                .await?;
+            let text = match format {
+                ListFormat::Json => json(&partitions)?,
+                ListFormat::Table => {
+                    let headers = [
+                        "ID",
+                        "DATABASE",
+                        "TABLE",
+                        "PARTITION",
+                        "L0",
+                        "L1",
+                        "L2",
+                        "ROWS",
+                        "BYTES",
+                        "SKIPPED",
+                    ];
+                    let rows: Vec<Vec<String>> = partitions
+                        .iter()
+                        .map(|p| {
+                            let files = |level: u8| {
+                                p.levels
+                                    .iter()
+                                    .find(|l| l.level == level)
+                                    .map_or(0, |l| l.files)
+                                    .to_string()
+                            };
+                            vec![
+                                p.id.to_string(),
+                                p.database.clone(),
+                                p.table.clone(),
+                                p.key.clone(),
+                                files(0),
+                                files(1),
+                                files(2),
+                                p.rows.to_string(),
+                                p.bytes.to_string(),
+                                or_dash(p.skipped.as_ref().map(|s| s.reason.as_str())),
+                            ]
+                        })
+                        .collect();
+                    table(&headers, &rows)
+                }
+            };
+            print(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PartitionCommand::Unskip { id } => {
+            api.unskip_partition(id).await?;
+            eprintln!("partition {id}: the compactor will try it again in its next cycle");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 pub async fn table_command(api: &Management, command: TableCommand) -> Result<ExitCode, Error> {
     match command {
         TableCommand::Create {

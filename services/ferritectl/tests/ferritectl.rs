@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use ferrite_testkit::cluster::{ClusterOptions, TestCluster};
 use ferrite_testkit::server::FerriteServer;
@@ -1211,4 +1212,116 @@ async fn a_tls_server_is_reached_with_the_profiles_ca() {
     ]);
     assert!(queried.ok, "{queried:#?}");
     assert_eq!(queried.json()[0]["n"], 1);
+}
+
+/// `partition list` as JSON, polled until `done` holds (the ingester persists and the
+/// compactor compacts in the background).
+fn partitions_until(ctl: &Ctl, args: &[&str], done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = ctl
+            .ok(&[&["partition", "list", "--format", "json"], args].concat())
+            .json();
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Files at `level` of the partitions in a `partition list` answer.
+fn files_at(list: &Value, level: usize) -> i64 {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["levels"][level]["files"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn partitions_show_files_by_level_and_skips_can_be_cleared() {
+    let server = FerriteServer::start(
+        &ferrite_binary(),
+        &[
+            "--persist-age-seconds",
+            "1",
+            "--compaction-interval-seconds",
+            "0.2",
+            "--compaction-l0-trigger-files",
+            "2",
+            "--compaction-cold-seconds",
+            "3600",
+        ],
+    )
+    .await
+    .expect("ferrite serve starts");
+    let ctl = Ctl::for_server(&server);
+    let pumps = ["--database", "plant", "--table", "pumps"];
+    ctl.ok(&["write", "--database", "plant", "pumps,id=1 rpm=1i 1000"]);
+    partitions_until(&ctl, &pumps, |l| files_at(l, 0) == 1);
+    ctl.ok(&["write", "--database", "plant", "pumps,id=1 rpm=2i 2000"]);
+    // Two level-0 files reach the trigger: compacted into one level-1 file.
+    let list = partitions_until(&ctl, &pumps, |l| files_at(l, 0) == 0 && files_at(l, 1) == 1);
+    assert_eq!(list[0]["rows"], 2, "{list:#}");
+    assert_eq!(list[0]["key"], "1970-01-01");
+    assert_eq!(ctl.count("plant", "pumps"), 2);
+
+    // A level-0 file whose object is damaged: the compactor skips its partition and says why.
+    let valves = ["--database", "plant", "--table", "valves"];
+    ctl.ok(&["write", "--database", "plant", "valves,id=1 open=true 1000"]);
+    let list = partitions_until(&ctl, &valves, |l| files_at(l, 0) == 1);
+    let id = list[0]["id"].as_i64().unwrap();
+    let damaged = find_parquet_of_partition(&server.data_dir().join("objects"), id);
+    std::fs::write(&damaged, b"PAR1 damaged PAR1").unwrap();
+    ctl.ok(&[
+        "write",
+        "--database",
+        "plant",
+        "valves,id=1 open=false 2000",
+    ]);
+    let skipped = partitions_until(&ctl, &["--skipped"], |l| !l.as_array().unwrap().is_empty());
+    assert_eq!(skipped[0]["table"], "valves", "{skipped:#}");
+    let reason = skipped[0]["skipped"]["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot be read"), "{reason}");
+    let table = ctl.ok(&["partition", "list", "--skipped"]).stdout;
+    assert!(
+        table.contains("SKIPPED") && table.contains("cannot be read"),
+        "{table}"
+    );
+
+    let cleared = ctl.ok(&["partition", "unskip", &id.to_string()]);
+    assert!(cleared.stderr.contains("try it again"), "{cleared:?}");
+    let missing = ctl.fails(&["partition", "unskip", "999999"]);
+    assert!(missing.stderr.contains("not skipped"), "{missing:?}");
+    let usage = ctl.run(&["partition", "list", "--table", "pumps"]);
+    assert!(
+        !usage.ok && usage.stderr.contains("--database"),
+        "{usage:?}"
+    );
+    let unknown = ctl.fails(&["partition", "list", "--database", "nope"]);
+    assert!(unknown.stderr.contains("not found"), "{unknown:?}");
+}
+
+/// The one Parquet object of a partition under a local object store directory.
+fn find_parquet_of_partition(objects: &std::path::Path, partition: i64) -> PathBuf {
+    let mut found = vec![];
+    let mut stack = vec![objects.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.parent().and_then(|p| p.file_name())
+                == Some(std::ffi::OsStr::new(&partition.to_string()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
 }

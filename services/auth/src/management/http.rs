@@ -27,13 +27,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use ferrite_catalog::{DatabaseInfo, LimitsUpdate, Status, TableInfo};
-use ferrite_model::{DatabaseId, TableId};
+use ferrite_model::{DatabaseId, PartitionId, TableId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiResult, Management, NewDatabase, PermissionSpec, TokenView, token_id};
 use crate::authorizer::{Caller, rfc3339};
 use crate::layer::caller_of;
+use ferrite_catalog::PartitionSummary;
 
 /// The `/api/v0` routes.
 pub fn http_routes(management: Management) -> Router {
@@ -64,6 +65,8 @@ pub fn http_routes(management: Management) -> Router {
             "/api/v0/databases/{db}/tables/{table}/undelete",
             put(undelete_table),
         )
+        .route("/api/v0/partitions", get(list_partitions))
+        .route("/api/v0/partitions/{id}/unskip", put(unskip_partition))
         .route("/api/v0/tokens", get(list_tokens).post(create_token))
         .route(
             "/api/v0/tokens/{id}",
@@ -258,6 +261,106 @@ async fn undelete_database(
     Ok(Json(
         m.undelete_database(&caller, DatabaseId(id)).await?.into(),
     ))
+}
+
+/// `GET /api/v0/partitions` filters.
+#[derive(Debug, Deserialize)]
+struct PartitionFilter {
+    db: Option<String>,
+    table: Option<String>,
+    #[serde(default)]
+    skipped: bool,
+}
+
+/// Files of one compaction level of a partition.
+#[derive(Debug, Serialize)]
+struct LevelBody {
+    level: usize,
+    files: i64,
+    rows: i64,
+    bytes: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SkippedBody {
+    reason: String,
+    skipped_at: String,
+}
+
+/// A partition as `GET /api/v0/partitions` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartitionBody {
+    id: i64,
+    database: String,
+    table: String,
+    key: String,
+    files: i64,
+    rows: i64,
+    bytes: i64,
+    levels: Vec<LevelBody>,
+    skipped: Option<SkippedBody>,
+}
+
+impl From<PartitionSummary> for PartitionBody {
+    fn from(p: PartitionSummary) -> Self {
+        Self {
+            id: p.partition.id.get(),
+            files: p.files(),
+            rows: p.levels.iter().map(|l| l.rows).sum(),
+            bytes: p.levels.iter().map(|l| l.bytes).sum(),
+            levels: p
+                .levels
+                .iter()
+                .enumerate()
+                .map(|(level, l)| LevelBody {
+                    level,
+                    files: l.files,
+                    rows: l.rows,
+                    bytes: l.bytes,
+                })
+                .collect(),
+            skipped: p.skipped.map(|s| SkippedBody {
+                reason: s.reason,
+                skipped_at: rfc3339(s.skipped_at),
+            }),
+            database: p.database,
+            table: p.table,
+            key: p.partition.key,
+        }
+    }
+}
+
+async fn list_partitions(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Query(q): Query<PartitionFilter>,
+) -> ApiResult<Json<Vec<PartitionBody>>> {
+    let partitions = m
+        .partitions(
+            &caller(&extensions)?,
+            q.db.as_deref(),
+            q.table.as_deref(),
+            q.skipped,
+        )
+        .await?;
+    Ok(Json(partitions.into_iter().map(Into::into).collect()))
+}
+
+async fn unskip_partition(
+    State(m): State<Management>,
+    extensions: Extensions,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "a partition id is a number (see GET /api/v0/partitions), not '{id}'"
+        ))
+    })?;
+    m.unskip_partition(&caller(&extensions)?, PartitionId(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_tables(

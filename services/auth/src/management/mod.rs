@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use ferrite_catalog::{
-    Action, Catalog, DatabaseInfo, Error as CatalogError, LimitsUpdate, NewToken, Permission,
-    Resource, SqlCatalog, Status, TableInfo, TokenRecord, TokenUpdate,
+    Action, Catalog, DatabaseInfo, Error as CatalogError, LimitsUpdate, NewToken, PartitionSummary,
+    Permission, Resource, SqlCatalog, Status, TableInfo, TokenRecord, TokenUpdate,
 };
-use ferrite_model::{DatabaseId, DatabaseLimits, TableId};
+use ferrite_model::{DatabaseId, DatabaseLimits, PartitionId, TableId};
 
 use crate::authorizer::{AuthError, Authorizer, Caller, now_nanos};
 use crate::secret::{generate_token, hash_token};
@@ -240,6 +240,56 @@ impl Management {
         let db = self.catalog.undelete_database(id).await?;
         self.changed().await;
         Ok(db)
+    }
+
+    /// Partitions with live files, their files per compaction level and the compactor's
+    /// skip records; narrowed to a database, a table of it, or skipped partitions only.
+    pub(crate) async fn partitions(
+        &self,
+        caller: &Caller,
+        database: Option<&str>,
+        table: Option<&str>,
+        skipped_only: bool,
+    ) -> ApiResult<Vec<PartitionSummary>> {
+        caller.require_admin("listing partitions")?;
+        if table.is_some() && database.is_none() {
+            return Err(ApiError::bad_request(
+                "a table filter needs a database: ?db=<database>&table=<table>",
+            ));
+        }
+        if let Some(db) = database {
+            // 404 for a database or table that does not exist, as everywhere.
+            let tables = self.catalog.tables(db, Status::Active).await?;
+            if let Some(t) = table
+                && !tables.iter().any(|info| info.name == t)
+            {
+                return Err(CatalogError::NotFound(format!(
+                    "table '{t}' not found in database '{db}'"
+                ))
+                .into());
+            }
+        }
+        let all = self.catalog.partition_summaries().await?;
+        Ok(all
+            .into_iter()
+            .filter(|p| database.is_none_or(|d| p.database == d))
+            .filter(|p| table.is_none_or(|t| p.table == t))
+            .filter(|p| !skipped_only || p.skipped.is_some())
+            .collect())
+    }
+
+    /// Let the compactor try a skipped partition again.
+    pub(crate) async fn unskip_partition(&self, caller: &Caller, id: PartitionId) -> ApiResult<()> {
+        caller.require_admin("clearing a skipped partition")?;
+        if self.catalog.unskip_partition(id).await? {
+            Ok(())
+        } else {
+            Err(CatalogError::NotFound(format!(
+                "partition {} is not skipped by the compactor",
+                id.get()
+            ))
+            .into())
+        }
     }
 
     pub(crate) async fn list_tables(
