@@ -221,6 +221,10 @@ impl Catalog for CachedCatalog {
         self.inner.parquet_files(table_id).await
     }
 
+    async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>> {
+        self.inner.table_partitions(table_id).await
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
         self.inner.acquire_lease(name, holder, ttl_ns).await
     }

@@ -242,6 +242,8 @@ pub trait Catalog: Debug + Send + Sync + 'static {
 
     /// Create the partition if it does not exist; return it either way.
     async fn create_partition(&self, table_id: TableId, key: &str) -> Result<Partition>;
+    /// Every partition of a table, ordered by id.
+    async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>>;
 
     /// Register a persisted parquet file.
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile>;

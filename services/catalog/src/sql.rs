@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use ferrite_model::{
     ColumnId, ColumnType, DatabaseId, DatabaseLimits, DatabaseSchema, ParquetFileId, PartitionId,
-    TableId, TableSchema,
+    PartitionTemplate, TableId, TableSchema,
 };
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
@@ -255,6 +255,86 @@ impl SqlCatalog {
             }
             Backend::Sqlite => select_parquet_files!("WHERE object_store_id = $1"),
         }
+    }
+
+    /// Create the table if it does not exist (return it either way), partitioned by
+    /// `template` or, without one, by its database's template.
+    async fn create_table_with(
+        &self,
+        database_id: DatabaseId,
+        name: &str,
+        template: Option<&PartitionTemplate>,
+    ) -> Result<Table> {
+        if let Some(table) = self.table_by_name(database_id, name).await? {
+            return Ok(table);
+        }
+        let mut tx = self.begin_write().await?;
+        // The limit is checked in the write transaction, so concurrent creators cannot
+        // overshoot it together.
+        let db: Option<(String, i32)> = sqlx::query_as(
+            "SELECT name, max_tables FROM databases WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(database_id.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (database, limit) =
+            db.ok_or_else(|| Error::DatabaseNotFound(database_id.to_string()))?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tables WHERE database_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(database_id.get())
+        .fetch_one(&mut *tx)
+        .await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
+                .bind(database_id.get())
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() && count >= i64::from(limit) {
+            tx.rollback().await?;
+            return Err(Error::TableLimit {
+                database,
+                table: name.to_owned(),
+                count,
+                limit: limit.into(),
+            });
+        }
+        // Its own template, else its database's, fixed from now on.
+        let inserted: Result<Option<i64>> = sqlx::query_scalar(
+            "INSERT INTO tables (database_id, name, partition_template) VALUES ($1, $2, \
+             COALESCE($3, (SELECT partition_template FROM databases WHERE id = $1))) \
+             ON CONFLICT (database_id, name) DO NOTHING RETURNING id",
+        )
+        .bind(database_id.get())
+        .bind(name)
+        .bind(template.map(admin::template_text))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from);
+        let id = match inserted {
+            Ok(Some(id)) => {
+                bump_version(&mut tx).await?;
+                id
+            }
+            Ok(None) => {
+                sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
+                    .bind(database_id.get())
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(Error::DatabaseNotFound(database_id.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(Table {
+            id: TableId(id),
+            database_id,
+            name: name.to_owned(),
+        })
     }
 
     /// Insert a parquet file row in `tx`: `Some(id)` when inserted, `None` when a row with
@@ -636,73 +716,7 @@ impl Catalog for SqlCatalog {
     }
 
     async fn create_table(&self, database_id: DatabaseId, name: &str) -> Result<Table> {
-        if let Some(table) = self.table_by_name(database_id, name).await? {
-            return Ok(table);
-        }
-        let mut tx = self.begin_write().await?;
-        // The limit is checked in the write transaction, so concurrent creators cannot
-        // overshoot it together.
-        let db: Option<(String, i32)> = sqlx::query_as(
-            "SELECT name, max_tables FROM databases WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(database_id.get())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (database, limit) =
-            db.ok_or_else(|| Error::DatabaseNotFound(database_id.to_string()))?;
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM tables WHERE database_id = $1 AND deleted_at IS NULL",
-        )
-        .bind(database_id.get())
-        .fetch_one(&mut *tx)
-        .await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
-                .bind(database_id.get())
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() && count >= i64::from(limit) {
-            tx.rollback().await?;
-            return Err(Error::TableLimit {
-                database,
-                table: name.to_owned(),
-                count,
-                limit: limit.into(),
-            });
-        }
-        let inserted: Result<Option<i64>> = sqlx::query_scalar(
-            "INSERT INTO tables (database_id, name) VALUES ($1, $2) \
-             ON CONFLICT (database_id, name) DO NOTHING RETURNING id",
-        )
-        .bind(database_id.get())
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(Error::from);
-        let id = match inserted {
-            Ok(Some(id)) => {
-                bump_version(&mut tx).await?;
-                id
-            }
-            Ok(None) => {
-                sqlx::query_scalar("SELECT id FROM tables WHERE database_id = $1 AND name = $2")
-                    .bind(database_id.get())
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
-            Err(e) if is_foreign_key_violation(&e) => {
-                return Err(Error::DatabaseNotFound(database_id.to_string()));
-            }
-            Err(e) => return Err(e),
-        };
-        tx.commit().await?;
-        Ok(Table {
-            id: TableId(id),
-            database_id,
-            name: name.to_owned(),
-        })
+        self.create_table_with(database_id, name, None).await
     }
 
     async fn list_tables(&self, database_id: DatabaseId) -> Result<Vec<Table>> {
@@ -811,8 +825,16 @@ impl Catalog for SqlCatalog {
             .await?
             .ok_or_else(|| Error::DatabaseNotFound(database_id.to_string()))?;
         // One statement, so tables and their columns come from one snapshot.
-        let rows: Vec<(i64, String, Option<i64>, Option<String>, Option<i16>)> = sqlx::query_as(
-            "SELECT t.id, t.name, c.id, c.name, c.column_type \
+        type Row = (
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<i16>,
+            String,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT t.id, t.name, c.id, c.name, c.column_type, t.partition_template \
              FROM tables t LEFT JOIN columns c ON c.table_id = t.id \
              WHERE t.database_id = $1 AND t.deleted_at IS NULL",
         )
@@ -820,14 +842,17 @@ impl Catalog for SqlCatalog {
         .fetch_all(&self.pool)
         .await?;
         let mut tables: BTreeMap<String, TableSchema> = BTreeMap::new();
-        for (table_id, table_name, column_id, column_name, code) in rows {
-            let table = tables
-                .entry(table_name)
-                .or_insert_with_key(|name| TableSchema {
+        for (table_id, table_name, column_id, column_name, code, template) in rows {
+            if !tables.contains_key(&table_name) {
+                let schema = TableSchema {
                     id: TableId(table_id),
-                    name: name.clone(),
+                    name: table_name.clone(),
                     columns: BTreeMap::new(),
-                });
+                    partition_template: admin::stored_template(&template)?,
+                };
+                tables.insert(table_name.clone(), schema);
+            }
+            let table = tables.get_mut(&table_name).expect("inserted above");
             if let (Some(id), Some(name), Some(code)) = (column_id, column_name, code) {
                 let t = column_type(code, &name)?;
                 table.columns.insert(name, (ColumnId(id), t));
@@ -847,6 +872,11 @@ impl Catalog for SqlCatalog {
             .await?
             .ok_or(Error::TableNotFound(table_id))?;
         let columns = columns_of(&self.pool, table_id).await?;
+        let template: String =
+            sqlx::query_scalar("SELECT partition_template FROM tables WHERE id = $1")
+                .bind(table_id.get())
+                .fetch_one(&self.pool)
+                .await?;
         Ok(TableSchema {
             id: table.id,
             name: table.name,
@@ -854,6 +884,7 @@ impl Catalog for SqlCatalog {
                 .into_iter()
                 .map(|c| (c.name, (c.id, c.column_type)))
                 .collect(),
+            partition_template: admin::stored_template(&template)?,
         })
     }
 
@@ -884,6 +915,23 @@ impl Catalog for SqlCatalog {
             Err(e) if is_foreign_key_violation(&e) => Err(Error::TableNotFound(table_id)),
             Err(e) => Err(e),
         }
+    }
+
+    async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, partition_key FROM partitions WHERE table_id = $1 ORDER BY id",
+        )
+        .bind(table_id.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, key)| Partition {
+                id: PartitionId(id),
+                table_id,
+                key,
+            })
+            .collect())
     }
 
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {

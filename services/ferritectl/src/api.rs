@@ -520,9 +520,13 @@ impl Management {
         &self,
         name: &str,
         settings: &DatabaseSettings,
+        partition_template: Option<Value>,
     ) -> Result<Database, ApiError> {
         let mut body = to_value(settings);
         body["name"] = Value::from(name);
+        if let Some(t) = partition_template {
+            body["partitionTemplate"] = t;
+        }
         self.http
             .call_json(
                 &format!("creating database '{name}'"),
@@ -648,14 +652,23 @@ impl Management {
     }
 
     /// `POST /api/v0/databases/{db}/tables`.
-    pub async fn create_table(&self, database: &str, table: &str) -> Result<Table, ApiError> {
+    pub async fn create_table(
+        &self,
+        database: &str,
+        table: &str,
+        partition_template: Option<Value>,
+    ) -> Result<Table, ApiError> {
+        let mut body = serde_json::json!({ "name": table });
+        if let Some(t) = partition_template {
+            body["partitionTemplate"] = t;
+        }
         self.http
             .call_json(
                 &format!("creating table '{table}' in database '{database}'"),
                 Method::POST,
                 &["api", "v0", "databases", database, "tables"],
                 &[],
-                Some(&serde_json::json!({ "name": table })),
+                Some(&body),
             )
             .await
     }

@@ -181,8 +181,12 @@ pub enum Command {
     /// Show partitions' files by compaction level; clear the compactor's skips
     #[command(
         subcommand,
-        long_about = wrap("Show the partitions that hold files: how many files, rows and bytes at                       each compaction level (0: as persisted by the ingesters; 1 and 2:                       compacted), and the partitions the compactor skips with the reason.                       Every partition command needs the admin token."),
-        after_help = "Examples:\n  ferritectl partition list --database sensors\n  ferritectl                       partition list --skipped\n  ferritectl partition unskip 42"
+        long_about = wrap("Show the partitions that hold files: how many files, rows and bytes at \
+                      each compaction level (0: as persisted by the ingesters; 1 and 2: \
+                      compacted), and the partitions the compactor skips with the reason. \
+                      Every partition command needs the admin token."),
+        after_help = "Examples:\n  ferritectl partition list --database sensors\n  ferritectl \
+                      partition list --skipped\n  ferritectl partition unskip 42"
     )]
     Partition(PartitionCommand),
 
@@ -304,11 +308,15 @@ pub enum DatabaseCommand {
                       are a number and a unit (s, m, h, d, w), combinable (1d12h); 0 or \
                       `infinite` keeps data forever."),
         after_help = "Examples:\n  ferritectl database create sensors\n  ferritectl database create \
-                      --retention-period 30d --max-tables 1000 sensors"
+                      --retention-period 30d --max-tables 1000 sensors\n  ferritectl database \
+                      create --template-tag region --template-tag-bucket host,16 \
+                      --template-timeformat %Y-%m fleet"
     )]
     Create {
         #[command(flatten)]
         limits: DatabaseLimits,
+        #[command(flatten)]
+        template: TemplateArgs,
         /// The database's name
         name: String,
     },
@@ -406,13 +414,69 @@ pub struct DatabaseLimits {
     pub max_columns: Option<u64>,
 }
 
-/// `ferritectl table …`
+/// A custom partition template, for `database create` (its tables' default) and `table
+/// create`. Fixed at creation. The key is the tags' values, then the buckets, then the time.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TemplateArgs {
+    /// Partition by this tag's value (repeatable; up to 7 tags and buckets)
+    #[arg(long = "template-tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Partition by the bucket (of N, 1 to 1000) this tag's value hashes into (repeatable)
+    #[arg(long = "template-tag-bucket", value_name = "TAG,N", value_parser = parse_tag_bucket)]
+    pub buckets: Vec<(String, u32)>,
+    /// Partition by time: %Y-%m-%d (day, the default), %Y-%W (week), %Y-%m (month) or %Y
+    #[arg(long = "template-timeformat", value_name = "FORMAT")]
+    pub time_format: Option<String>,
+}
+
+impl TemplateArgs {
+    /// The template as the API takes it (`partitionTemplate`); `None` when no flag is given.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        if self.tags.is_empty() && self.buckets.is_empty() && self.time_format.is_none() {
+            return None;
+        }
+        let mut parts: Vec<serde_json::Value> = self
+            .tags
+            .iter()
+            .map(|t| serde_json::json!({ "tagValue": t }))
+            .collect();
+        parts.extend(
+            self.buckets
+                .iter()
+                .map(|(t, n)| serde_json::json!({ "tagBucket": { "tag": t, "buckets": n } })),
+        );
+        if let Some(f) = &self.time_format {
+            parts.push(serde_json::json!({ "timeFormat": f }));
+        }
+        Some(serde_json::Value::Array(parts))
+    }
+}
+
+fn parse_tag_bucket(s: &str) -> Result<(String, u32), String> {
+    let (tag, n) = s
+        .rsplit_once(',')
+        .ok_or_else(|| format!("'{s}' is not TAG,N (a tag and a number of buckets)"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{n}' in '{s}' is not a number of buckets (1 to 1000)"))?;
+    if tag.is_empty() {
+        return Err(format!("'{s}' names no tag"));
+    }
+    Ok((tag.to_string(), n))
+}
+
+/// `ferritectl partition …`
 #[derive(Debug, Subcommand)]
 pub enum PartitionCommand {
     /// List partitions with their files per compaction level
     #[command(
-        long_about = wrap("List the partitions that hold files, with files, rows and bytes per                       compaction level, and the compactor's reason for any it skips. A                       partition with many level-0 files is waiting for the compactor; a                       skipped one needs an operator (see `partition unskip`)."),
-        after_help = "Examples:\n  ferritectl partition list --database sensors --table cpu\n                        ferritectl partition list --skipped --format json"
+        long_about = wrap("List the partitions that hold files, with files, rows and bytes per \
+                      compaction level, and the compactor's reason for any it skips. A \
+                      partition with many level-0 files is waiting for the compactor; a \
+                      skipped one needs an operator (see `partition unskip`)."),
+        after_help = "Examples:\n  ferritectl partition list --database sensors --table cpu\n  \
+                      ferritectl partition list --skipped --format json"
     )]
     List {
         /// Output format
@@ -431,7 +495,9 @@ pub enum PartitionCommand {
 
     /// Let the compactor try a skipped partition again
     #[command(
-        long_about = wrap("Clear the compactor's skip record of a partition, once what stopped it                       is resolved (a file restored, a larger --compaction-memory-bytes): the                       compactor tries it again in its next cycle."),
+        long_about = wrap("Clear the compactor's skip record of a partition, once what stopped it \
+                      is resolved (a file restored, a larger --compaction-memory-bytes): the \
+                      compactor tries it again in its next cycle."),
         after_help = "Example:\n  ferritectl partition unskip 42"
     )]
     Unskip {
@@ -446,9 +512,12 @@ pub enum TableCommand {
     #[command(
         long_about = wrap("Create an empty table in a database. Its columns come with the first \
                       writes."),
-        after_help = "Example:\n  ferritectl table create sensors cpu"
+        after_help = "Examples:\n  ferritectl table create sensors cpu\n  ferritectl table create \
+                      --template-tag-bucket device,64 sensors readings"
     )]
     Create {
+        #[command(flatten)]
+        template: TemplateArgs,
         /// The database
         database: String,
         /// The table's name

@@ -12,6 +12,29 @@ use crate::cli::{
 use crate::duration::{format_retention, parse_duration, parse_retention};
 use crate::output::{confirm, json, print, table};
 
+/// A custom partition template as people read it (`tag region | bucket host/16 | time
+/// %Y-%m`); `None` for the default (UTC days) or when the server sent none.
+fn custom_template(other: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let parts = other.get("partitionTemplate")?.as_array()?;
+    let text: Vec<String> = parts
+        .iter()
+        .filter_map(|p| {
+            if let Some(t) = p.get("tagValue").and_then(|v| v.as_str()) {
+                return Some(format!("tag {t}"));
+            }
+            if let Some(b) = p.get("tagBucket") {
+                return Some(format!(
+                    "bucket {}/{}",
+                    b.get("tag")?.as_str()?,
+                    b.get("buckets")?
+                ));
+            }
+            Some(format!("time {}", p.get("timeFormat")?.as_str()?))
+        })
+        .collect();
+    (text != ["time %Y-%m-%d"]).then(|| text.join(" | "))
+}
+
 fn or_dash(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
@@ -48,8 +71,14 @@ where
 /// Run a `database` command.
 pub async fn database(api: &Management, command: DatabaseCommand) -> Result<ExitCode, Error> {
     match command {
-        DatabaseCommand::Create { limits: l, name } => {
-            let db = api.create_database(&name, &limits(&l)?).await?;
+        DatabaseCommand::Create {
+            limits: l,
+            template,
+            name,
+        } => {
+            let db = api
+                .create_database(&name, &limits(&l)?, template.to_json())
+                .await?;
             print(&format!("database '{}' created (id {})\n", db.name, db.id))?;
         }
         DatabaseCommand::List {
@@ -68,6 +97,10 @@ pub async fn database(api: &Management, command: DatabaseCommand) -> Result<Exit
                     if deleted {
                         headers.push("DELETED AT");
                     }
+                    let templated = dbs.iter().any(|d| custom_template(&d.other).is_some());
+                    if templated {
+                        headers.push("PARTITIONED BY");
+                    }
                     let rows: Vec<Vec<String>> = dbs
                         .iter()
                         .map(|d| {
@@ -80,6 +113,9 @@ pub async fn database(api: &Management, command: DatabaseCommand) -> Result<Exit
                             ];
                             if deleted {
                                 row.push(or_dash(d.deleted_at.as_deref()));
+                            }
+                            if templated {
+                                row.push(or_dash(custom_template(&d.other)));
                             }
                             row
                         })
@@ -234,10 +270,13 @@ pub async fn partition(api: &Management, command: PartitionCommand) -> Result<Ex
 pub async fn table_command(api: &Management, command: TableCommand) -> Result<ExitCode, Error> {
     match command {
         TableCommand::Create {
+            template,
             database,
             table: name,
         } => {
-            let t = api.create_table(&database, &name).await?;
+            let t = api
+                .create_table(&database, &name, template.to_json())
+                .await?;
             print(&format!(
                 "table '{}' created in database '{database}' (id {})\n",
                 t.name, t.id
@@ -260,12 +299,19 @@ pub async fn table_command(api: &Management, command: TableCommand) -> Result<Ex
                     if deleted {
                         headers.push("DELETED AT");
                     }
+                    let templated = tables.iter().any(|t| custom_template(&t.other).is_some());
+                    if templated {
+                        headers.push("PARTITIONED BY");
+                    }
                     let rows: Vec<Vec<String>> = tables
                         .iter()
                         .map(|t| {
                             let mut row = vec![t.id.to_string(), t.name.clone()];
                             if deleted {
                                 row.push(or_dash(t.deleted_at.as_deref()));
+                            }
+                            if templated {
+                                row.push(or_dash(custom_template(&t.other)));
                             }
                             row
                         })

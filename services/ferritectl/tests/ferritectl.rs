@@ -1325,3 +1325,172 @@ fn find_parquet_of_partition(objects: &std::path::Path, partition: i64) -> PathB
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
 }
+
+#[tokio::test]
+async fn partition_templates_place_rows_by_tag_and_queries_prune_the_others() {
+    let server = FerriteServer::start(&ferrite_binary(), &["--persist-age-seconds", "1"])
+        .await
+        .expect("ferrite serve starts");
+    let ctl = Ctl::for_server(&server);
+    ctl.ok(&[
+        "database",
+        "create",
+        "--template-tag",
+        "region",
+        "--template-tag-bucket",
+        "host,4",
+        "--template-timeformat",
+        "%Y-%m",
+        "fleet",
+    ]);
+    let dbs = ctl.ok(&["database", "list"]).stdout;
+    assert!(
+        dbs.contains("PARTITIONED BY") && dbs.contains("tag region | bucket host/4 | time %Y-%m"),
+        "{dbs}"
+    );
+    // A table's own template replaces the database's.
+    ctl.ok(&[
+        "table",
+        "create",
+        "--template-timeformat",
+        "%Y",
+        "fleet",
+        "yearly",
+    ]);
+    let bad = ctl.fails(&[
+        "table",
+        "create",
+        "--template-tag-bucket",
+        "host,0",
+        "fleet",
+        "x",
+    ]);
+    assert!(bad.stderr.contains("1 to 1000"), "{bad:?}");
+    let usage = ctl.run(&[
+        "table",
+        "create",
+        "--template-tag-bucket",
+        "host",
+        "fleet",
+        "x",
+    ]);
+    assert!(!usage.ok && usage.stderr.contains("TAG,N"), "{usage:?}");
+
+    // 2024-03-05 and 2024-03-20: one month.
+    let (t1, t2) = (1_709_632_800_000_000_000i64, 1_710_936_000_000_000_000i64);
+    let lines = format!(
+        "cpu,region=eu,host=a v=1 {t1}\ncpu,region=eu,host=a v=2 {t2}\ncpu,region=us,host=b v=3 {t1}\n\
+         cpu,host=c v=4 {t1}\nyearly,x=1 v=1 {t1}"
+    );
+    ctl.ok(&["write", "--database", "fleet", &lines]);
+    let cpu = partitions_until(&ctl, &["--database", "fleet", "--table", "cpu"], |l| {
+        l.as_array().unwrap().len() == 3
+    });
+    let mut keys: Vec<Vec<String>> = cpu
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["key"]
+                .as_str()
+                .unwrap()
+                .split('|')
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    keys.sort();
+    let regions: Vec<&str> = keys.iter().map(|k| k[0].as_str()).collect();
+    assert_eq!(
+        regions,
+        vec!["!", "eu", "us"],
+        "a row without the tag gets '!'"
+    );
+    for k in &keys {
+        assert_eq!(k.len(), 3, "{keys:?}");
+        assert!(k[1].parse::<u32>().unwrap() < 4, "{keys:?}");
+        assert_eq!(k[2], "2024-03");
+    }
+    let yearly = partitions_until(&ctl, &["--database", "fleet", "--table", "yearly"], |l| {
+        l.as_array().unwrap().len() == 1
+    });
+    assert_eq!(yearly[0]["key"], "2024");
+    let tables = ctl.ok(&["table", "list", "fleet"]).stdout;
+    assert!(
+        tables.contains("time %Y\n") || tables.contains("time %Y "),
+        "{tables}"
+    );
+
+    // The plan reads only the partitions a tag predicate allows.
+    let partition_of = |region: &str| -> (i64, String) {
+        let p = cpu
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["key"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{region}|"))
+            })
+            .unwrap();
+        let key = p["key"].as_str().unwrap().to_string();
+        (
+            p["id"].as_i64().unwrap(),
+            key.split('|').nth(1).unwrap().to_string(),
+        )
+    };
+    let plan = |sql: &str| -> String {
+        ctl.ok(&["query", "--database", "fleet", "--format", "json", sql])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["plan"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let reads = |plan: &str, id: i64| plan.contains(&format!("/partitions/{id}/"));
+    let (eu, _) = partition_of("eu");
+    let (us, us_bucket) = partition_of("us");
+    let (none, _) = partition_of("!");
+    let explained = plan("EXPLAIN SELECT count(*) FROM cpu WHERE region = 'eu'");
+    assert!(reads(&explained, eu), "{explained}");
+    assert!(
+        !reads(&explained, us) && !reads(&explained, none),
+        "{explained}"
+    );
+    let explained = plan("EXPLAIN SELECT v FROM cpu WHERE region IN ('us', 'asia')");
+    assert!(
+        reads(&explained, us) && !reads(&explained, eu),
+        "{explained}"
+    );
+    // By bucket: host b's bucket; another partition is read only if it shares the bucket.
+    let explained = plan("EXPLAIN SELECT v FROM cpu WHERE host = 'b'");
+    for region in ["eu", "us", "!"] {
+        let (id, bucket) = partition_of(region);
+        assert_eq!(
+            reads(&explained, id),
+            bucket == us_bucket,
+            "{region}: {explained}"
+        );
+    }
+    // And the answers are right.
+    let rows = ctl
+        .ok(&[
+            "query",
+            "--database",
+            "fleet",
+            "--format",
+            "json",
+            "SELECT region, count(*) AS n FROM cpu WHERE region = 'eu' OR host = 'c' \
+             GROUP BY region ORDER BY region",
+        ])
+        .json();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"region": "eu", "n": 2}, {"n": 1}]),
+        "{rows}"
+    );
+    assert_eq!(ctl.count("fleet", "cpu"), 4);
+}

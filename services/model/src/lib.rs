@@ -13,6 +13,9 @@
 //! - a partition key is a pure function of the row's time, so any service computes it.
 
 pub mod dedup;
+pub mod partition;
+
+pub use partition::{PartitionTemplate, TemplateError, TemplatePart, TimeFormat};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -202,6 +205,8 @@ pub struct TableSchema {
     pub name: String,
     /// Columns by name.
     pub columns: BTreeMap<String, (ColumnId, ColumnType)>,
+    /// How its rows are split into partitions; fixed at creation.
+    pub partition_template: PartitionTemplate,
 }
 
 impl TableSchema {

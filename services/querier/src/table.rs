@@ -6,6 +6,7 @@
 //!    1. time range ◄── filters on `time`
 //!    2. ingesters: unpersisted partitions in the range   (FIRST)
 //!    3. catalog: parquet files of the table, pruned by [min_time, max_time]   (SECOND)
+//!       and, with a custom partition template, partitions ruled out by tag predicates
 //!    4. chunks grouped by overlapping time ranges:
 //!         lone file ────────────────► DataSourceExec(parquet, all filters for pruning) ─┐
 //!         overlapping files/ingester ► Union ► Filter(pk-only) ► Sort ► DedupExec ─────┤► Union
@@ -21,7 +22,7 @@
 //! - every returned batch has exactly the table's projected schema: tags Utf8, `time`
 //!   Timestamp(ns), columns a file lacks as nulls.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array, new_null_array};
@@ -51,7 +52,10 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use ferrite_catalog::{Catalog, ParquetFile};
 use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse};
-use ferrite_model::{DatabaseId, DatabaseLimits, TIME_COLUMN, TableSchema};
+use ferrite_model::{
+    DatabaseId, DatabaseLimits, PartitionId, PartitionTemplate, TIME_COLUMN, TableSchema,
+    TemplatePart,
+};
 use futures::future::try_join_all;
 
 use crate::dedup::{DedupExec, ORDER_COLUMN, order_field};
@@ -100,6 +104,31 @@ impl QuerierTable {
             ingesters,
             store_url,
         }
+    }
+
+    /// What the filters require of partition keys, when the table's template has tag parts
+    /// and the filters pin some of those tags to values.
+    fn partition_filter(&self, filters: &[Expr]) -> Option<PartitionFilter<'_>> {
+        let template = &self.table.partition_template;
+        if template.is_default() {
+            return None;
+        }
+        let template_tags: Vec<&str> = template
+            .parts()
+            .iter()
+            .filter_map(|p| match p {
+                TemplatePart::TagValue(t) | TemplatePart::TagBucket { tag: t, .. } => {
+                    Some(t.as_str())
+                }
+                TemplatePart::TimeFormat(_) => None,
+            })
+            .collect();
+        let required: Vec<(String, Vec<String>)> = filters
+            .iter()
+            .filter_map(tag_values)
+            .filter(|(tag, _)| template_tags.contains(&tag.as_str()))
+            .collect();
+        (!required.is_empty()).then_some(PartitionFilter { template, required })
     }
 
     /// True when `expr` may run below dedup: it reads only primary-key columns and gives the
@@ -330,6 +359,30 @@ impl TableProvider for QuerierTable {
             .await
             .map_err(|e| QueryError::Catalog(e).into_datafusion())?;
         files.retain(|f| range.overlaps(f.params.min_time, f.params.max_time));
+        // With a custom partition template, partitions may cover the same time but never
+        // share a key: chunks are grouped by partition, and predicates on the template's tags
+        // rule whole partitions out, files and ingester rows alike.
+        let mut responses = responses;
+        let mut keys: HashMap<PartitionId, String> = HashMap::new();
+        if !self.table.partition_template.is_default() {
+            keys = self
+                .catalog
+                .table_partitions(self.table.id)
+                .await
+                .map_err(|e| QueryError::Catalog(e).into_datafusion())?
+                .into_iter()
+                .map(|p| (p.id, p.key))
+                .collect();
+            if let Some(wanted) = self.partition_filter(&filters) {
+                files.retain(|f| {
+                    keys.get(&f.params.partition_id)
+                        .is_none_or(|key| wanted.may_hold(key))
+                });
+                for r in &mut responses {
+                    r.partitions.retain(|p| wanted.may_hold(&p.partition_key));
+                }
+            }
+        }
         // Write order: files by the sequence numbers they hold, ingester data after all files.
         files.sort_by_key(|f| (f.params.max_sequence_number, f.id));
 
@@ -337,6 +390,7 @@ impl TableProvider for QuerierTable {
             .iter()
             .enumerate()
             .map(|(rank, file)| Chunk {
+                partition: keys.get(&file.params.partition_id).map(String::as_str),
                 min_time: file.params.min_time,
                 max_time: file.params.max_time,
                 data: ChunkData::File(rank as u64, file),
@@ -360,6 +414,7 @@ impl TableProvider for QuerierTable {
                 }
                 if !batches.is_empty() {
                     chunks.push(Chunk {
+                        partition: (!keys.is_empty()).then_some(partition.partition_key.as_str()),
                         min_time: range.min,
                         max_time: range.max,
                         data: ChunkData::Ingester(batches),
@@ -422,6 +477,78 @@ impl TableProvider for QuerierTable {
     }
 }
 
+/// Tag values partition keys must allow.
+struct PartitionFilter<'a> {
+    template: &'a PartitionTemplate,
+    /// Each tag with the values a row may have.
+    required: Vec<(String, Vec<String>)>,
+}
+
+impl PartitionFilter<'_> {
+    /// Could the partition with `key` hold a row the filters keep?
+    fn may_hold(&self, key: &str) -> bool {
+        self.required.iter().all(|(tag, values)| {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            self.template.may_hold(key, tag, &values)
+        })
+    }
+}
+
+/// The values a filter pins a column to: `col = 'v'`, `'v' = col`, `col IN ('v', …)`, and
+/// ORs of those on one column (DataFusion writes a short IN list as ORs).
+fn tag_values(expr: &Expr) -> Option<(String, Vec<String>)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator, expr::InList};
+    let literal = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(v)), _) => Some(v.clone()),
+        Expr::Literal(ScalarValue::Dictionary(_, v), _) => match v.as_ref() {
+            ScalarValue::Utf8(Some(v)) => Some(v.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let column = |e: &Expr| match e {
+        Expr::Column(c) => Some(c.name.clone()),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Column(c) => Some(c.name.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match expr {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => match (column(left), literal(right), column(right), literal(left)) {
+            (Some(c), Some(v), _, _) | (_, _, Some(c), Some(v)) => Some((c, vec![v])),
+            _ => None,
+        },
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (a, mut values) = tag_values(left)?;
+            let (b, more) = tag_values(right)?;
+            (a == b).then(|| {
+                values.extend(more);
+                (a, values)
+            })
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
+            let c = column(expr)?;
+            let values = list.iter().map(literal).collect::<Option<Vec<_>>>()?;
+            Some((c, values))
+        }
+        _ => None,
+    }
+}
+
 /// `plan` sorted into one partition in [`DedupExec::sort_order`]: partitions are sorted in
 /// parallel, then merged.
 pub(crate) fn sorted_for_dedup(
@@ -439,6 +566,9 @@ pub(crate) fn sorted_for_dedup(
 /// A unit of data with a known time range.
 #[derive(Debug)]
 struct Chunk<'a> {
+    /// Its partition key, when partitions may share time ranges (a custom template); chunks
+    /// of different partitions never hold the same key.
+    partition: Option<&'a str>,
     min_time: i64,
     max_time: i64,
     data: ChunkData<'a>,
@@ -455,12 +585,12 @@ enum ChunkData<'a> {
 /// Group chunks whose `[min_time, max_time]` ranges overlap, transitively. Rows of one key
 /// share a time, so they are always inside one group.
 fn group_overlapping(mut chunks: Vec<Chunk<'_>>) -> Vec<Vec<Chunk<'_>>> {
-    chunks.sort_by_key(|c| (c.min_time, c.max_time));
+    chunks.sort_by_key(|c| (c.partition, c.min_time, c.max_time));
     let mut groups: Vec<Vec<Chunk<'_>>> = vec![];
     let mut group_max = i64::MIN;
     for chunk in chunks {
         match groups.last_mut() {
-            Some(group) if chunk.min_time <= group_max => {
+            Some(group) if chunk.min_time <= group_max && group[0].partition == chunk.partition => {
                 group_max = group_max.max(chunk.max_time);
                 group.push(chunk);
             }
@@ -595,6 +725,7 @@ mod tests {
 
     fn chunk(min: i64, max: i64) -> Chunk<'static> {
         Chunk {
+            partition: None,
             min_time: min,
             max_time: max,
             data: ChunkData::Ingester(vec![]),
@@ -628,6 +759,16 @@ mod tests {
                 vec![(100, 100)],
             ]
         );
+    }
+
+    #[test]
+    fn chunks_of_different_partitions_are_never_grouped() {
+        let mut chunks = vec![chunk(0, 10), chunk(5, 15), chunk(8, 9)];
+        chunks[0].partition = Some("eu|2024");
+        chunks[1].partition = Some("us|2024");
+        chunks[2].partition = Some("eu|2024");
+        let groups = group_overlapping(chunks);
+        assert_eq!(ranges(&groups), vec![vec![(0, 10), (8, 9)], vec![(5, 15)]]);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! creates them in the catalog and runs validation again with the new schema. Known schema
 //! costs no catalog round trip.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use arrow::record_batch::RecordBatch;
@@ -92,7 +93,9 @@ pub fn validate(
     });
     let mut lines = Lines::new(body).with_precision(precision);
     let mut line = ParsedLine::default();
-    let mut builders: HashMap<String, HashMap<i64, (String, BatchBuilder)>> = HashMap::new();
+    let mut builders: HashMap<String, Partitions> = HashMap::new();
+    // A custom template's key of the current line; allocated once.
+    let mut key = String::new();
     let mut pending: BTreeMap<String, Vec<(String, ColumnType)>> = BTreeMap::new();
     let mut issues = Vec::new();
     let (mut accepted, mut rejected) = (0, 0);
@@ -158,13 +161,35 @@ pub fn validate(
             continue;
         }
         let time = line.timestamp.unwrap_or(default_time);
-        builders
-            .entry(line.measurement.to_string())
-            .or_default()
-            .entry(time.div_euclid(NANOS_PER_DAY))
-            .or_insert_with(|| (day_partition_key(time), BatchBuilder::new()))
-            .1
-            .append(&line, time);
+        let partitions = builders.entry(line.measurement.to_string()).or_default();
+        let builder = match table.map(|t| &t.partition_template) {
+            Some(template) if !template.is_default() => {
+                let tags = &line.tags;
+                template.key_into(
+                    |name| {
+                        tags.iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| Cow::Borrowed(v.as_ref()))
+                    },
+                    time,
+                    &mut key,
+                );
+                if !partitions.by_key.contains_key(key.as_str()) {
+                    partitions.by_key.insert(key.clone(), BatchBuilder::new());
+                }
+                partitions.by_key.get_mut(key.as_str()).expect("inserted")
+            }
+            // The default template: UTC days, keyed by day number so the key string is
+            // made once per day, not per line.
+            _ => {
+                &mut partitions
+                    .by_day
+                    .entry(time.div_euclid(NANOS_PER_DAY))
+                    .or_insert_with(|| (day_partition_key(time), BatchBuilder::new()))
+                    .1
+            }
+        };
+        builder.append(&line, time);
     }
     if !pending.is_empty() {
         return Ok(Validated::NeedsSchema {
@@ -175,8 +200,9 @@ pub fn validate(
         });
     }
     let mut rows = Vec::new();
-    for (table, days) in builders {
-        for (partition_key, builder) in days.into_values() {
+    for (table, partitions) in builders {
+        let keyed = partitions.by_day.into_values().chain(partitions.by_key);
+        for (partition_key, builder) in keyed {
             rows.push(TableRows {
                 table: table.clone(),
                 partition_key,
@@ -190,6 +216,15 @@ pub fn validate(
         issues,
         rejected,
     })
+}
+
+/// The rows of one table being built, by partition.
+#[derive(Default)]
+struct Partitions {
+    /// Default template: by UTC day number, with the day's key.
+    by_day: HashMap<i64, (String, BatchBuilder)>,
+    /// Custom template: by key.
+    by_key: HashMap<String, BatchBuilder>,
 }
 
 /// `ns` since the epoch as RFC 3339 (UTC).
@@ -277,6 +312,7 @@ mod tests {
             id: TableId(1),
             name: "cpu".into(),
             columns,
+            partition_template: Default::default(),
         };
         DatabaseSchema {
             id: DatabaseId(1),
@@ -304,6 +340,40 @@ mod tests {
         let mut keys: Vec<_> = rows.iter().map(|r| r.partition_key.as_str()).collect();
         keys.sort();
         assert_eq!(keys, vec!["1970-01-01", "1970-01-02"]);
+    }
+
+    #[test]
+    fn a_custom_template_keys_rows_by_its_parts() {
+        let mut db = schema();
+        let cpu = db.tables.get_mut("cpu").unwrap();
+        cpu.partition_template = ferrite_model::PartitionTemplate::new(vec![
+            ferrite_model::TemplatePart::TagValue("host".into()),
+            ferrite_model::TemplatePart::TimeFormat(ferrite_model::TimeFormat::Month),
+        ])
+        .unwrap();
+        let body = format!(
+            "cpu,host=a usage=1 1\ncpu,host=b usage=2 2\ncpu usage=3 3\ncpu,host=a usage=4 {}\n",
+            40 * NANOS_PER_DAY
+        );
+        let Validated::Ready { rows, .. } =
+            validate(&body, Precision::Nanosecond, 0, Some(&db)).unwrap()
+        else {
+            panic!("schema is known");
+        };
+        let mut keys: Vec<(&str, usize)> = rows
+            .iter()
+            .map(|r| (r.partition_key.as_str(), r.batch.num_rows()))
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                ("!|1970-01", 1),
+                ("a|1970-01", 1),
+                ("a|1970-02", 1),
+                ("b|1970-01", 1)
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `TableService` and `TokenService`, answering like `/api/v0` with gRPC status codes.
 
 use ferrite_catalog::{DatabaseInfo, LimitsUpdate, Status as Listing, TableInfo};
-use ferrite_model::{DatabaseId, TableId};
+use ferrite_model::{DatabaseId, PartitionTemplate, TableId, TemplatePart, TimeFormat};
 use ferrite_proto::ferrite::management::v1 as pb;
 use pb::database_service_server::{DatabaseService, DatabaseServiceServer};
 use pb::table_service_server::{TableService, TableServiceServer};
@@ -70,6 +70,7 @@ fn database(d: DatabaseInfo) -> pb::Database {
         max_tables: d.limits.max_tables,
         max_columns_per_table: d.limits.max_columns_per_table,
         deleted_at: d.deleted_at.map(timestamp),
+        partition_template: Some(template_message(&d.partition_template)),
     }
 }
 
@@ -78,7 +79,53 @@ fn table(t: TableInfo) -> pb::Table {
         id: t.id.get(),
         name: t.name,
         deleted_at: t.deleted_at.map(timestamp),
+        partition_template: Some(template_message(&t.partition_template)),
     }
+}
+
+fn template_message(t: &PartitionTemplate) -> pb::PartitionTemplate {
+    use pb::template_part::Part;
+    pb::PartitionTemplate {
+        parts: t
+            .parts()
+            .iter()
+            .map(|p| pb::TemplatePart {
+                part: Some(match p {
+                    TemplatePart::TagValue(tag) => Part::TagValue(tag.clone()),
+                    TemplatePart::TagBucket { tag, buckets } => Part::TagBucket(pb::TagBucket {
+                        tag: tag.clone(),
+                        buckets: *buckets,
+                    }),
+                    TemplatePart::TimeFormat(f) => Part::TimeFormat(f.pattern().to_string()),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// The parts of a requested template; an empty or unset template is the default.
+fn template_parts(t: Option<pb::PartitionTemplate>) -> Result<Option<Vec<TemplatePart>>, Status> {
+    use pb::template_part::Part;
+    let Some(t) = t.filter(|t| !t.parts.is_empty()) else {
+        return Ok(None);
+    };
+    t.parts
+        .into_iter()
+        .map(|p| match p.part {
+            Some(Part::TagValue(tag)) => Ok(TemplatePart::TagValue(tag)),
+            Some(Part::TagBucket(b)) => Ok(TemplatePart::TagBucket {
+                tag: b.tag,
+                buckets: b.buckets,
+            }),
+            Some(Part::TimeFormat(f)) => TimeFormat::parse(&f)
+                .map(TemplatePart::TimeFormat)
+                .map_err(|e| Status::invalid_argument(format!("invalid partition template: {}", e.0))),
+            None => Err(Status::invalid_argument(
+                "invalid partition template: a part sets none of tag_value, tag_bucket, time_format",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn token(t: TokenView) -> pb::Token {
@@ -121,6 +168,7 @@ impl DatabaseService for Management {
             retention_period_ns: r.retention_period_ns,
             max_tables: r.max_tables,
             max_columns_per_table: r.max_columns_per_table,
+            partition_template: template_parts(r.partition_template)?,
         };
         let db = Management::create_database(self, &caller, new).await?;
         Ok(Response::new(pb::CreateDatabaseResponse {
@@ -194,7 +242,8 @@ impl TableService for Management {
         request: Request<pb::CreateTableRequest>,
     ) -> RpcResult<pb::CreateTableResponse> {
         let (caller, r) = split(request)?;
-        let t = Management::create_table(self, &caller, &r.database, &r.name).await?;
+        let template = template_parts(r.partition_template)?;
+        let t = Management::create_table(self, &caller, &r.database, &r.name, template).await?;
         Ok(Response::new(pb::CreateTableResponse {
             table: Some(table(t)),
         }))

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use ferrite_catalog::{DatabaseInfo, LimitsUpdate, Status, TableInfo};
-use ferrite_model::{DatabaseId, PartitionId, TableId};
+use ferrite_model::{DatabaseId, PartitionId, PartitionTemplate, TableId, TemplatePart};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -107,6 +107,7 @@ struct DatabaseBody {
     max_columns_per_table: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted_at: Option<String>,
+    partition_template: PartitionTemplate,
 }
 
 impl From<DatabaseInfo> for DatabaseBody {
@@ -118,6 +119,7 @@ impl From<DatabaseInfo> for DatabaseBody {
             max_tables: d.limits.max_tables,
             max_columns_per_table: d.limits.max_columns_per_table,
             deleted_at: d.deleted_at.map(rfc3339),
+            partition_template: d.partition_template,
         }
     }
 }
@@ -129,6 +131,7 @@ struct TableBody {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted_at: Option<String>,
+    partition_template: PartitionTemplate,
 }
 
 impl From<TableInfo> for TableBody {
@@ -137,6 +140,7 @@ impl From<TableInfo> for TableBody {
             id: t.id.get(),
             name: t.name,
             deleted_at: t.deleted_at.map(rfc3339),
+            partition_template: t.partition_template,
         }
     }
 }
@@ -148,6 +152,14 @@ struct CreateDatabase {
     retention_period: Option<i64>,
     max_tables: Option<i32>,
     max_columns_per_table: Option<i32>,
+    partition_template: Option<Vec<TemplatePart>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateTable {
+    name: String,
+    partition_template: Option<Vec<TemplatePart>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +215,7 @@ async fn create_database(
         retention_period_ns: body.retention_period,
         max_tables: body.max_tables,
         max_columns_per_table: body.max_columns_per_table,
+        partition_template: body.partition_template,
     };
     let db = m.create_database(&caller, new).await?;
     Ok((StatusCode::CREATED, Json(DatabaseBody::from(db))).into_response())
@@ -379,11 +392,13 @@ async fn create_table(
     State(m): State<Management>,
     extensions: Extensions,
     Path(db): Path<String>,
-    body: Result<Json<Rename>, JsonRejection>,
+    body: Result<Json<CreateTable>, JsonRejection>,
 ) -> ApiResult<Response> {
     let caller = caller(&extensions)?;
     let Json(body) = body?;
-    let table = m.create_table(&caller, &db, &body.name).await?;
+    let table = m
+        .create_table(&caller, &db, &body.name, body.partition_template)
+        .await?;
     Ok((StatusCode::CREATED, Json(TableBody::from(table))).into_response())
 }
 

@@ -20,7 +20,9 @@ use ferrite_catalog::{
     Action, Catalog, DatabaseInfo, Error as CatalogError, LimitsUpdate, NewToken, PartitionSummary,
     Permission, Resource, SqlCatalog, Status, TableInfo, TokenRecord, TokenUpdate,
 };
-use ferrite_model::{DatabaseId, DatabaseLimits, PartitionId, TableId};
+use ferrite_model::{
+    DatabaseId, DatabaseLimits, PartitionId, PartitionTemplate, TableId, TemplatePart,
+};
 
 use crate::authorizer::{AuthError, Authorizer, Caller, now_nanos};
 use crate::secret::{generate_token, hash_token};
@@ -118,6 +120,17 @@ pub(crate) struct NewDatabase {
     pub retention_period_ns: Option<i64>,
     pub max_tables: Option<i32>,
     pub max_columns_per_table: Option<i32>,
+    /// Parts as given; `None`: the default (UTC days).
+    pub partition_template: Option<Vec<TemplatePart>>,
+}
+
+/// A template as given: checked, or a 400 that says what is wrong.
+pub(crate) fn template_of(
+    parts: Option<Vec<TemplatePart>>,
+) -> ApiResult<Option<PartitionTemplate>> {
+    parts
+        .map(|p| PartitionTemplate::new(p).map_err(|e| ApiError::bad_request(e.to_string())))
+        .transpose()
 }
 
 /// A permission as given and shown: `read`/`write` on a database name or `*`.
@@ -194,7 +207,11 @@ impl Management {
                 .max_columns_per_table
                 .unwrap_or(defaults.max_columns_per_table),
         };
-        let db = self.catalog.create_database_with(&new.name, limits).await?;
+        let template = template_of(new.partition_template)?.unwrap_or_default();
+        let db = self
+            .catalog
+            .create_database_with(&new.name, limits, &template)
+            .await?;
         self.changed().await;
         Ok(db)
     }
@@ -307,9 +324,14 @@ impl Management {
         caller: &Caller,
         database: &str,
         name: &str,
+        partition_template: Option<Vec<TemplatePart>>,
     ) -> ApiResult<TableInfo> {
         caller.require_admin("creating a table")?;
-        let table = self.catalog.create_table_named(database, name).await?;
+        let template = template_of(partition_template)?;
+        let table = self
+            .catalog
+            .create_table_named(database, name, template.as_ref())
+            .await?;
         self.changed().await;
         Ok(table)
     }

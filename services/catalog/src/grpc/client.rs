@@ -427,6 +427,19 @@ impl Catalog for GrpcCatalog {
         Ok(reply(convert::required(response.partition, "partition"))?.into())
     }
 
+    async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>> {
+        let request = proto::ListPartitionsRequest {
+            table_id: table_id.get(),
+        };
+        let response = self
+            .call("ListPartitions", |mut c, t| {
+                let request = timed(request, t);
+                async move { c.list_partitions(request).await }
+            })
+            .await?;
+        Ok(response.partitions.into_iter().map(Into::into).collect())
+    }
+
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {
         let request = proto::AddParquetFileRequest {
             params: Some(params.into()),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ferrite_model::{
     ColumnId, ColumnType, DatabaseId, DatabaseLimits, DatabaseSchema, ParquetFileId, PartitionId,
-    TableId, TableSchema,
+    PartitionTemplate, TableId, TableSchema,
 };
 use ferrite_proto::ferrite::catalog::v1 as proto;
 
@@ -334,6 +334,11 @@ pub(crate) fn table_schema_message(t: TableSchema) -> proto::TableSchema {
                 column_type: column_type.code().into(),
             })
             .collect(),
+        partition_template: if t.partition_template.is_default() {
+            String::new()
+        } else {
+            t.partition_template.to_json()
+        },
     }
 }
 
@@ -348,6 +353,8 @@ pub(crate) fn table_schema(t: proto::TableSchema) -> Result<TableSchema, Invalid
         })
         .collect::<Result<BTreeMap<_, _>, Invalid>>()?;
     Ok(TableSchema {
+        partition_template: PartitionTemplate::from_json(&t.partition_template)
+            .map_err(|e| format!("table '{}': {e}", t.name))?,
         id: TableId(t.id),
         name: t.name,
         columns,
@@ -418,11 +425,20 @@ mod tests {
                 .enumerate()
                 .map(|(i, t)| (format!("c{i}"), (ColumnId(i as i64 + 10), t)))
                 .collect(),
+            partition_template: ferrite_model::PartitionTemplate::new(vec![
+                ferrite_model::TemplatePart::TagBucket {
+                    tag: "c6".into(),
+                    buckets: 10,
+                },
+                ferrite_model::TemplatePart::TimeFormat(ferrite_model::TimeFormat::Week),
+            ])
+            .unwrap(),
         };
         let empty = TableSchema {
             id: TableId(3),
             name: "disk".into(),
             columns: BTreeMap::new(),
+            partition_template: Default::default(),
         };
         let db = DatabaseSchema {
             id: DatabaseId(1),

@@ -333,6 +333,20 @@ impl CatalogService for CatalogGrpcService {
         }))
     }
 
+    async fn list_partitions(
+        &self,
+        request: Request<proto::ListPartitionsRequest>,
+    ) -> Result<Response<proto::ListPartitionsResponse>, Status> {
+        let partitions = self
+            .catalog()
+            .table_partitions(TableId(request.into_inner().table_id))
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListPartitionsResponse {
+            partitions: partitions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn add_parquet_file(
         &self,
         request: Request<proto::AddParquetFileRequest>,

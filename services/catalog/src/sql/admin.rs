@@ -8,10 +8,12 @@
 //! `deleted_name`. Readers that look up names therefore no longer find it, and a new object
 //! may take the name. Every change bumps the catalog version, so caches drop what they knew.
 
-use ferrite_model::{DatabaseId, DatabaseLimits, TableId, validate_database_name};
+use ferrite_model::{
+    DatabaseId, DatabaseLimits, PartitionTemplate, TableId, validate_database_name,
+};
 
 use super::{SqlCatalog, bump_version, now_ns};
-use crate::{Catalog, Error, Result};
+use crate::{Error, Result};
 
 /// Which objects a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct DatabaseInfo {
     pub limits: DatabaseLimits,
     /// Soft-delete time, ns.
     pub deleted_at: Option<i64>,
+    /// What its new tables are partitioned by, unless created with their own.
+    pub partition_template: PartitionTemplate,
 }
 
 /// A table as the management API shows it.
@@ -56,6 +60,8 @@ pub struct TableInfo {
     pub name: String,
     /// Soft-delete time, ns.
     pub deleted_at: Option<i64>,
+    /// How its rows are partitioned.
+    pub partition_template: PartitionTemplate,
 }
 
 /// Changes to a database's settings; `None` keeps a value.
@@ -69,12 +75,22 @@ pub struct LimitsUpdate {
     pub max_columns_per_table: Option<i32>,
 }
 
-type DatabaseRow = (i64, String, Option<String>, i64, i32, i32, Option<i64>);
+type DatabaseRow = (
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i32,
+    i32,
+    Option<i64>,
+    String,
+);
 
 const SELECT_DATABASES: &str = "SELECT id, name, deleted_name, retention_period_ns, max_tables, \
-                                max_columns_per_table, deleted_at FROM databases";
+                                max_columns_per_table, deleted_at, partition_template \
+                                FROM databases";
 
-fn database_info(row: DatabaseRow) -> DatabaseInfo {
+fn database_info(row: DatabaseRow) -> Result<DatabaseInfo> {
     let (
         id,
         name,
@@ -83,8 +99,10 @@ fn database_info(row: DatabaseRow) -> DatabaseInfo {
         max_tables,
         max_columns_per_table,
         deleted_at,
+        template,
     ) = row;
-    DatabaseInfo {
+    Ok(DatabaseInfo {
+        partition_template: stored_template(&template)?,
         id: DatabaseId(id),
         name: deleted_name.unwrap_or(name),
         limits: DatabaseLimits {
@@ -93,6 +111,20 @@ fn database_info(row: DatabaseRow) -> DatabaseInfo {
             max_columns_per_table,
         },
         deleted_at,
+    })
+}
+
+/// A template as stored; a row that cannot be read back is corrupt.
+pub(super) fn stored_template(text: &str) -> Result<PartitionTemplate> {
+    PartitionTemplate::from_json(text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+/// The stored form: '' for the default.
+pub(super) fn template_text(template: &PartitionTemplate) -> String {
+    if template.is_default() {
+        String::new()
+    } else {
+        template.to_json()
     }
 }
 
@@ -126,7 +158,7 @@ impl SqlCatalog {
         let rows: Vec<DatabaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(database_info).collect())
+        rows.into_iter().map(database_info).collect()
     }
 
     async fn live_database(&self, name: &str) -> Result<DatabaseInfo> {
@@ -135,8 +167,7 @@ impl SqlCatalog {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(database_info)
-            .ok_or_else(|| Error::DatabaseNotFound(name.to_owned()))
+        database_info(row.ok_or_else(|| Error::DatabaseNotFound(name.to_owned()))?)
     }
 
     async fn database_info_by_id(&self, id: DatabaseId) -> Result<DatabaseInfo> {
@@ -145,22 +176,23 @@ impl SqlCatalog {
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(database_info)
-            .ok_or_else(|| Error::DatabaseNotFound(id.to_string()))
+        database_info(row.ok_or_else(|| Error::DatabaseNotFound(id.to_string()))?)
     }
 
-    /// Create a database with `limits`; [`Error::Conflict`] if a live one has the name.
+    /// Create a database with `limits` and a partition template for its tables;
+    /// [`Error::Conflict`] if a live one has the name.
     pub async fn create_database_with(
         &self,
         name: &str,
         limits: DatabaseLimits,
+        template: &PartitionTemplate,
     ) -> Result<DatabaseInfo> {
         validate_database_name(name).map_err(|e| Error::Invalid(e.to_string()))?;
         check_limits(&limits)?;
         let mut tx = self.begin_write().await?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO databases (name, created_at, retention_period_ns, max_tables, \
-             max_columns_per_table) VALUES ($1, $2, $3, $4, $5) \
+             max_columns_per_table, partition_template) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .bind(name)
@@ -168,6 +200,7 @@ impl SqlCatalog {
         .bind(limits.retention_period_ns)
         .bind(limits.max_tables)
         .bind(limits.max_columns_per_table)
+        .bind(template_text(template))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = inserted else {
@@ -287,22 +320,25 @@ impl SqlCatalog {
     pub async fn tables(&self, database: &str, status: Status) -> Result<Vec<TableInfo>> {
         let db = self.live_database(database).await?;
         let sql = format!(
-            "SELECT id, COALESCE(deleted_name, name), deleted_at FROM tables \
+            "SELECT id, COALESCE(deleted_name, name), deleted_at, partition_template FROM tables \
              WHERE database_id = $1 AND {} ORDER BY COALESCE(deleted_name, name), id",
             status.clause()
         );
-        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(db.id.get())
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, deleted_at)| TableInfo {
-                id: TableId(id),
-                name,
-                deleted_at,
+        let rows: Vec<(i64, String, Option<i64>, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(db.id.get())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, name, deleted_at, template)| {
+                Ok(TableInfo {
+                    id: TableId(id),
+                    name,
+                    deleted_at,
+                    partition_template: stored_template(&template)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn live_table(&self, database: &str, table: &str) -> Result<(DatabaseInfo, TableInfo)> {
@@ -320,8 +356,14 @@ impl SqlCatalog {
         Ok((db, found))
     }
 
-    /// Create an empty table (it gets columns from writes); [`Error::Conflict`] if it exists.
-    pub async fn create_table_named(&self, database: &str, table: &str) -> Result<TableInfo> {
+    /// Create an empty table (it gets columns from writes), partitioned by `template` or,
+    /// without one, by its database's; [`Error::Conflict`] if it exists.
+    pub async fn create_table_named(
+        &self,
+        database: &str,
+        table: &str,
+        template: Option<&PartitionTemplate>,
+    ) -> Result<TableInfo> {
         check_table_name(table)?;
         let db = self.live_database(database).await?;
         if self
@@ -334,12 +376,12 @@ impl SqlCatalog {
                 "table '{table}' already exists in database '{database}'"
             )));
         }
-        let t = self.create_table(db.id, table).await?;
-        Ok(TableInfo {
-            id: t.id,
-            name: t.name,
-            deleted_at: None,
-        })
+        let t = self.create_table_with(db.id, table, template).await?;
+        self.tables(database, Status::Active)
+            .await?
+            .into_iter()
+            .find(|info| info.id == t.id)
+            .ok_or_else(|| Error::Corrupt(format!("table '{table}' vanished")))
     }
 
     /// Soft-delete a live table.

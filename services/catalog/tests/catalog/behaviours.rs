@@ -339,6 +339,8 @@ pub async fn partitions_are_created_once_per_table_and_key(f: &Fixture) {
     assert_ne!(next_day.id, p.id);
     assert_ne!(other_table.id, p.id);
     assert_ne!(other_table.id, next_day.id);
+    assert_eq!(c.table_partitions(cpu.id).await.unwrap(), vec![p, next_day]);
+    assert_eq!(c.table_partitions(mem.id).await.unwrap(), vec![other_table]);
 }
 
 fn file(
@@ -515,7 +517,7 @@ pub async fn limits_refuse_tables_and_columns_beyond_them(f: &Fixture) {
     };
     admin(f)
         .await
-        .create_database_with("lim", limits)
+        .create_database_with("lim", limits, &Default::default())
         .await
         .unwrap();
     let c = &f.catalog;

@@ -215,7 +215,7 @@ pub async fn retention_marks_files_whose_rows_are_all_expired(f: &Fixture) {
     };
     admin(f)
         .await
-        .create_database_with("short", limits)
+        .create_database_with("short", limits, &Default::default())
         .await
         .unwrap();
     let c = &f.catalog;

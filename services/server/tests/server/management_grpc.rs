@@ -8,6 +8,7 @@ use ferrite_testkit::cluster::TestCluster;
 use ferrite_testkit::server::{FerriteServer, client_with};
 use pb::database_service_client::DatabaseServiceClient;
 use pb::table_service_client::TableServiceClient;
+use pb::template_part::Part;
 use pb::token_service_client::TokenServiceClient;
 use tonic::Code;
 
@@ -96,6 +97,7 @@ async fn walk(url: &str, admin_token: &str) {
             retention_period_ns: Some(0),
             max_tables: Some(2),
             max_columns_per_table: Some(10),
+            partition_template: Some(template(vec![Part::TagValue("region".into())])),
         })
         .await
         .inner()
@@ -104,6 +106,14 @@ async fn walk(url: &str, admin_token: &str) {
     assert_eq!(
         (db.name.as_str(), db.max_tables, db.max_columns_per_table),
         ("grpc_db", 2, 10)
+    );
+    assert_eq!(
+        db.partition_template,
+        Some(template(vec![
+            Part::TagValue("region".into()),
+            Part::TimeFormat("%Y-%m-%d".into())
+        ])),
+        "the default time format is added"
     );
     let defaults = admin
         .databases
@@ -292,18 +302,40 @@ async fn walk(url: &str, admin_token: &str) {
         .create_table(pb::CreateTableRequest {
             database: "grpc_db".into(),
             name: "t1".into(),
+            partition_template: Some(template(vec![Part::TimeFormat("%Y-%m".into())])),
         })
         .await
         .inner()
         .table
         .unwrap();
     assert_eq!(t.name, "t1");
+    assert_eq!(
+        t.partition_template,
+        Some(template(vec![Part::TimeFormat("%Y-%m".into())])),
+        "a table's own template"
+    );
+    let bad = code(
+        admin
+            .tables
+            .create_table(pb::CreateTableRequest {
+                database: "grpc_db".into(),
+                name: "t2".into(),
+                partition_template: Some(template(vec![Part::TimeFormat("%d".into())])),
+            })
+            .await,
+    );
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert!(
+        bad.message().contains("%Y-%m-%d, %Y-%W, %Y-%m, %Y"),
+        "{bad:?}"
+    );
     let s = code(
         admin
             .tables
             .create_table(pb::CreateTableRequest {
                 database: "grpc_db".into(),
                 name: "t3".into(),
+                partition_template: None,
             })
             .await,
     );
@@ -466,4 +498,14 @@ async fn a_cluster_router_forwards_the_management_grpc_api_to_the_catalog() {
         .await
         .unwrap();
     walk(&c.url(), &c.admin_token).await;
+}
+
+/// A template message of `parts`.
+fn template(parts: Vec<Part>) -> pb::PartitionTemplate {
+    pb::PartitionTemplate {
+        parts: parts
+            .into_iter()
+            .map(|p| pb::TemplatePart { part: Some(p) })
+            .collect(),
+    }
 }
