@@ -30,7 +30,8 @@ VARIANTS = {
     "file-store": ["file-store.yaml"],
 }
 
-TIERS = ("catalog", "router", "ingester", "querier")
+# Every `ferrite run` service, each a workload of the chart.
+TIERS = ("catalog", "router", "ingester", "querier", "compactor")
 RELEASE = "t"
 NAMESPACE = "ferrite-test"
 
@@ -116,12 +117,30 @@ def run_commands(ferrite_bin):
     return names
 
 
+def parse_run_defaults(text):
+    """FERRITE_* variable -> its flag's default, as `--help` shows it (`[default: 10]`), for
+    the flags that have one."""
+    defaults = {}
+    for block in re.split(r"\n(?=[ ]{2,8}(?:-[A-Za-z], )?--[a-z])", text):
+        var = re.search(r"\[env: (FERRITE_[A-Z0-9_]+)", block)
+        default = re.search(r"\[default: ([^\]]*)\]", block)
+        if var and default:
+            defaults[var.group(1)] = default.group(1)
+    return defaults
+
+
 @pytest.fixture(scope="session")
-def tier_cli(ferrite_bin):
+def tier_help(ferrite_bin):
+    """tier -> the text of `ferrite run <tier> --help`."""
+    return {tier: _help(ferrite_bin, "run", tier) for tier in TIERS}
+
+
+@pytest.fixture(scope="session")
+def tier_cli(tier_help):
     """tier -> (every FERRITE_* variable `ferrite run <tier>` reads, those it requires)."""
     cli = {}
     for tier in TIERS:
-        env, required = parse_run_help(_help(ferrite_bin, "run", tier))
+        env, required = parse_run_help(tier_help[tier])
         assert env, f"no [env: FERRITE_...] lines in `ferrite run {tier} --help`"
         cli[tier] = (env, required)
     return cli

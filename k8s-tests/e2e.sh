@@ -8,9 +8,12 @@
 #
 # It builds the image (make image: docker, podman or buildah), makes it available to the
 # cluster, installs helm/ferrite into a fresh namespace with the bundled PostgreSQL and MinIO
-# (dev.enabled=true) and 1 catalog, 2 routers, 2 ingesters and 1 querier, runs the check
-# (writes and queries through the router Service while every tier is scaled and restarted;
-# every acknowledged write must then be stored exactly once), and uninstalls.
+# (dev.enabled=true), 1 catalog, 2 routers, 2 ingesters, 1 querier and 1 compactor, and the
+# fast persisting and compaction settings of `scenario.py --print-values`, runs the check
+# (writes and queries through the router Service while every tier is scaled and restarted,
+# the compactor given a standby and its active pod scaled away; every acknowledged write must
+# then be stored exactly once, the compactor must have compacted, and its pods' logs,
+# followed with `kubectl logs -f`, must show one lease holder at a time), and uninstalls.
 #
 # Uses kubectl's current context. Needs kubectl, helm, python3 with `requests` (a venv is
 # made under ~/.cache/ferrite-e2e-venv when it is missing), and kind/k3d for those modes.
@@ -80,7 +83,9 @@ if ! python3 -c 'import requests' 2>/dev/null; then
     python=$venv/bin/python
 fi
 
+values=$(mktemp --suffix=.json)
 cleanup() {
+    rm -f "$values"
     if [[ ${KEEP:-0} != 1 ]]; then
         helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
         kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
@@ -91,13 +96,13 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== installing the chart into namespace $namespace"
+# The tiers' starting sizes, and ingesters and a compactor fast enough for the check.
+"$python" "$repo/k8s-tests/scenario.py" --print-values >"$values"
 kubectl create namespace "$namespace"
-helm install "$release" "$repo/helm/ferrite" --namespace "$namespace" \
+helm install "$release" "$repo/helm/ferrite" --namespace "$namespace" -f "$values" \
     --set dev.enabled=true \
     --set image.repository="$image_repo" --set image.tag="$tag" \
-    --set image.pullPolicy=IfNotPresent \
-    --set catalog.replicas=1 --set router.replicas=2 \
-    --set ingester.replicas=2 --set querier.replicas=1
+    --set image.pullPolicy=IfNotPresent
 
 echo "== load and scale"
 args=(--namespace "$namespace" --release "$release")

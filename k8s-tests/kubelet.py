@@ -334,6 +334,13 @@ class Kubelet:
         files = sorted(self.workdir.glob(f"logs/*_{pod_name}_*.log"), key=os.path.getmtime)
         return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')}" for f in files)
 
+    def pod_logs(self, namespace, prefix):
+        """pod name -> log_of(name), for every Pod of `namespace` whose name starts with
+        `prefix` that ran on this Node, running or gone (logs are kept until the test ends,
+        as `kubectl logs` cannot give a deleted Pod's)."""
+        names = {f.name.split("_")[1] for f in self.workdir.glob(f"logs/{namespace}_{prefix}*.log")}
+        return {name: self.log_of(name) for name in sorted(names)}
+
     # --- one round ----------------------------------------------------------------------
 
     def sync(self):

@@ -2,12 +2,18 @@
 control plane of this machine and the stand-in kubelet) and e2e.sh (a real cluster).
 
 Under a steady write load through the front door and a query load beside it: the ingester
-StatefulSet is scaled 2 -> 3 -> 1 -> 2, the querier and router Deployments up and down, and
-every tier restarted with `kubectl rollout restart`. At the end every acknowledged write
-must be present exactly once, and no query may have failed with a non-retryable error. The
-release must start with 1 catalog, 2 ingesters, 1 querier and 2 routers.
+StatefulSet is scaled 2 -> 3 -> 1 -> 2, the querier and router Deployments up and down, the
+compactor Deployment 1 -> 2 (a standby), every tier restarted with `kubectl rollout
+restart`, and the compactors scaled back to 1 by removing the active one. At the end every
+acknowledged write must be present exactly once, no query may have failed with a
+non-retryable error, the compactor must have compacted, and its pods' logs must show one
+holder of the lease at a time, handed over as each step should. The release must start
+with 1 catalog, 2 ingesters, 1 querier, 2 routers and 1 compactor, with compaction settings
+fast enough to compact within the run (`release_values()`; e2e.sh and test_e2e.py install
+it so).
 
-Run against a real cluster (what e2e.sh does after `helm install`):
+Run against a real cluster (what e2e.sh does after `helm install -f` the values that
+`--print-values` prints):
 
     python3 k8s-tests/scenario.py --namespace NS --release NAME [--url URL]
 
@@ -20,7 +26,9 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import datetime
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -43,7 +51,37 @@ QUERY_INTERVAL_S = 0.3
 RETRYABLE = {502, 503, 504}
 # Time under load between steps, so writes and queries cross every change.
 SETTLE_S = 3
-START_REPLICAS = {"catalog": 1, "ingester": 2, "querier": 1, "router": 2}
+START_REPLICAS = {"catalog": 1, "ingester": 2, "querier": 1, "router": 2, "compactor": 1}
+
+
+def release_values():
+    """The values a release needs for this check, besides its image and its database and
+    bucket: the tiers at their starting sizes, ingesters persisting every 10 s (not only when
+    they stop) and a compactor fast enough to compact, collect garbage and hand its lease
+    over several times within the run."""
+    values = {tier: {"replicas": n} for tier, n in START_REPLICAS.items()}
+    values["ingester"]["persistAgeSeconds"] = 10
+    values["compactor"]["config"] = {
+        "compactionIntervalSeconds": 1,
+        "compactionTargetFileBytes": 1 << 20,
+        "compactionL0TriggerFiles": 2,
+        "compactionL1TriggerFiles": 2,
+        "compactionColdSeconds": 5,
+        "gcGraceSeconds": 5,
+        "gcOrphanScanSeconds": 10,
+        "compactorLeaseSeconds": 3,
+    }
+    return values
+
+
+# The compactor's lease term in this check (seconds).
+LEASE_S = release_values()["compactor"]["config"]["compactorLeaseSeconds"]
+# The compactor's log lines that mark its lease (ferrite_compactor's messages).
+LEASE_TAKEN = "compactor active"
+LEASE_LOST = "compactor lease taken over"
+STANDING_BY = "compactor standing by"
+STOPPING = "compactor stopping"
+COMPACTED = "compacted"
 
 
 def new_session():
@@ -193,12 +231,14 @@ def query_all_seq(url, token, session):
 
 
 def run(cluster, url, token, report=print, session=new_session):
-    """The whole check. `cluster` has `kubectl(*args)`, `wait_tier(tier, replicas)` and
-    `describe()`; `url()` gives the front door's current URL and `session()` a requests
-    session to reach it with. Raises AssertionError with what failed; reports its figures
-    through `report` either way."""
+    """The whole check. `cluster` has `kubectl(*args)`, `pods(tier)`, `wait_tier(tier,
+    replicas)`, `follow_logs(tier)` and `tier_logs(tier)` (every pod's log since
+    `follow_logs`, also of pods gone since) and `describe()`; `url()` gives the front door's
+    current URL and `session()` a requests session to reach it with. Raises AssertionError
+    with what failed; reports its figures through `report` either way."""
     for tier, n in START_REPLICAS.items():
         cluster.wait_tier(tier, n)
+    cluster.follow_logs("compactor")
     release = cluster.fullname
     writer = Writer(url, token, session)
     writer.start()
@@ -208,36 +248,57 @@ def run(cluster, url, token, report=print, session=new_session):
     querier = Querier(url, token, session, writer)
     querier.start()
 
-    steps = []
-    spans = []  # (what, started, ended)
+    steps = []  # Step, in order
+    replicas = dict(START_REPLICAS)
 
-    def step(what, *kubectl_args, tier, replicas):
-        started = time.monotonic()
+    def step(what, *kubectl_args, tier, n=None, expect=None):
+        """One change, waited for; the tier's pods before and after it are kept, and what
+        the compactor's lease should do in it (LeaseTerms.problems)."""
+        before = {p["metadata"]["name"] for p in cluster.pods(tier)}
+        started, started_at = time.monotonic(), time.time()
         cluster.kubectl(*kubectl_args)
         if kubectl_args[0] == "rollout":
             cluster.kubectl("rollout", "status", kubectl_args[2],
                             f"--timeout={cluster.pod_timeout_s}s")
-        cluster.wait_tier(tier, replicas)
-        steps.append(f"{what}: {time.monotonic() - started:.1f} s")
+        if n is not None:
+            replicas[tier] = n
+        cluster.wait_tier(tier, replicas[tier])
+        took = time.monotonic() - started
+        after = {p["metadata"]["name"] for p in cluster.pods(tier)}
         time.sleep(SETTLE_S)
-        spans.append((what, started, time.monotonic()))
+        steps.append(Step(what, tier, took, started, time.monotonic(), started_at,
+                          time.time(), before, after, expect))
 
     sts = f"statefulset/{release}-ingester"
+    compactors = f"deployment/{release}-compactor"
     try:
         time.sleep(SETTLE_S)
         for n in (3, 1, 2):
-            step(f"ingesters -> {n}", "scale", sts, f"--replicas={n}",
-                 tier="ingester", replicas=n)
+            step(f"ingesters -> {n}", "scale", sts, f"--replicas={n}", tier="ingester", n=n)
         for n in (2, 1):
             step(f"queriers -> {n}", "scale", f"deployment/{release}-querier",
-                 f"--replicas={n}", tier="querier", replicas=n)
+                 f"--replicas={n}", tier="querier", n=n)
         for n in (3, 1, 2):
             step(f"routers -> {n}", "scale", f"deployment/{release}-router",
-                 f"--replicas={n}", tier="router", replicas=n)
+                 f"--replicas={n}", tier="router", n=n)
+        step("compactors -> 2", "scale", compactors, "--replicas=2", tier="compactor", n=2,
+             expect=STANDBY_ADDED)
         for tier, kind in [("catalog", "deployment"), ("ingester", "statefulset"),
-                           ("querier", "deployment"), ("router", "deployment")]:
+                           ("querier", "deployment"), ("router", "deployment"),
+                           ("compactor", "deployment")]:
+            # Two compactors stand by and contend through the others' restarts; Recreate
+            # replaces both at once, and the new ones race for the lease.
             step(f"rolling restart of the {tier}s", "rollout", "restart",
-                 f"{kind}/{release}-{tier}", tier=tier, replicas=START_REPLICAS[tier])
+                 f"{kind}/{release}-{tier}", tier=tier,
+                 expect=NEW_HOLDER if tier == "compactor" else None)
+        # The scale-down removes the active pod (the lowest deletion cost goes first): the
+        # standby must take the lease it gives up.
+        active = LeaseTerms(cluster.tier_logs("compactor")).holder()
+        if active is None:
+            raise AssertionError("no compactor holds the lease\n" + cluster.describe())
+        cluster.kubectl("annotate", "pod", active, f"{DELETION_COST}=-1000", "--overwrite")
+        step("compactors -> 1, the active one removed", "scale", compactors, "--replicas=1",
+             tier="compactor", n=1, expect=STANDBY_TAKES_OVER)
     finally:
         writer.stop.set()
         querier.stop.set()
@@ -248,8 +309,15 @@ def run(cluster, url, token, report=print, session=new_session):
     acked = writer.acked
     missing = [s for s in acked if stored[s] == 0]
     twice = {s: c for s, c in stored.items() if c > 1}
+    levels = files_per_level(url, token, session)
+    compactor_logs = cluster.tier_logs("compactor")
+    terms = LeaseTerms(compactor_logs)
+    compactor_problems = terms.problems(steps)
+    rounds = [line for text in compactor_logs.values() for line in text.splitlines()
+              if _message(line).startswith(COMPACTED)]
+
     def during(t):
-        return next((what for what, a, b in spans if a <= t <= b), "between steps")
+        return next((s.what for s in steps if s.started <= t <= s.ended), "between steps")
 
     slowest = max(range(len(querier.seconds)), key=querier.seconds.__getitem__, default=None)
     report(
@@ -263,7 +331,10 @@ def run(cluster, url, token, report=print, session=new_session):
         f"{f' ({during(querier.ended[slowest])})' if slowest is not None else ''}), "
         f"{querier.retryable} retryable failures, "
         f"{len(querier.fatal)} other failures, {querier.behind} answers missing "
-        f"acknowledged rows\n  " + "\n  ".join(steps)
+        f"acknowledged rows; compactor: {len(rounds)} rounds committed, files now at level "
+        f"0/1/2: {'/'.join(str(levels.get(level, 0)) for level in (0, 1, 2))}, "
+        f"{len(terms.terms)} lease terms over {len(compactor_logs)} pods\n  "
+        + "\n  ".join(f"{s.what}: {s.took:.1f} s{terms.describe_handover(s)}" for s in steps)
     )
     if missing:
         raise AssertionError(f"{len(missing)} acknowledged rows missing, e.g. seq "
@@ -273,11 +344,196 @@ def run(cluster, url, token, report=print, session=new_session):
             f"rows stored more than once (seq: count): {dict(list(twice.items())[:10])}")
     if querier.fatal:
         raise AssertionError(f"queries failed with non-retryable errors: {querier.fatal[:5]}")
+    if compactor_problems:
+        raise AssertionError("the compactor's lease:\n  " + "\n  ".join(compactor_problems)
+                             + "\n" + terms.describe())
+    if not rounds or not levels.get(1, 0) + levels.get(2, 0):
+        raise AssertionError(f"the compactor compacted nothing: {len(rounds)} rounds logged, "
+                             f"files per level {levels}")
 
 
 def _median(values):
     ordered = sorted(values)
     return ordered[len(ordered) // 2] if ordered else 0.0
+
+
+def files_per_level(url, token, session):
+    """Files of the test's database per compaction level, from the management API
+    (`GET /api/v0/partitions`, which routers forward to the catalog)."""
+    deadline = time.monotonic() + 60
+    session = session()
+    while True:
+        try:
+            r = session.get(url() + "/api/v0/partitions", params={"db": DATABASE},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            if r.status_code == 200:
+                counts = collections.Counter()
+                for partition in r.json():
+                    for level in partition["levels"]:
+                        counts[level["level"]] += level["files"]
+                return counts
+            if r.status_code not in RETRYABLE:
+                raise AssertionError(f"GET /api/v0/partitions: {r.status_code} {r.text[:500]}")
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("GET /api/v0/partitions kept failing for 60 s")
+        time.sleep(0.5)
+
+
+# --- the compactor's lease, from its pods' logs -----------------------------------------------
+
+
+class Step(collections.namedtuple(
+        "Step", "what tier took started ended started_at ended_at before after expect")):
+    """One change of the scenario: monotonic `started`/`ended` (with its settling time),
+    wall-clock `started_at`/`ended_at` (to place log lines), the tier's pods before and after
+    it, and what the compactor's lease should do in it (STANDBY_ADDED, NEW_HOLDER,
+    STANDBY_TAKES_OVER or None)."""
+
+
+# What a compactor step should do to the lease: the added pod stands by; a new pod takes it;
+# the pod left standing takes it from the removed holder within the lease's term.
+STANDBY_ADDED, NEW_HOLDER, STANDBY_TAKES_OVER = "standby added", "new holder", "standby takes over"
+# The annotation that makes a ReplicaSet scale a given pod away first (lowest first).
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\s+[A-Z]+\s+[\w:]+: (.*)$")
+
+
+def _parse(line):
+    """(seconds since the epoch, message) of a ferrite log line, or None."""
+    m = _LOG_LINE.match(line.strip())
+    if not m:
+        return None
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    t = t.replace(tzinfo=datetime.timezone.utc).timestamp() + float("0" + (m.group(2) or ""))
+    return t, m.group(3)
+
+
+def _message(line):
+    parsed = _parse(line)
+    return parsed[1] if parsed else ""
+
+
+class LeaseTerms:
+    """When each compactor pod held the lease, from its log: from "compactor active" to
+    "compactor stopping" or "compactor lease taken over", or open (end None) when its log
+    ends without either (it holds it still, or stopped without giving it up)."""
+
+    def __init__(self, logs):
+        self.terms = []  # [pod, start, end or None], by start
+        self.first_event = {}  # pod -> its first lease message: LEASE_TAKEN or STANDING_BY
+        self.stopped = set()  # pods that logged STOPPING
+        self.restarted = set()  # pods whose container the stand-in kubelet restarted
+        for pod, text in logs.items():
+            term, t = None, None
+            for line in text.splitlines():
+                if line.startswith("=== ") and " start #" in line and not line.endswith("#0"):
+                    # The process before ended without a word: its term ends at its last line.
+                    self.restarted.add(pod)
+                    if term is not None:
+                        term[2], term = t, None
+                    continue
+                parsed = _parse(line)
+                if not parsed:
+                    continue
+                t, message = parsed
+                for event in (LEASE_TAKEN, STANDING_BY):
+                    if message.startswith(event):
+                        self.first_event.setdefault(pod, event)
+                if message.startswith(LEASE_TAKEN) and term is None:
+                    term = [pod, t, None]
+                    self.terms.append(term)
+                elif message.startswith((LEASE_LOST, STOPPING)):
+                    if message.startswith(STOPPING):
+                        self.stopped.add(pod)
+                    if term is not None:
+                        term[2] = t
+                        term = None
+        self.terms.sort(key=lambda term: term[1])
+
+    def holder(self):
+        """The pod holding the lease now, if one does."""
+        open_terms = [pod for pod, _, end in self.terms if end is None]
+        return open_terms[-1] if open_terms else None
+
+    def overlaps(self):
+        found = []
+        for i, (pod, start, end) in enumerate(self.terms):
+            for other, o_start, o_end in self.terms[i + 1:]:
+                if end is None or o_start < end:
+                    found.append(f"{other} took the lease at {_at(o_start)} while {pod} held it "
+                                 f"(from {_at(start)} to {_at(end) if end else 'its end'})")
+        return found
+
+    def handover(self, step):
+        """(the pod that took the lease in `step` from a pod that stopped, how long after);
+        None when the lease did not move so."""
+        for i, (pod, start, _) in enumerate(self.terms):
+            if i and step.started_at <= start <= step.ended_at:
+                _, _, ended = self.terms[i - 1]
+                if ended is not None:
+                    return pod, start - ended
+        return None
+
+    def describe_handover(self, step):
+        moved = self.handover(step)
+        if moved is None:
+            return ""
+        pod, gap = moved
+        who = "the standby" if pod in step.before else "a new pod"
+        return f" (lease taken over by {who} {gap:.2f} s after its holder stopped)"
+
+    def problems(self, steps):
+        """What is wrong with the lease's history in this scenario, as messages."""
+        found = self.overlaps()
+        if not self.terms:
+            return found + ["no compactor pod ever held the lease"]
+        if self.holder() is None:
+            found.append("no compactor holds the lease at the end")
+        for pod in sorted(self.restarted):
+            found.append(f"{pod}: its container exited and was restarted")
+        for s in steps:
+            if s.tier != "compactor":
+                continue
+            for pod in s.before - s.after:
+                if pod not in self.stopped:
+                    found.append(f"{s.what}: {pod} went without logging '{STOPPING}'")
+            new = s.after - s.before
+            taken = [pod for pod, start, _ in self.terms
+                     if s.started_at <= start <= s.ended_at]
+            if s.expect == STANDBY_ADDED:
+                for pod in new:
+                    if self.first_event.get(pod) != STANDING_BY:
+                        found.append(f"{s.what}: the added {pod} did not stand by first "
+                                     f"(its first lease message: {self.first_event.get(pod)})")
+            elif s.expect == NEW_HOLDER:
+                if not [pod for pod in taken if pod in new]:
+                    found.append(f"{s.what}: no new pod took the lease (taken by "
+                                 f"{taken or 'no one'})")
+            elif s.expect == STANDBY_TAKES_OVER:
+                # A lease given up at SIGTERM goes to whoever asks next: the standby asks
+                # every third of the term.
+                moved = self.handover(s)
+                if moved is None or moved[0] not in s.before & s.after:
+                    found.append(f"{s.what}: the standby did not take the lease over (taken "
+                                 f"by {taken or 'no one'})")
+                elif moved[1] > LEASE_S:
+                    found.append(f"{s.what}: the standby took the lease {moved[1]:.2f} s after "
+                                 f"its holder gave it up, more than its {LEASE_S} s term")
+        return found
+
+    def describe(self):
+        return "lease terms:\n" + "\n".join(
+            f"  {pod}: {_at(start)} .. {_at(end) if end else 'open'}"
+            for pod, start, end in self.terms)
+
+
+def _at(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%H:%M:%S.%f")
 
 
 # --- a real cluster, through kubectl ---------------------------------------------------------
@@ -322,6 +578,17 @@ class KubectlCluster:
     def describe(self):
         return self.kubectl("get", "pods", "-o", "wide")
 
+    def follow_logs(self, tier):
+        """Keep the log of every pod of `tier` from now on: a cluster forgets a pod's log
+        with the pod."""
+        self._followers = getattr(self, "_followers", {})
+        if tier not in self._followers:
+            self._followers[tier] = LogFollower(self, tier)
+
+    def tier_logs(self, tier):
+        """pod name -> its log, for every pod of `tier` seen since follow_logs(tier)."""
+        return self._followers[tier].logs()
+
     def token(self):
         secret = json.loads(self.kubectl("get", "secret", f"{self.fullname}-admin-token",
                                          "-o", "json"))
@@ -331,6 +598,46 @@ class KubectlCluster:
 def ready(pod):
     return any(c["type"] == "Ready" and c["status"] == "True"
                for c in pod.get("status", {}).get("conditions") or [])
+
+
+class LogFollower:
+    """`kubectl logs -f` of each pod of a tier, started as soon as its container runs."""
+
+    def __init__(self, cluster, tier):
+        self.cluster, self.tier = cluster, tier
+        self.lines = {}  # pod -> [line]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def logs(self):
+        with self.lock:
+            return {pod: "\n".join(lines) for pod, lines in self.lines.items()}
+
+    def _watch(self):
+        while True:
+            try:
+                pods = self.cluster.pods(self.tier)
+            except (AssertionError, subprocess.TimeoutExpired):
+                pods = []
+            for pod in pods:
+                name = pod["metadata"]["name"]
+                running = any("running" in (c.get("state") or {}) for c in
+                              (pod.get("status") or {}).get("containerStatuses") or [])
+                with self.lock:
+                    if name in self.lines or not running:
+                        continue
+                    self.lines[name] = []
+                threading.Thread(target=self._follow, args=(name,), daemon=True).start()
+            time.sleep(0.5)
+
+    def _follow(self, name):
+        proc = subprocess.Popen(
+            [*self.cluster.kubectl_argv, "-n", self.cluster.namespace, "logs", "-f", name],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:
+            with self.lock:
+                self.lines[name].append(line.rstrip("\n"))
+        proc.wait()
 
 
 class PortForward:
@@ -368,12 +675,19 @@ class PortForward:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--release", required=True)
+    parser.add_argument("--print-values", action="store_true",
+                        help="print the values to install the release with (JSON) and exit")
+    parser.add_argument("--namespace")
+    parser.add_argument("--release")
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--url", help="the front door, when reachable without port-forward")
     parser.add_argument("--ca", help="the CA (PEM) of a release with tls.enabled")
     args = parser.parse_args()
+    if args.print_values:
+        print(json.dumps(release_values(), indent=2))
+        return 0
+    if not (args.namespace and args.release):
+        parser.error("--namespace and --release are required")
     cluster = KubectlCluster([args.kubectl], args.namespace, args.release)
     forward = None
     if args.url:

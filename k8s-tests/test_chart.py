@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, REPO, TIERS, VARIANTS
+from conftest import CHART, NAMESPACE, REPO, TIERS, VALUES, VARIANTS, parse_run_defaults
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 TIER_LABEL = "app.kubernetes.io/component"
@@ -35,6 +35,12 @@ EXTERNAL_SECRETS = {
 # the user, and NOTES says so).
 CONFIGURED = [v for v in VARIANTS if v != "defaults"]
 
+# Tiers without a PodDisruptionBudget: one compactor works at a time, and a budget for one
+# pod either protects nothing or blocks node drains.
+WITHOUT_PDB = {"compactor"}
+# The tiers that read and write the object store.
+OBJECT_STORE_TIERS = ("ingester", "querier", "compactor")
+
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -53,14 +59,14 @@ def tier_of(doc):
     return doc["metadata"]["labels"].get(TIER_LABEL)
 
 
-def ferrite_workloads(docs):
+def ferrite_workloads(docs, tiers=TIERS):
     """tier -> its workload (the dev bundle's PostgreSQL and MinIO are not tiers)."""
     found = {}
     for w in of_kind(docs, *WORKLOAD_KINDS):
         if tier_of(w) in TIERS:
             assert tier_of(w) not in found, f"two workloads for tier {tier_of(w)}"
             found[tier_of(w)] = w
-    assert set(found) == set(TIERS), f"workloads found for {sorted(found)}, want {TIERS}"
+    assert set(found) == set(tiers), f"workloads found for {sorted(found)}, want {tiers}"
     return found
 
 
@@ -118,8 +124,9 @@ def test_helm_lint_passes(helm, variant, strict):
 
 
 def test_every_workload_runs_an_existing_ferrite_command(helm, variant, run_commands):
-    """One workload per `ferrite run` tier, and none for a command the binary lacks (the
-    compactor comes with `ferrite run compactor`)."""
+    """One workload per `ferrite run` service, none for a command the binary lacks, and
+    none of its services left out (a new `ferrite run` command needs its tier here)."""
+    assert run_commands == set(TIERS), f"`ferrite run` has {sorted(run_commands)}, the chart {TIERS}"
     docs = helm.render(variant)
     for tier, w in ferrite_workloads(docs).items():
         (c,) = pod_spec(w)["containers"]
@@ -243,7 +250,7 @@ def test_the_defaults_leave_database_and_bucket_unset(helm, tier_cli):
     what is missing, and NOTES (test below) tells the user what to set."""
     workloads = ferrite_workloads(helm.render("defaults"))
     assert "FERRITE_CATALOG_DSN" not in env_of(pod_spec(workloads["catalog"])["containers"][0])
-    for tier in ("ingester", "querier"):
+    for tier in OBJECT_STORE_TIERS:
         assert "FERRITE_BUCKET" not in env_of(pod_spec(workloads[tier])["containers"][0])
 
 
@@ -363,6 +370,9 @@ def test_services_select_their_pods(helm, variant):
     assert headless["spec"]["clusterIP"] == "None", "the ingester Service is not headless"
     assert headless["spec"]["publishNotReadyAddresses"] is False
     assert ingesters["spec"]["serviceName"] == headless["metadata"]["name"]
+    # Nothing calls the compactor: its Service is there for the ServiceMonitor, with no
+    # cluster IP to send traffic to.
+    assert by_tier["compactor"]["spec"]["clusterIP"] == "None", "the compactor Service has a cluster IP"
 
     # The router's one port carries HTTP and gRPC.
     (front,) = by_tier["router"]["spec"]["ports"]
@@ -384,6 +394,7 @@ def test_peers_are_the_tiers_services(helm, variant):
         "router": {"FERRITE_CATALOG_URL": "catalog", "FERRITE_INGESTERS": "ingester", "FERRITE_QUERIERS": "querier"},
         "querier": {"FERRITE_CATALOG_URL": "catalog", "FERRITE_INGESTERS": "ingester"},
         "ingester": {"FERRITE_CATALOG_URL": "catalog"},
+        "compactor": {"FERRITE_CATALOG_URL": "catalog"},
         "catalog": {},
     }
     for tier, peers in wanted.items():
@@ -405,7 +416,7 @@ def test_disruption_budgets_autoscalers_and_policies_match_their_pods(helm, vari
     pod_labels = {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"] for w in workloads}
 
     pdbs = of_kind(docs, "PodDisruptionBudget")
-    assert {tier_of(p) for p in pdbs} == set(TIERS), "a PodDisruptionBudget per tier"
+    assert {tier_of(p) for p in pdbs} == set(TIERS) - WITHOUT_PDB, "a PodDisruptionBudget per tier but the compactor"
     for pdb in pdbs:
         chosen = [n for n, l in pod_labels.items() if selects(pdb["spec"]["selector"]["matchLabels"], l)]
         assert len(chosen) == 1, f"PDB {pdb['metadata']['name']} selects {chosen}"
@@ -455,8 +466,139 @@ def test_optional_objects_follow_their_switches(helm):
     assert grpc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
     assert {np["metadata"]["name"] for np in of_kind(extras, "NetworkPolicy")} >= {f"t-ferrite-{t}" for t in TIERS}
     assert len(of_kind(helm.render("hpa"), "HorizontalPodAutoscaler")) == 2
-    no_pdb = helm.render("defaults", *[a for t in TIERS for a in ("--set", f"{t}.pdb.enabled=false")])
+    no_pdb = helm.render("defaults", *[a for t in set(TIERS) - WITHOUT_PDB for a in ("--set", f"{t}.pdb.enabled=false")])
     assert not of_kind(no_pdb, "PodDisruptionBudget")
+
+
+PEER_URLS = ("FERRITE_CATALOG_URL", "FERRITE_INGESTERS", "FERRITE_QUERIERS", "FERRITE_S3_ENDPOINT")
+
+
+def test_network_policies_admit_each_tier_s_callers_and_no_one_else(helm):
+    """With NetworkPolicies on, the pods each tier (and the dev bundle's PostgreSQL and
+    MinIO) admit are exactly those configured to call it (peer URLs, the S3 endpoint, the
+    DSN), plus networkPolicy.extraFrom; the compactor, which nothing calls, admits no pod."""
+    for extra in ([], ["--set", "compactor.enabled=false"]):
+        docs = helm.render("extras", *extra)
+        workloads = {w["metadata"]["name"]: w for w in of_kind(docs, *WORKLOAD_KINDS)}
+        labels = {n: w["spec"]["template"]["metadata"]["labels"] for n, w in workloads.items()}
+        services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+        secrets = {s["metadata"]["name"]: s for s in of_kind(docs, "Secret")}
+
+        def served_by(host):
+            (target,) = [n for n in workloads if selects(services[host]["spec"]["selector"], labels[n])]
+            return target
+
+        callers = {n: set() for n in workloads}
+        for name, w in workloads.items():
+            for e in pod_spec(w)["containers"][0].get("env", []):
+                if e["name"] in PEER_URLS:
+                    callers[served_by(urlparse(e["value"]).hostname)].add(name)
+                elif e["name"] == "FERRITE_CATALOG_DSN":
+                    ref = e["valueFrom"]["secretKeyRef"]
+                    host = urlparse(secret_value(secrets[ref["name"]], ref["key"])).hostname
+                    callers[served_by(host)].add(name)
+        compactor = "t-ferrite-compactor"
+        if not extra:
+            assert compactor in callers["t-ferrite-catalog"] and compactor in callers["t-ferrite-dev-minio"]
+
+        policies = of_kind(docs, "NetworkPolicy")
+        assert {tier_of(np) for np in policies} == {tier_of(w) for w in workloads.values()}, "a NetworkPolicy per workload"
+        for np in policies:
+            (target,) = [n for n in workloads if selects(np["spec"]["podSelector"]["matchLabels"], labels[n])]
+            admitted = set()
+            for rule in np["spec"]["ingress"]:
+                assert rule.get("from"), f"NetworkPolicy {np['metadata']['name']}: a rule admitting everyone"
+                for peer in rule["from"]:
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        admitted |= {n for n in workloads if selects(peer["podSelector"]["matchLabels"], labels[n])}
+            assert admitted == callers[target], f"NetworkPolicy {np['metadata']['name']} admits {sorted(admitted)}, its callers are {sorted(callers[target])}"
+        if not extra:
+            # Only networkPolicy.extraFrom (monitoring) reaches the compactor.
+            extra_from = yaml.safe_load((VALUES / "extras.yaml").read_text())["networkPolicy"]["extraFrom"]
+            policy = named(docs, "NetworkPolicy", compactor)
+            assert [r["from"] for r in policy["spec"]["ingress"]] == [extra_from]
+    alone = named(helm.render("extras", "--set", "networkPolicy.extraFrom=null"), "NetworkPolicy", "t-ferrite-compactor")
+    assert alone["spec"]["ingress"] == [], "with no extraFrom the compactor admits nothing"
+
+
+# --- the compactor ------------------------------------------------------------------------
+
+
+def _snake(key):
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).upper()
+
+
+def test_the_compactor_is_one_recreated_deployment(helm, variant):
+    """A Deployment of one pod by default, replaced with Recreate (the old pod is gone
+    before the new one starts), without a budget, API token or Role."""
+    docs = helm.render(variant)
+    w = ferrite_workloads(docs)["compactor"]
+    assert w["kind"] == "Deployment"
+    assert w["spec"]["strategy"] == {"type": "Recreate"}, w["spec"].get("strategy")
+    assert w["spec"]["replicas"] == 1
+    assert pod_spec(w)["automountServiceAccountToken"] is False
+    assert not [p for p in of_kind(docs, "PodDisruptionBudget") if tier_of(p) == "compactor"]
+    assert not [r for r in of_kind(docs, "Role", "RoleBinding") if tier_of(r) == "compactor"]
+    standby = ferrite_workloads(helm.render(variant, "--set", "compactor.replicas=2"))["compactor"]
+    assert standby["spec"]["replicas"] == 2 and standby["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_every_compactor_setting_is_its_flag_with_ferrite_s_default(helm, tier_help):
+    """compactor.config.<camelCase> sets FERRITE_<SNAKE_CASE>, a flag of `ferrite run
+    compactor`; every compaction, GC and lease flag it has is there; the defaults in
+    values.yaml are the binary's."""
+    config = yaml.safe_load((CHART / "values.yaml").read_text())["compactor"]["config"]
+    defaults = parse_run_defaults(tier_help["compactor"])
+    own = {v for v in re.findall(r"\[env: (FERRITE_[A-Z0-9_]+)", tier_help["compactor"])
+           if re.match(r"FERRITE_(COMPACTION|COMPACTOR|GC)_", v)}
+    assert {f"FERRITE_{_snake(k)}" for k in config} == own, "compactor.config and the binary's compaction flags differ"
+    (c,) = pod_spec(ferrite_workloads(helm.render("defaults"))["compactor"])["containers"]
+    for key, value in config.items():
+        var = f"FERRITE_{_snake(key)}"
+        assert float(defaults[var]) == value, f"compactor.config.{key}: {value}, ferrite's default {defaults[var]}"
+        assert float(env_value(c, var)) == value, f"{var} renders as {env_value(c, var)}"
+
+
+@pytest.mark.parametrize(
+    "flag, setting, want",
+    [
+        ("--set-json", "compactor.config.compactorLeaseSeconds=2.5", "2.5"),  # a values file's float
+        ("--set", "compactor.config.compactorLeaseSeconds=0.25", "0.25"),  # --set: the string "0.25"
+        ("--set-json", "compactor.config.gcGraceSeconds=86400000", "86400000"),  # not 8.64e+07
+        ("--set-json", "compactor.config.compactionColdSeconds=0", "0"),
+        ("--set-json", "compactor.config.compactionTargetFileBytes=17179869184", "17179869184"),
+        ("--set", "compactor.config.compactionMemoryBytes=4294967296", "4294967296"),
+    ],
+)
+def test_compactor_settings_render_as_ferrite_reads_them(helm, flag, setting, want):
+    """Whole numbers without an exponent (values files make every number a float) and
+    fractions as given, whichever way they were set."""
+    key, _, _ = setting.partition("=")
+    (c,) = pod_spec(ferrite_workloads(helm.render("defaults", flag, setting))["compactor"])["containers"]
+    assert env_value(c, f"FERRITE_{_snake(key.rsplit('.', 1)[1])}") == want
+
+
+def test_the_compactor_reaches_the_catalog_and_objects_as_the_querier_does(helm, variant):
+    """Same catalog, object store (and its Secrets and shared volume), token and TLS files."""
+    workloads = ferrite_workloads(helm.render(variant))
+    querier, compactor = (pod_spec(workloads[t]) for t in ("querier", "compactor"))
+    shared = re.compile(r"FERRITE_(CATALOG_URL|OBJECT_STORE.*|BUCKET|S3_.*|ADMIN_TOKEN_FILE|WITHOUT_AUTH|TLS_.*|LOG|BIND)$")
+    q_env = {n: e for n, e in env_of(querier["containers"][0]).items() if shared.match(n)}
+    c_env = {n: e for n, e in env_of(compactor["containers"][0]).items() if shared.match(n)}
+    assert c_env == q_env
+    assert compactor["containers"][0]["volumeMounts"] == querier["containers"][0]["volumeMounts"]
+    assert compactor["volumes"] == querier["volumes"]
+
+
+@pytest.mark.parametrize("variant", ["defaults", "extras", "file-store"])
+def test_compactor_enabled_false_renders_no_compactor(helm, variant):
+    docs = helm.render(variant, "--set", "compactor.enabled=false")
+    ferrite_workloads(docs, tiers=tuple(t for t in TIERS if t != "compactor"))
+    assert not [d for d in docs if tier_of(d) == "compactor" or "compactor" in d["metadata"]["name"]]
+    for np in of_kind(docs, "NetworkPolicy"):
+        for rule in np["spec"]["ingress"]:
+            for peer in rule.get("from", []):
+                assert peer.get("podSelector", {}).get("matchLabels", {}).get(TIER_LABEL) != "compactor", np["metadata"]["name"]
 
 
 # --- Secrets ------------------------------------------------------------------------------
@@ -527,7 +669,7 @@ def test_the_dev_bundle_is_wired_to_the_catalog_and_object_store(helm):
     assert dsn.password == secret_value(named(docs, "Secret", pw_ref["name"]), pw_ref["key"])
 
     minio = pod_spec(named(docs, "Deployment", "t-ferrite-dev-minio"))["containers"][0]
-    for tier in ("ingester", "querier"):
+    for tier in OBJECT_STORE_TIERS:
         c = pod_spec(workloads[tier])["containers"][0]
         endpoint = urlparse(env_value(c, "FERRITE_S3_ENDPOINT"))
         s3 = named(docs, "Service", endpoint.hostname)
@@ -563,6 +705,19 @@ def test_the_dev_bundle_is_wired_to_the_catalog_and_object_store(helm):
         ("dev.minio.bucket=Not_A_Bucket", "/dev/minio/bucket"),
         ("objectStore.type=file", "/objectStore/file/existingClaim"),  # file needs its volume
         ("router.autoscaling.enabled=true,router.autoscaling.targetCPUUtilizationPercentage=null", "/router/autoscaling"),
+        ("compactor.enabled=yes", "/compactor/enabled"),
+        ("compactor.replicas=0", "/compactor/replicas"),  # none: compactor.enabled=false
+        ("compactor.pdb.enabled=true", "'pdb'"),  # the compactor has no budget
+        ("compactor.config.leaseSeconds=3", "'leaseSeconds'"),  # unknown setting
+        ("compactor.config.compactionIntervalSeconds=0", "/compactor/config/compactionIntervalSeconds"),
+        ("compactor.config.compactorLeaseSeconds=-1", "/compactor/config/compactorLeaseSeconds"),
+        ("compactor.config.gcOrphanScanSeconds=0.0", "/compactor/config/gcOrphanScanSeconds"),  # --set: a string
+        ("compactor.config.gcGraceSeconds=-5", "/compactor/config/gcGraceSeconds"),
+        ("compactor.config.compactionColdSeconds=soon", "/compactor/config/compactionColdSeconds"),
+        ("compactor.config.compactionL0TriggerFiles=0", "/compactor/config/compactionL0TriggerFiles"),
+        ("compactor.config.compactionL1TriggerFiles=1", "/compactor/config/compactionL1TriggerFiles"),
+        ("compactor.config.compactionTargetFileBytes=0", "/compactor/config/compactionTargetFileBytes"),
+        ("compactor.config.compactionMemoryBytes=1.5", "/compactor/config/compactionMemoryBytes"),
     ],
 )
 def test_the_schema_rejects_bad_values_naming_the_field(helm, setting, field):
@@ -578,6 +733,7 @@ def test_the_schema_closes_the_top_level_and_the_tier_blocks():
     assert schema["additionalProperties"] is False
     for tier in TIERS:
         assert schema["properties"][tier]["additionalProperties"] is False, tier
+    assert schema["properties"]["compactor"]["properties"]["config"]["additionalProperties"] is False
     # Every default value has a schema entry (closed objects would reject it otherwise,
     # but this names the key).
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -634,6 +790,8 @@ def test_notes_show_the_front_door_and_the_admin_token(helm, notes_chart, varian
 def test_notes_warn_what_is_missing(helm, notes_chart):
     notes = render_notes(helm, notes_chart, "defaults")
     assert "postgresql.dsn" in notes and "objectStore.s3.bucket" in notes
+    assert "1 compactor(s) (one active, any others standing by)" in notes
+    assert "compactor(s)" not in render_notes(helm, notes_chart, "defaults", "--set", "compactor.enabled=false")
     off = render_notes(helm, notes_chart, "defaults", "--set", "auth.enabled=false")
     assert "FERRITE_WITHOUT_AUTH" in off and "get secret" not in off
 

@@ -9,9 +9,12 @@ Services' cluster IPs.
 
 Then, under a steady write load through the router Service's cluster IP and a query load
 beside it: the ingester StatefulSet is scaled 2 -> 3 -> 1 -> 2, the querier and router
-Deployments up and down, and every tier restarted with `kubectl rollout restart`. At the end
-every acknowledged write is present exactly once, and no query got a non-retryable error.
-The figures (writes refused, the longest pause between acknowledgements) are printed.
+Deployments up and down, the compactor given a standby, every tier restarted with `kubectl
+rollout restart`, and the active compactor scaled away, while the compactor merges the files
+the ingesters persist. At the end every acknowledged write is present exactly once, no query
+got a non-retryable error, the compactor compacted, and its pods' logs show one lease holder
+at a time. The figures (writes refused, the longest pause between acknowledgements, the
+compactor's rounds and handovers) are printed.
 """
 
 import json
@@ -108,7 +111,8 @@ def _helm(helm_bin, cp, *args):
 
 def _values(cp):
     """The release: external PostgreSQL and MinIO at the Node's address, probes every
-    second so the test does not wait on them, the tiers at their starting sizes."""
+    second so the test does not wait on them, and what the scenario needs (the tiers at
+    their starting sizes, fast persisting and compaction)."""
     pg, s3 = cp["postgres"], cp["s3"]
     dsn = pg["dsn"].replace("127.0.0.1", standin.NODE_IP)
     return {
@@ -120,7 +124,7 @@ def _values(cp):
             "region": s3["region"], "allowHttp": True,
             "accessKeyId": s3["access_key"], "secretAccessKey": s3["secret_key"],
         }},
-        **{tier: {"replicas": n} for tier, n in scenario.START_REPLICAS.items()},
+        **scenario.release_values(),
     }
 
 
@@ -143,6 +147,12 @@ class Release(scenario.KubectlCluster):
         lines.append("stand-in kubelet errors:\n" + "\n".join(self.node.errors[-30:]))
         lines.append("and retries:\n" + "\n".join(self.node.warnings[-30:]))
         return "\n".join(lines)
+
+    def follow_logs(self, tier):
+        """Nothing to do: the stand-in kubelet keeps every pod's log until the test ends."""
+
+    def tier_logs(self, tier):
+        return self.node.pod_logs(self.namespace, f"{self.fullname}-{tier}-")
 
     def front_door(self):
         """The router Service's cluster IP, and sessions that reach it: under TLS they

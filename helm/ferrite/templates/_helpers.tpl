@@ -1,9 +1,10 @@
 {{/*
 Names, labels and the pieces every ferrite workload shares.
 
-Each tier (catalog, router, ingester, querier) is named `<fullname>-<tier>`: its workload,
-Service, ServiceAccount and PodDisruptionBudget all carry that name, and its pods the labels
-of `ferrite.selectorLabels` with `app.kubernetes.io/component: <tier>`.
+Each tier (catalog, router, ingester, querier, compactor) is named `<fullname>-<tier>`: its
+workload, Service, ServiceAccount and PodDisruptionBudget (the compactor has none) all carry
+that name, and its pods the labels of `ferrite.selectorLabels` with
+`app.kubernetes.io/component: <tier>`.
 */}}
 
 {{- define "ferrite.name" -}}
@@ -142,6 +143,19 @@ environment's credentials are used. */}}
   value: {{ index . 1 | toString | quote }}
 {{- end }}
 
+{{/* A number of seconds as ferrite's flags take it: whole numbers without a fraction or an
+exponent (values files give every number as a float: 3600, not 3.6e+03), fractions as they
+are (0.5). `--set x=2.5` gives the string "2.5", which passes through unchanged. */}}
+{{- define "ferrite.seconds" -}}
+{{- if kindIs "string" . }}
+{{- . }}
+{{- else if eq (float64 .) (floor .) }}
+{{- int64 . }}
+{{- else }}
+{{- . }}
+{{- end }}
+{{- end }}
+
 {{/* Settings every tier has. Call with (dict "root" $ "tier" "router"). */}}
 {{- define "ferrite.commonEnv" -}}
 {{- $root := .root }}
@@ -171,7 +185,7 @@ environment's credentials are used. */}}
       fieldPath: metadata.namespace
 {{- end }}
 
-{{/* The object store of ingesters and queriers. */}}
+{{/* The object store of ingesters, queriers and the compactor. */}}
 {{- define "ferrite.objectStoreEnv" -}}
 {{- $s3 := .Values.objectStore.s3 }}
 {{- if .Values.dev.enabled }}
@@ -357,7 +371,8 @@ securityContext:
 {{- end }}
 {{- end }}
 
-{{/* The shared object-store directory of ingesters and queriers (objectStore.type=file). */}}
+{{/* The shared object-store directory of ingesters, queriers and the compactor
+(objectStore.type=file). */}}
 {{- define "ferrite.objectStoreVolumeMounts" -}}
 {{- if and (not .Values.dev.enabled) (eq .Values.objectStore.type "file") }}
 - name: objects
@@ -388,7 +403,7 @@ maxUnavailable: {{ .maxUnavailable }}
 {{- fail "tls.enabled needs tls.existingSecret: the Secret with the certificate and key" }}
 {{- end }}
 {{- if and (not .Values.dev.enabled) (eq .Values.objectStore.type "file") (not .Values.objectStore.file.existingClaim) }}
-{{- fail "objectStore.type=file needs objectStore.file.existingClaim: a ReadWriteMany PersistentVolumeClaim every ingester and querier mounts" }}
+{{- fail "objectStore.type=file needs objectStore.file.existingClaim: a ReadWriteMany PersistentVolumeClaim every ingester, querier and compactor mounts" }}
 {{- end }}
 {{- if gt (int .Values.router.replication) (int .Values.ingester.replicas) }}
 {{- fail (printf "router.replication (%d) exceeds ingester.replicas (%d): each copy of a write needs its own ingester" (int .Values.router.replication) (int .Values.ingester.replicas)) }}
