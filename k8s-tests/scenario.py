@@ -79,6 +79,7 @@ LEASE_S = release_values()["compactor"]["config"]["compactorLeaseSeconds"]
 # The compactor's log lines that mark its lease (ferrite_compactor's messages).
 LEASE_TAKEN = "compactor active"
 LEASE_LOST = "compactor lease taken over"
+LEASE_LAPSED = "compactor lease lapsed"
 STANDING_BY = "compactor standing by"
 STOPPING = "compactor stopping"
 COMPACTED = "compacted"
@@ -420,7 +421,8 @@ def _message(line):
 
 class LeaseTerms:
     """When each compactor pod held the lease, from its log: from "compactor active" to
-    "compactor stopping" or "compactor lease taken over", or open (end None) when its log
+    "compactor stopping", "compactor lease taken over" or "compactor lease lapsed" (it could
+    not renew in time and stopped working), or open (end None) when its log
     ends without either (it holds it still, or stopped without giving it up)."""
 
     def __init__(self, logs):
@@ -447,7 +449,7 @@ class LeaseTerms:
                 if message.startswith(LEASE_TAKEN) and term is None:
                     term = [pod, t, None]
                     self.terms.append(term)
-                elif message.startswith((LEASE_LOST, STOPPING)):
+                elif message.startswith((LEASE_LOST, LEASE_LAPSED, STOPPING)):
                     if message.startswith(STOPPING):
                         self.stopped.add(pod)
                     if term is not None:

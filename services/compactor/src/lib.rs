@@ -341,8 +341,10 @@ impl Compactor {
 const MAX_ROUNDS_PER_CYCLE: usize = 8;
 
 /// Take the lease and keep renewing it every third of its TTL; `leased` says whether it is
-/// held. A renewal that fails (catalog down) lets it lapse at its expiry as seen here, a
-/// little before the catalog sees it, so two compactors never both believe they hold it.
+/// held. The lease is held until the moment a request that renewed it was sent plus the
+/// TTL: no later than the catalog's own expiry, which counts from when the request arrived.
+/// A renewal that fails or is still unanswered by then (catalog down or restarting) lets the
+/// lease lapse here first, so two compactors never both believe they hold it.
 async fn keep_lease(
     catalog: CatalogRef,
     config: CompactorConfig,
@@ -351,11 +353,41 @@ async fn keep_lease(
 ) {
     let ttl_ns = nanos(config.lease_ttl);
     let renew_every = config.lease_ttl / 3;
+    // Stop this much before the lease's end, for scheduling delays.
+    let margin = config.lease_ttl / 10;
     let mut held_until: Option<Instant> = None;
     let mut standing_by_for: Option<String> = None;
+    let lapse = |why: &str| {
+        if leased.swap(false, Ordering::AcqRel) {
+            warn!(
+                reason = why,
+                "compactor lease lapsed: pausing until it is held again"
+            );
+        }
+    };
     loop {
         let asked = Instant::now();
-        match catalog.acquire_lease(LEASE, &config.holder, ttl_ns).await {
+        // While held, wait for the answer only until the lease would end.
+        let answer = match held_until {
+            Some(until) => {
+                let deadline = until.checked_sub(margin).unwrap_or(until);
+                match tokio::time::timeout_at(
+                    deadline.into(),
+                    catalog.acquire_lease(LEASE, &config.holder, ttl_ns),
+                )
+                .await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        lapse("the catalog did not answer the renewal in time");
+                        held_until = None;
+                        continue;
+                    }
+                }
+            }
+            None => catalog.acquire_lease(LEASE, &config.holder, ttl_ns).await,
+        };
+        match answer {
             Ok(lease) if lease.acquired => {
                 if !leased.swap(true, Ordering::AcqRel) {
                     info!(holder = %config.holder, "compactor active: holds the lease");
@@ -375,8 +407,8 @@ async fn keep_lease(
             }
             Err(e) => {
                 warn!(error = %e, "cannot renew the compactor lease");
-                if held_until.is_some_and(|t| Instant::now() + renew_every >= t) {
-                    leased.store(false, Ordering::Release);
+                if held_until.is_some_and(|t| Instant::now() + renew_every + margin >= t) {
+                    lapse("the renewal failed and the lease ends before the next one");
                     held_until = None;
                 }
             }

@@ -143,7 +143,7 @@ async fn killed_compactors_leave_answers_unchanged_and_a_standby_takes_over() {
 
     // kill -9 a few ms to a few hundred ms into its work, with new files in between.
     let mut steps = vec![];
-    for (k, delay_ms) in [0u64, 40, 120, 250, 400].into_iter().enumerate() {
+    for (k, delay_ms) in [150u64, 300, 450, 600, 800].into_iter().enumerate() {
         let expected = answers(&url).await;
         let i = c.add_compactor(&[]).await.unwrap();
         wait_for_log(&c, i, "compactor active", Duration::from_secs(20)).await;
@@ -207,4 +207,48 @@ async fn killed_compactors_leave_answers_unchanged_and_a_standby_takes_over() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(answers(&url).await, expected);
+
+    // A catalog that stops answering (SIGSTOP: requests hang, nothing fails fast): the
+    // active compactor stops working within its lease, before anyone else could take it,
+    // and takes the lease again once the catalog answers.
+    let catalog_pid = c.catalog.pid().unwrap().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &catalog_pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let active_before = c.compactors[b].log().matches("compactor active").count();
+    signal("-STOP");
+    let lapsed = wait_for_log(&c, b, "compactor lease lapsed", Duration::from_secs(5)).await;
+    signal("-CONT");
+    println!("the compactor stopped {lapsed:?} after the catalog did (lease 2 s)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.compactors[b].log().matches("compactor active").count() == active_before {
+        assert!(Instant::now() < deadline, "{}", c.compactors[b].log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answers(&url).await, expected);
+
+    // Every partition holds a bounded number of files: about one per target size of data
+    // (16 KiB here; at least half full once merged) and at most one small file next to each
+    // full one, as cold partitions merge every run of small files.
+    let mut per_partition: std::collections::BTreeMap<i64, (usize, i64)> = Default::default();
+    for f in catalog_files(&c.catalog_dsn).await {
+        let e = per_partition
+            .entry(f.params.partition_id.get())
+            .or_default();
+        e.0 += 1;
+        e.1 += f.params.file_size_bytes;
+    }
+    for (partition, (files, bytes)) in per_partition {
+        let full = 2 * (bytes as usize).div_ceil(16384);
+        let bound = 2 * full + 1;
+        println!("partition {partition}: {files} files, {bytes} bytes (bound {bound})");
+        assert!(
+            files <= bound,
+            "partition {partition}: {files} files for {bytes} bytes"
+        );
+    }
 }
