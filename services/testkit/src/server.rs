@@ -305,6 +305,13 @@ impl FerriteServer {
     }
 
     /// SIGTERM and wait for a clean exit; fails if the process exits non-zero.
+    /// Set an environment variable for the next start (a `FERRITE_*` setting, say): takes
+    /// effect at [`Self::restart`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     pub fn terminate(&mut self) -> anyhow::Result<()> {
         if let Some(mut c) = self.child.take() {
             let status = Command::new("kill")

@@ -13,6 +13,11 @@
 //! `--compare-auth N` measures what token checking costs: N pairs of ingest runs, each on a
 //! fresh `serve`, one `--without-auth` and one writing with a database token (write on
 //! `bench`), in alternating order (ABBA) so drift over time falls on both sides alike.
+//!
+//! `--compaction` measures the compactor: `--query-rows` rows loaded with compaction off,
+//! the first million sent again (so level-0 files overlap), queries timed; then compaction
+//! on until every partition is compacted (rows/s and MiB/s per core of the server's CPU
+//! time), the same queries timed again, and the bytes per field value on disk.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +43,8 @@ struct Args {
     query_runs: usize,
     /// Pairs of ingest runs with and without token checking; 0: the normal benchmark.
     compare_auth: usize,
+    /// Measure compaction instead.
+    compaction: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
         hosts: 1_000,
         query_runs: 50,
         compare_auth: 0,
+        compaction: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,10 +75,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--hosts" => a.hosts = value()?.parse()?,
             "--query-runs" => a.query_runs = value()?.parse()?,
             "--compare-auth" => a.compare_auth = value()?.parse()?,
+            "--compaction" => a.compaction = true,
             "--help" | "-h" => {
                 println!(
                     "ferrite-bench [--ferrite PATH | --url URL [--token T]] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
-                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50] [--compare-auth PAIRS]"
+                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50] [--compare-auth PAIRS] [--compaction]"
                 );
                 std::process::exit(0);
             }
@@ -195,6 +204,140 @@ async fn one_host_last_hour(
     Ok(Latency { rows, times })
 }
 
+/// Live files, rows and bytes per compaction level over every partition of `bench`.
+async fn levels(client: &reqwest::Client, url: &str) -> anyhow::Result<[(i64, i64, i64); 3]> {
+    let r = client
+        .get(format!("{url}/api/v0/partitions"))
+        .query(&[("db", "bench")])
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("listing partitions: {} {}", r.status(), r.text().await?);
+    }
+    let partitions: serde_json::Value = r.json().await?;
+    let mut out = [(0, 0, 0); 3];
+    for p in partitions.as_array().context("partitions")? {
+        for (i, l) in p["levels"].as_array().context("levels")?.iter().enumerate() {
+            let n = |k: &str| l[k].as_i64().unwrap_or(0);
+            out[i].0 += n("files");
+            out[i].1 += n("rows");
+            out[i].2 += n("bytes");
+        }
+    }
+    Ok(out)
+}
+
+/// Median of `runs` runs of `sql`, in ms.
+async fn median_ms(
+    client: &reqwest::Client,
+    url: &str,
+    sql: &str,
+    runs: usize,
+) -> anyhow::Result<f64> {
+    query_ms(client, url, "bench", sql).await?; // warm-up
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        times.push(query_ms(client, url, "bench", sql).await?.0);
+    }
+    Ok(median(&mut times))
+}
+
+/// TSBS cpu-only rows carry ten fields.
+const FIELDS_PER_ROW: f64 = 10.0;
+
+async fn compaction(a: &Args) -> anyhow::Result<()> {
+    let mut server = FerriteServer::start(&a.ferrite, &[]).await?;
+    let (url, client) = (server.url(), server.client());
+    // Load with compaction off.
+    server.set_env("FERRITE_COMPACTION_L0_TRIGGER_FILES", "1000000");
+    server.set_env("FERRITE_COMPACTION_L1_TRIGGER_FILES", "1000000");
+    server.set_env("FERRITE_COMPACTION_COLD_SECONDS", "1000000000");
+    server.terminate()?;
+    server.restart().await?;
+    let mut generator = CpuOnly::new(a.hosts, 1);
+    let mut loaded = 0;
+    while loaded < a.query_rows {
+        let n = (a.query_rows - loaded).min(1_000_000);
+        ingest(
+            &client,
+            &url,
+            "bench",
+            generate(&mut generator, n, a.batch_lines),
+            a.clients,
+        )
+        .await?;
+        loaded += n;
+    }
+    // The first million rows again, identical: later files overlap the first ones.
+    let again = a.query_rows.min(1_000_000);
+    let mut replay = CpuOnly::new(a.hosts, 1);
+    ingest(
+        &client,
+        &url,
+        "bench",
+        generate(&mut replay, again, a.batch_lines),
+        a.clients,
+    )
+    .await?;
+    let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
+    server.terminate()?;
+    server.restart().await?;
+
+    let before = levels(&client, &url).await?;
+    let count_sql = "SELECT count(*) FROM cpu";
+    let count_before = median_ms(&client, &url, count_sql, 5).await?;
+    let host_before = one_host_last_hour(&client, &url, last, a.query_runs).await?;
+    println!(
+        "before compaction: {} level-0 files, {} rows, {:.1} MiB; count(*) median {count_before:.1} ms;          one host's last hour: {host_before}",
+        before[0].0,
+        before[0].1,
+        before[0].2 as f64 / (1 << 20) as f64
+    );
+
+    // Compaction on, eagerly; wait until it is done (nothing at level 0, no change).
+    server.set_env("FERRITE_COMPACTION_L0_TRIGGER_FILES", "1");
+    server.set_env("FERRITE_COMPACTION_L1_TRIGGER_FILES", "2");
+    server.set_env("FERRITE_COMPACTION_COLD_SECONDS", "0");
+    server.set_env("FERRITE_COMPACTION_INTERVAL_SECONDS", "0.5");
+    server.terminate()?;
+    server.restart().await?;
+    let cpu_start = server.cpu_time()?;
+    let start = Instant::now();
+    let mut previous = levels(&client, &url).await?;
+    let after = loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = levels(&client, &url).await?;
+        if now[0].0 == 0 && now == previous {
+            break now;
+        }
+        previous = now;
+    };
+    // The last second polled only confirmed it was done.
+    let took = start.elapsed().as_secs_f64() - 1.0;
+    let cpu = (server.cpu_time()? - cpu_start).as_secs_f64();
+    let rows_in = before[0].1 as f64;
+    let mib_in = before[0].2 as f64 / (1 << 20) as f64;
+    let rows_after: i64 = after.iter().map(|l| l.1).sum();
+    let bytes_after: i64 = after.iter().map(|l| l.2).sum();
+    println!(
+        "compaction: {rows_in} rows, {mib_in:.1} MiB in {took:.1} s ({cpu:.1} s of CPU):          {:.0} rows/s and {:.1} MiB/s per core of CPU time; files now L0 {} / L1 {} / L2 {}",
+        rows_in / cpu,
+        mib_in / cpu,
+        after[0].0,
+        after[1].0,
+        after[2].0
+    );
+    let count_after = median_ms(&client, &url, count_sql, 5).await?;
+    let host_after = one_host_last_hour(&client, &url, last, a.query_runs).await?;
+    println!(
+        "after compaction: {rows_after} rows, {:.1} MiB, {:.2} bytes per field value; count(*)          median {count_after:.1} ms; one host's last hour: {host_after}",
+        bytes_after as f64 / (1 << 20) as f64,
+        bytes_after as f64 / (rows_after as f64 * FIELDS_PER_ROW)
+    );
+    server.terminate()?;
+    Ok(())
+}
+
 /// Ingest rows/s into a fresh `serve`: with `auth`, through a database token that holds
 /// write on `bench`; without, on `--without-auth`. The database is made first either way.
 async fn ingest_once(a: &Args, auth: bool) -> anyhow::Result<f64> {
@@ -297,6 +440,9 @@ async fn main() -> anyhow::Result<()> {
 
     if a.compare_auth > 0 {
         return compare_auth(&a, a.compare_auth).await;
+    }
+    if a.compaction {
+        return compaction(&a).await;
     }
 
     // 1. Durable ingest throughput.
