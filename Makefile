@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -53,7 +53,7 @@ test-k8s:
 	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) k8s-tests -q
 
-bench: setup bench-lineproto bench-selectors bench-e2e bench-auth
+bench: setup bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction
 
 bench-lineproto:
 	cargo bench -p ferrite-lineproto --bench parse
@@ -66,6 +66,11 @@ bench-selectors:
 bench-e2e:
 	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
 	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite
+
+# The compactor: throughput, and queries over overlapping files before and after.
+bench-compaction:
+	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
+	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite --compaction
 
 # What token checking costs: the check alone (criterion), then ingest with and without it.
 bench-auth:

@@ -288,7 +288,8 @@ async fn compaction(a: &Args) -> anyhow::Result<()> {
     let count_before = median_ms(&client, &url, count_sql, 5).await?;
     let host_before = one_host_last_hour(&client, &url, last, a.query_runs).await?;
     println!(
-        "before compaction: {} level-0 files, {} rows, {:.1} MiB; count(*) median {count_before:.1} ms;          one host's last hour: {host_before}",
+        "before compaction: {} level-0 files, {} rows, {:.1} MiB; count(*) median {count_before:.1} ms; \
+         one host's last hour: {host_before}",
         before[0].0,
         before[0].1,
         before[0].2 as f64 / (1 << 20) as f64
@@ -320,7 +321,8 @@ async fn compaction(a: &Args) -> anyhow::Result<()> {
     let rows_after: i64 = after.iter().map(|l| l.1).sum();
     let bytes_after: i64 = after.iter().map(|l| l.2).sum();
     println!(
-        "compaction: {rows_in} rows, {mib_in:.1} MiB in {took:.1} s ({cpu:.1} s of CPU):          {:.0} rows/s and {:.1} MiB/s per core of CPU time; files now L0 {} / L1 {} / L2 {}",
+        "compaction: {rows_in} rows, {mib_in:.1} MiB in {took:.1} s ({cpu:.1} s of CPU): \
+         {:.0} rows/s and {:.1} MiB/s per core of CPU time; files now L0 {} / L1 {} / L2 {}",
         rows_in / cpu,
         mib_in / cpu,
         after[0].0,
@@ -330,7 +332,8 @@ async fn compaction(a: &Args) -> anyhow::Result<()> {
     let count_after = median_ms(&client, &url, count_sql, 5).await?;
     let host_after = one_host_last_hour(&client, &url, last, a.query_runs).await?;
     println!(
-        "after compaction: {rows_after} rows, {:.1} MiB, {:.2} bytes per field value; count(*)          median {count_after:.1} ms; one host's last hour: {host_after}",
+        "after compaction: {rows_after} rows, {:.1} MiB, {:.2} bytes per field value; count(*) \
+         median {count_after:.1} ms; one host's last hour: {host_after}",
         bytes_after as f64 / (1 << 20) as f64,
         bytes_after as f64 / (rows_after as f64 * FIELDS_PER_ROW)
     );
