@@ -95,12 +95,7 @@ impl Executor {
             .await
             .map_err(|e| RoundError::Retry(format!("reading the table schema: {e}")))?;
         let schema = table.arrow_schema();
-        let mut primary_key: Vec<String> = table
-            .tag_columns()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        primary_key.push(TIME_COLUMN.to_string());
+        let primary_key = ferrite_model::primary_key(&schema);
         let max_sequence_number = round
             .inputs
             .iter()
