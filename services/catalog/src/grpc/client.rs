@@ -204,6 +204,11 @@ fn timed<T>(message: T, timeout: Duration) -> Request<T> {
 }
 
 /// A reply this client cannot decode: corrupt, like a catalog row `SqlCatalog` cannot read.
+/// A list of files as the server sent it, decoded.
+fn files_reply(files: Vec<proto::ParquetFile>) -> Result<Vec<ParquetFile>> {
+    reply(files.into_iter().map(convert::parquet_file).collect())
+}
+
 fn reply<T>(decoded: Result<T, Invalid>) -> Result<T> {
     decoded.map_err(|e| Error::Corrupt(format!("catalog service reply: {e}")))
 }
@@ -463,13 +468,7 @@ impl Catalog for GrpcCatalog {
                 async move { c.list_parquet_files(request).await }
             })
             .await?;
-        reply(
-            response
-                .files
-                .into_iter()
-                .map(convert::parquet_file)
-                .collect(),
-        )
+        files_reply(response.files)
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
@@ -530,13 +529,7 @@ impl Catalog for GrpcCatalog {
                 async move { c.list_partition_files(request).await }
             })
             .await?;
-        reply(
-            response
-                .files
-                .into_iter()
-                .map(convert::parquet_file)
-                .collect(),
-        )
+        files_reply(response.files)
     }
 
     async fn replace_files(
@@ -554,13 +547,7 @@ impl Catalog for GrpcCatalog {
                 async move { c.replace_files(request).await }
             })
             .await?;
-        reply(
-            response
-                .files
-                .into_iter()
-                .map(convert::parquet_file)
-                .collect(),
-        )
+        files_reply(response.files)
     }
 
     async fn skip_partition(&self, partition_id: PartitionId, reason: &str) -> Result<()> {
@@ -622,13 +609,7 @@ impl Catalog for GrpcCatalog {
                 async move { c.list_files_to_collect(request).await }
             })
             .await?;
-        reply(
-            response
-                .files
-                .into_iter()
-                .map(convert::parquet_file)
-                .collect(),
-        )
+        files_reply(response.files)
     }
 
     async fn delete_files(&self, ids: &[ParquetFileId]) -> Result<u64> {
