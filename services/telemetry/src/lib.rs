@@ -1,0 +1,1 @@
+//! Logs, traces and metrics for every ferrite service.
