@@ -115,8 +115,8 @@ pub mod auth {
         }
     }
 
-    /// Adds `authorization: Bearer <token>` to every call; without a token (auth turned off)
-    /// it adds nothing. The token never appears in `Debug` output.
+    /// Adds `authorization: Bearer <token>` to every call (without a token, auth turned off,
+    /// none) and the current span's `traceparent`. The token never appears in `Debug` output.
     #[derive(Clone, Default)]
     pub struct Bearer(Option<MetadataValue<Ascii>>);
 
@@ -165,6 +165,8 @@ pub mod auth {
                     .metadata_mut()
                     .insert("authorization", value.clone());
             }
+            // Every call between services continues the caller's trace.
+            ferrite_telemetry::propagation::inject_metadata(request.metadata_mut());
             Ok(request)
         }
     }

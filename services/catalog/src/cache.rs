@@ -152,8 +152,10 @@ impl Catalog for CachedCatalog {
     async fn database_by_name(&self, name: &str) -> Result<Option<Database>> {
         let v = self.current();
         if let Some(hit) = v.and_then(|_| self.entries.lock().by_name.get(name).cloned()) {
+            hit_or_miss(true);
             return Ok(hit);
         }
+        hit_or_miss(false);
         let db = self.inner.database_by_name(name).await?;
         self.store(v, |e| {
             e.by_name.insert(name.to_string(), db.clone());
@@ -188,8 +190,10 @@ impl Catalog for CachedCatalog {
     async fn database_schema(&self, database_id: DatabaseId) -> Result<DatabaseSchema> {
         let v = self.current();
         if let Some(hit) = v.and_then(|_| self.entries.lock().schemas.get(&database_id).cloned()) {
+            hit_or_miss(true);
             return Ok(hit);
         }
+        hit_or_miss(false);
         let schema = self.inner.database_schema(database_id).await?;
         self.store(v, |e| {
             e.schemas.insert(database_id, schema.clone());
@@ -200,8 +204,10 @@ impl Catalog for CachedCatalog {
     async fn table_schema(&self, table_id: TableId) -> Result<TableSchema> {
         let v = self.current();
         if let Some(hit) = v.and_then(|_| self.entries.lock().tables.get(&table_id).cloned()) {
+            hit_or_miss(true);
             return Ok(hit);
         }
+        hit_or_miss(false);
         let schema = self.inner.table_schema(table_id).await?;
         self.store(v, |e| {
             e.tables.insert(table_id, schema.clone());
@@ -319,6 +325,12 @@ impl Catalog for CachedCatalog {
 /// Shorthand: a [`CachedCatalog`] behind an `Arc`.
 pub fn cached(inner: CatalogRef, version: watch::Receiver<i64>) -> Arc<CachedCatalog> {
     Arc::new(CachedCatalog::new(inner, version))
+}
+
+/// Count a cache lookup in `ferrite_catalog_cache_requests_total`.
+fn hit_or_miss(hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!("ferrite_catalog_cache_requests_total", "result" => result).increment(1);
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use ferrite_catalog::{CatalogRef, PartitionSummary};
 use object_store::ObjectStore;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 use crate::gc::nanos;
 use crate::plan::{Limits, Plan};
@@ -220,19 +220,25 @@ impl Compactor {
         let store = &self.executor.store;
         match gc::collect_marked(catalog, store, self.config.gc_grace).await {
             Ok(0) => {}
-            Ok(n) => info!(
-                files = n,
-                "garbage collection: objects of marked files deleted"
-            ),
+            Ok(n) => {
+                metrics::counter!("ferrite_compactor_deleted_files_total").increment(n);
+                info!(
+                    files = n,
+                    "garbage collection: objects of marked files deleted"
+                )
+            }
             Err(e) => warn!(error = %e, "garbage collection failed; retrying next cycle"),
         }
         if scan_orphans {
             match gc::collect_orphans(catalog, store, self.config.gc_grace).await {
                 Ok(0) => {}
-                Ok(n) => info!(
-                    objects = n,
-                    "garbage collection: unreferenced objects deleted"
-                ),
+                Ok(n) => {
+                    metrics::counter!("ferrite_compactor_deleted_files_total").increment(n);
+                    info!(
+                        objects = n,
+                        "garbage collection: unreferenced objects deleted"
+                    )
+                }
                 Err(e) => warn!(error = %e, "orphan scan failed; retrying next interval"),
             }
         }
@@ -248,6 +254,8 @@ impl Compactor {
                 return;
             }
         };
+        metrics::gauge!("ferrite_compactor_skipped_partitions")
+            .set(summaries.iter().filter(|s| s.skipped.is_some()).count() as f64);
         let limits = self.limits();
         // Rounds of one partition per cycle are bounded: each takes inputs away for good,
         // but a partition written faster than it is compacted must not starve the others.
@@ -288,8 +296,35 @@ impl Compactor {
                 return false;
             }
         };
-        match self.executor.run(summary, &round, &self.leased).await {
-            Ok(_) => true,
+        let span = tracing::debug_span!(
+            "compaction round",
+            partition = %summary.partition.key,
+            files_in = round.inputs.len(),
+        );
+        let result = self
+            .executor
+            .run(summary, &round, &self.leased)
+            .instrument(span)
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(RoundError::Skip(_)) => "skipped",
+            Err(RoundError::Conflict(_)) => "conflict",
+            Err(_) => "error",
+        };
+        metrics::counter!("ferrite_compactor_rounds_total", "outcome" => outcome).increment(1);
+        match result {
+            Ok(done) => {
+                metrics::counter!("ferrite_compactor_files_in_total")
+                    .increment(round.inputs.len() as u64);
+                metrics::counter!("ferrite_compactor_files_out_total")
+                    .increment(done.outputs.len() as u64);
+                metrics::counter!("ferrite_compactor_bytes_in_total")
+                    .increment(done.bytes_in.max(0) as u64);
+                metrics::counter!("ferrite_compactor_bytes_out_total")
+                    .increment(done.bytes_out.max(0) as u64);
+                true
+            }
             Err(RoundError::Skip(why)) => {
                 self.skip(summary, &why).await;
                 false
@@ -359,6 +394,7 @@ async fn keep_lease(
     let mut standing_by_for: Option<String> = None;
     let lapse = |why: &str| {
         if leased.swap(false, Ordering::AcqRel) {
+            metrics::gauge!("ferrite_compactor_active").set(0.0);
             warn!(
                 reason = why,
                 "compactor lease lapsed: pausing until it is held again"
@@ -391,6 +427,7 @@ async fn keep_lease(
             Ok(lease) if lease.acquired => {
                 if !leased.swap(true, Ordering::AcqRel) {
                     info!(holder = %config.holder, "compactor active: holds the lease");
+                    metrics::gauge!("ferrite_compactor_active").set(1.0);
                 }
                 standing_by_for = None;
                 held_until = Some(asked + config.lease_ttl);
@@ -398,6 +435,7 @@ async fn keep_lease(
             Ok(lease) => {
                 if leased.swap(false, Ordering::AcqRel) {
                     warn!(holder = %lease.holder, "compactor lease taken over; standing by");
+                    metrics::gauge!("ferrite_compactor_active").set(0.0);
                 }
                 held_until = None;
                 if standing_by_for.as_deref() != Some(lease.holder.as_str()) {
@@ -418,6 +456,7 @@ async fn keep_lease(
             _ = tokio::time::sleep(renew_every) => {}
         }
     }
+    metrics::gauge!("ferrite_compactor_active").set(0.0);
     if leased.swap(false, Ordering::AcqRel)
         && let Err(e) = catalog.release_lease(LEASE, &config.holder).await
     {

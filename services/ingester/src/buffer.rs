@@ -66,6 +66,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Rows in the snapshot.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.batch.num_rows()).sum()
+    }
+
     /// Highest sequence number in the snapshot.
     pub fn max_seq(&self) -> u64 {
         self.batches.iter().map(|b| b.seq).max().unwrap_or(0)
@@ -118,6 +123,33 @@ pub struct PersistCandidate {
     pub table_id: TableId,
     /// Partition key.
     pub partition_key: String,
+    /// Why it is due.
+    pub trigger: Trigger,
+}
+
+/// What made a partition due for persistence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// It holds the partition byte limit.
+    Size,
+    /// Its oldest unpersisted write reached the persist age.
+    Age,
+    /// The whole buffer is over its limit and this is among the largest partitions.
+    Memory,
+    /// Everything is persisted (shutdown).
+    Shutdown,
+}
+
+impl Trigger {
+    /// The `trigger` label of `ferrite_persist_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::Size => "size",
+            Trigger::Age => "age",
+            Trigger::Memory => "memory",
+            Trigger::Shutdown => "shutdown",
+        }
+    }
 }
 
 type PartitionKey = (DatabaseId, TableId, String);
@@ -127,6 +159,7 @@ type PartitionKey = (DatabaseId, TableId, String);
 pub struct BufferTree {
     tables: HashMap<(DatabaseId, TableId), BTreeMap<String, PartitionBuffer>>,
     bytes: usize,
+    rows: usize,
     next_snapshot: u64,
 }
 
@@ -147,6 +180,7 @@ impl BufferTree {
                 .or_insert_with(PartitionBuffer::new),
         };
         let before = p.bytes;
+        self.rows += b.batch.num_rows();
         p.insert(b);
         self.bytes += p.bytes - before;
     }
@@ -154,6 +188,11 @@ impl BufferTree {
     /// Bytes of unpersisted batches not yet taken for persistence.
     pub fn buffered_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Rows of unpersisted batches not yet taken for persistence.
+    pub fn buffered_rows(&self) -> usize {
+        self.rows
     }
 
     /// Partitions due for persistence: over `max_bytes`, older than `max_age`, or — while the
@@ -172,13 +211,19 @@ impl BufferTree {
                 if p.batches.is_empty() {
                     continue;
                 }
-                let c = PersistCandidate {
+                let mut c = PersistCandidate {
                     database_id: *db,
                     table_id: *table,
                     partition_key: key.clone(),
+                    trigger: Trigger::Memory,
                 };
                 let old = p.first_write.is_some_and(|t| t.elapsed() >= max_age);
                 if p.bytes >= max_bytes || old {
+                    c.trigger = if p.bytes >= max_bytes {
+                        Trigger::Size
+                    } else {
+                        Trigger::Age
+                    };
                     remaining -= p.bytes;
                     out.push(c);
                 } else {
@@ -199,7 +244,11 @@ impl BufferTree {
 
     /// Every partition with buffered rows (for shutdown).
     pub fn all(&self) -> Vec<PersistCandidate> {
-        self.due(0, Duration::ZERO, 0)
+        let mut all = self.due(0, Duration::ZERO, 0);
+        for c in &mut all {
+            c.trigger = Trigger::Shutdown;
+        }
+        all
     }
 
     /// Move a partition's buffered batches into a new snapshot (still queryable).
@@ -220,6 +269,7 @@ impl BufferTree {
             batches: std::mem::take(&mut p.batches),
         });
         self.bytes -= p.bytes;
+        self.rows -= snapshot.rows();
         p.bytes = 0;
         p.first_write = None;
         p.persisting.push(Arc::clone(&snapshot));

@@ -37,13 +37,13 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 
 use crate::api::{
     Durability, IngesterQuery, IngesterWrite, PartitionData, QueryError, QueryRequest,
     QueryResponse, WriteError, WriteRequest,
 };
-use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot};
+use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot, Trigger};
 use crate::persist::Persister;
 use crate::wal::{Wal, WalError};
 
@@ -246,12 +246,12 @@ impl IngesterWrite for Ingester {
         let bytes = codec::encode_write(&request, no_sync)
             .map_err(|e| WriteError::Wal(format!("cannot encode write: {e}")))?
             .encode_to_vec();
-        let (seq, waiter) = inner
-            .wal
-            .append(&bytes, !no_sync)
+        let span = tracing::debug_span!("wal append", bytes = bytes.len(), sync = !no_sync);
+        let (seq, waiter) = span
+            .in_scope(|| inner.wal.append(&bytes, !no_sync))
             .map_err(|e| WriteError::Wal(e.to_string()))?;
         if let Some(waiter) = waiter {
-            let synced = match waiter.await {
+            let synced = match waiter.instrument(span).await {
                 Ok(r) => r,
                 Err(_) => Err("WAL thread stopped".to_string()),
             };
@@ -260,7 +260,14 @@ impl IngesterWrite for Ingester {
                 return Err(WriteError::Wal(e));
             }
         }
-        insert(&mut inner.buffer.lock(), seq, request);
+        let rows: usize = request.tables.iter().map(|t| t.batch.num_rows()).sum();
+        {
+            let _insert = tracing::debug_span!("buffer insert", rows).entered();
+            let mut buffer = inner.buffer.lock();
+            insert(&mut buffer, seq, request);
+            publish(&buffer);
+        }
+        metrics::counter!("ferrite_ingester_rows_total").increment(rows as u64);
         inner.wal.buffered(seq);
         Ok(())
     }
@@ -343,10 +350,10 @@ impl Inner {
             }
             let jobs: Vec<_> = candidates
                 .iter()
-                .filter_map(|c| self.buffer.lock().snapshot(c))
-                .map(|s| {
+                .filter_map(|c| self.snapshot(c))
+                .map(|(s, trigger)| {
                     let inner = Arc::clone(self);
-                    tokio::spawn(async move { inner.persist_snapshot(s).await })
+                    tokio::spawn(async move { inner.persist_snapshot(s, trigger).await })
                 })
                 .collect();
             for j in jobs {
@@ -362,8 +369,29 @@ impl Inner {
             .await;
     }
 
-    async fn persist_snapshot(self: Arc<Self>, snapshot: Arc<Snapshot>) {
+    /// Take `c`'s buffered batches for persistence.
+    fn snapshot(&self, c: &PersistCandidate) -> Option<(Arc<Snapshot>, Trigger)> {
+        let mut buffer = self.buffer.lock();
+        let s = buffer.snapshot(c)?;
+        publish(&buffer);
+        Some((s, c.trigger))
+    }
+
+    async fn persist_snapshot(self: Arc<Self>, snapshot: Arc<Snapshot>, trigger: Trigger) {
+        let span = tracing::debug_span!(
+            "persist",
+            trigger = trigger.label(),
+            partition = %snapshot.partition_key,
+            rows = snapshot.rows(),
+        );
+        self.persist_traced(snapshot, trigger)
+            .instrument(span)
+            .await
+    }
+
+    async fn persist_traced(self: Arc<Self>, snapshot: Arc<Snapshot>, trigger: Trigger) {
         let _permit = self.persist_permits.acquire().await;
+        let started = std::time::Instant::now();
         // Encoding is the costly part and its result does not change: done once, unless it
         // fails, and then retried at the same pace as the I/O.
         let mut backoff = Backoff::new(PERSIST_BACKOFF_MIN, PERSIST_BACKOFF_MAX);
@@ -374,6 +402,15 @@ impl Inner {
                     if let Some(failures) = self.persist_failures.lock().success() {
                         info!(failures, "persisting works again");
                     }
+                    metrics::counter!("ferrite_persist_total", "trigger" => trigger.label())
+                        .increment(1);
+                    metrics::histogram!("ferrite_persist_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!("ferrite_persist_files_total").increment(1);
+                    metrics::counter!("ferrite_persist_bytes_total")
+                        .increment(file.params.file_size_bytes.max(0) as u64);
+                    metrics::counter!("ferrite_persist_rows_total")
+                        .increment(file.params.row_count.max(0) as u64);
                     info!(
                         table_id = %snapshot.table_id,
                         partition = %snapshot.partition_key,
@@ -384,6 +421,7 @@ impl Inner {
                     break;
                 }
                 Err(e) => {
+                    metrics::counter!("ferrite_persist_errors_total").increment(1);
                     let retry_in = backoff.next_delay();
                     if let Some(failures) = self.persist_failures.lock().failure() {
                         warn!(
@@ -425,9 +463,15 @@ async fn persist_loop(inner: Arc<Inner>) {
             _ = inner.wake.notified() => {}
         }
         for c in inner.due() {
-            if let Some(s) = inner.buffer.lock().snapshot(&c) {
-                tokio::spawn(Arc::clone(&inner).persist_snapshot(s));
+            if let Some((s, trigger)) = inner.snapshot(&c) {
+                tokio::spawn(Arc::clone(&inner).persist_snapshot(s, trigger));
             }
         }
     }
+}
+
+/// The buffer gauges, after every change to the buffer.
+fn publish(buffer: &BufferTree) {
+    metrics::gauge!("ferrite_buffer_bytes").set(buffer.buffered_bytes() as f64);
+    metrics::gauge!("ferrite_buffer_rows").set(buffer.buffered_rows() as f64);
 }

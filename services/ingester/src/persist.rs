@@ -25,6 +25,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tracing::Instrument as _;
 
 use crate::buffer::Snapshot;
 
@@ -105,7 +106,9 @@ impl Persister {
 
     /// Encode `snapshot` on a blocking thread.
     pub async fn encode(&self, snapshot: Arc<Snapshot>) -> Result<EncodedSnapshot, PersistError> {
-        tokio::task::spawn_blocking(move || EncodedSnapshot::new(&snapshot)).await?
+        let span = tracing::debug_span!("sort, dedup and encode", rows = snapshot.rows());
+        tokio::task::spawn_blocking(move || span.in_scope(|| EncodedSnapshot::new(&snapshot)))
+            .await?
     }
 
     /// One persist attempt: encode `snapshot` unless `encoded` holds it from an earlier
@@ -132,6 +135,7 @@ impl Persister {
         let partition = self
             .catalog
             .create_partition(snapshot.table_id, &snapshot.partition_key)
+            .instrument(tracing::debug_span!("catalog: create partition"))
             .await?;
         let params = ParquetFileParams {
             database_id: snapshot.database_id,
@@ -148,9 +152,14 @@ impl Persister {
         let path = params.object_path();
         self.store
             .put(&Path::from(path.as_str()), encoded.bytes.clone().into())
+            .instrument(tracing::debug_span!("upload", bytes = encoded.bytes.len()))
             .await
             .map_err(|source| PersistError::Upload { path, source })?;
-        Ok(self.catalog.add_parquet_file(params).await?)
+        Ok(self
+            .catalog
+            .add_parquet_file(params)
+            .instrument(tracing::debug_span!("catalog: commit file"))
+            .await?)
     }
 }
 

@@ -384,6 +384,8 @@ impl Writer {
                     if result.is_ok() {
                         result = self.file.write_all(&record);
                         self.written += record.len() as u64;
+                        metrics::counter!("ferrite_wal_appends_total").increment(1);
+                        metrics::counter!("ferrite_wal_bytes_total").increment(record.len() as u64);
                         self.current.max_seq = self.current.max_seq.max(seq);
                     }
                     waiters.extend(done);
@@ -392,10 +394,13 @@ impl Writer {
             }
         }
         // Sync even when nobody waits: no_sync writes become durable within one group.
+        let started = std::time::Instant::now();
         let result = result
             .and_then(|_| self.file.flush())
             .and_then(|_| self.file.get_ref().sync_data())
             .map_err(|e| format!("{}: {e}", self.current.path.display()));
+        metrics::histogram!("ferrite_wal_fsync_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             error!(error = %e, "WAL group commit failed");
         }
@@ -408,6 +413,12 @@ impl Writer {
         if let Some(w) = watermark {
             self.truncate(w);
         }
+        self.publish();
+    }
+
+    /// The segment gauge: closed segments plus the open one.
+    fn publish(&self) {
+        metrics::gauge!("ferrite_wal_segments").set((self.closed.len() + 1) as f64);
     }
 
     fn rotate(&mut self) {

@@ -7,6 +7,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -252,18 +253,71 @@ async fn run(
     accept_partial: bool,
     no_sync: bool,
 ) -> Result<WriteOutcome, RequestError> {
-    caller_of(extensions)?
-        .require(Action::Write, &database)
-        .await?;
-    let body = read_body(headers, body, r.config().max_request_bytes).await?;
-    Ok(r.write(WriteBody {
-        database,
-        body,
-        precision,
-        accept_partial,
-        no_sync,
-    })
-    .await?)
+    let started = Instant::now();
+    let result = async {
+        caller_of(extensions)?
+            .require(Action::Write, &database)
+            .await?;
+        let body = read_body(headers, body, r.config().max_request_bytes).await?;
+        metrics::counter!("ferrite_write_bytes_total").increment(body.len() as u64);
+        Ok(r.write(WriteBody {
+            database,
+            body,
+            precision,
+            accept_partial,
+            no_sync,
+        })
+        .await?)
+    }
+    .await;
+    record(&result, started);
+    result
+}
+
+/// The write metrics of one request.
+fn record(result: &Result<WriteOutcome, RequestError>, started: Instant) {
+    metrics::histogram!("ferrite_write_duration_seconds").record(started.elapsed().as_secs_f64());
+    let (outcome, lines) = match result {
+        Ok(o) if o.rejected == 0 => ("ok", Some(o)),
+        Ok(o) => ("partial", Some(o)),
+        Err(RequestError::Write(WriteError::Lines(o))) => ("rejected", Some(o)),
+        Err(e) => {
+            let reason = match e {
+                RequestError::TooLarge(_) => "too_large",
+                RequestError::Auth(_) => "unauthorized",
+                RequestError::Write(WriteError::Limit(_)) => "limit",
+                RequestError::Write(WriteError::SchemaRace(_) | WriteError::Catalog(_))
+                | RequestError::Write(WriteError::Ingester(_)) => "unavailable",
+                RequestError::Write(WriteError::Internal(_)) => "other",
+                _ => "parse",
+            };
+            metrics::counter!("ferrite_write_rejected_total", "reason" => reason).increment(1);
+            let outcome = if status_of(e).is_server_error() {
+                "error"
+            } else {
+                "rejected"
+            };
+            (outcome, None)
+        }
+    };
+    metrics::counter!("ferrite_write_requests_total", "outcome" => outcome).increment(1);
+    if let Some(o) = lines {
+        let r = o.by_reason;
+        for (reason, n) in [
+            ("parse", r.parse),
+            ("schema", r.schema),
+            ("retention", r.retention),
+        ] {
+            if n > 0 {
+                metrics::counter!("ferrite_write_rejected_total", "reason" => reason)
+                    .increment(n as u64);
+            }
+        }
+        metrics::counter!("ferrite_write_lines_total").increment((o.accepted + o.rejected) as u64);
+        if outcome != "rejected" {
+            metrics::counter!("ferrite_write_rows_total").increment(o.accepted as u64);
+        }
+    }
 }
 
 /// The body as text: size-limited before and after gunzip, UTF-8 checked.

@@ -24,7 +24,7 @@ use ferrite_ingester::api::{Durability, IngesterWrite, TableWrite, WriteError, W
 use ferrite_retry::Backoff;
 use futures::stream::{FuturesUnordered, StreamExt};
 use parking_lot::{Mutex, RwLock};
-use tracing::warn;
+use tracing::{Instrument as _, warn};
 
 /// Opens after this many consecutive failures.
 const BREAKER_THRESHOLD: u32 = 3;
@@ -95,6 +95,19 @@ impl Member {
             client,
             breaker: Mutex::new(Breaker::new()),
         }
+    }
+
+    /// Count a write to this ingester and publish its breaker's state.
+    fn record(&self, ok: bool) {
+        let name = if ok {
+            "ferrite_router_ingester_writes_total"
+        } else {
+            "ferrite_router_ingester_failures_total"
+        };
+        metrics::counter!(name, "ingester" => self.addr.clone()).increment(1);
+        let open = self.breaker.lock().open_until.is_some();
+        metrics::gauge!("ferrite_router_ingester_breaker_open", "ingester" => self.addr.clone())
+            .set(if open { 1.0 } else { 0.0 });
     }
 }
 
@@ -167,7 +180,8 @@ impl Placement {
             .into_iter();
         let mut in_flight = FuturesUnordered::new();
         let send = |m: Arc<Member>, r: WriteRequest| async move {
-            let result = m.client.write(r, durability).await;
+            let span = tracing::debug_span!("ingester write", otel.kind = "client", peer = %m.addr);
+            let result = m.client.write(r, durability).instrument(span).await;
             (m, result)
         };
         for _ in 0..self.replication {
@@ -181,11 +195,13 @@ impl Placement {
             match result {
                 Ok(()) => {
                     member.breaker.lock().success();
+                    member.record(true);
                     acks += 1;
                 }
                 Err(e) => {
                     warn!(ingester = %member.addr, error = %e, "ingester write failed; trying the next candidate");
                     member.breaker.lock().failure();
+                    member.record(false);
                     last_error = Some(e);
                     if let Some(next) = untried.next() {
                         in_flight.push(send(next, request.clone()));

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::RwLock;
-use tracing::warn;
+use tracing::{Instrument as _, warn};
 
 /// Forwards query traffic to a set of queriers (or management calls to the catalog service).
 #[derive(Debug)]
@@ -104,7 +104,15 @@ impl QueryProxy {
             http::Version::HTTP_11
         };
         let client = if grpc { &self.grpc } else { &self.http };
-        match client.request(Request::from_parts(parts, body)).await {
+        let span = tracing::debug_span!("proxy", otel.name = %format!("forward to {}", self.target), peer = %base);
+        // The querier's spans hang under this one (without trace export the client's own
+        // traceparent goes through untouched).
+        span.in_scope(|| ferrite_telemetry::propagation::inject(&mut parts.headers));
+        match client
+            .request(Request::from_parts(parts, body))
+            .instrument(span)
+            .await
+        {
             Ok(response) => response.map(Body::new),
             Err(e) => {
                 warn!(peer = self.target, address = %base, error = %e, "unreachable");

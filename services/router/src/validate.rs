@@ -49,6 +49,38 @@ pub struct TableRows {
     pub batch: RecordBatch,
 }
 
+/// Why a line was rejected.
+#[derive(Debug, Clone, Copy)]
+pub enum Reason {
+    /// Not valid line protocol.
+    Parse,
+    /// A field's type differs from its column's.
+    Schema,
+    /// Older than the database's retention period.
+    Retention,
+}
+
+/// Rejected lines counted by reason.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rejections {
+    /// Lines that do not parse.
+    pub parse: usize,
+    /// Lines whose types conflict with the schema.
+    pub schema: usize,
+    /// Lines older than the retention period.
+    pub retention: usize,
+}
+
+impl Rejections {
+    fn count(&mut self, reason: Reason) {
+        match reason {
+            Reason::Parse => self.parse += 1,
+            Reason::Schema => self.schema += 1,
+            Reason::Retention => self.retention += 1,
+        }
+    }
+}
+
 /// The outcome of validating a body.
 #[derive(Debug)]
 pub enum Validated {
@@ -61,8 +93,10 @@ pub enum Validated {
         accepted: usize,
         /// Lines rejected (at most [`MAX_REPORTED_ERRORS`] kept) …
         issues: Vec<LineIssue>,
-        /// … out of this many.
+        /// … out of this many …
         rejected: usize,
+        /// … for these reasons.
+        by_reason: Rejections,
     },
     /// Everything known: the good lines' rows and the bad lines.
     Ready {
@@ -72,8 +106,10 @@ pub enum Validated {
         accepted: usize,
         /// Lines rejected (at most [`MAX_REPORTED_ERRORS`] kept) …
         issues: Vec<LineIssue>,
-        /// … out of this many.
+        /// … out of this many …
         rejected: usize,
+        /// … for these reasons.
+        by_reason: Rejections,
     },
 }
 
@@ -99,8 +135,10 @@ pub fn validate(
     let mut pending: BTreeMap<String, Vec<(String, ColumnType)>> = BTreeMap::new();
     let mut issues = Vec::new();
     let (mut accepted, mut rejected) = (0, 0);
-    let mut reject = |issue: LineIssue, issues: &mut Vec<LineIssue>| {
+    let mut by_reason = Rejections::default();
+    let mut reject = |reason: Reason, issue: LineIssue, issues: &mut Vec<LineIssue>| {
         rejected += 1;
+        by_reason.count(reason);
         if issues.len() < MAX_REPORTED_ERRORS {
             issues.push(issue);
         }
@@ -110,6 +148,7 @@ pub fn validate(
         if let Err(e) = result {
             let message = e.kind.to_string();
             reject(
+                Reason::Parse,
                 LineIssue {
                     line_number: e.line_number,
                     original_line: e.original_line,
@@ -123,6 +162,7 @@ pub fn validate(
             && line.timestamp.unwrap_or(default_time) < cutoff
         {
             reject(
+                Reason::Retention,
                 LineIssue {
                     line_number: line.line_number,
                     original_line: original_line(body, line.line_number),
@@ -141,6 +181,7 @@ pub fn validate(
         match check_line(&line, table, &mut pending) {
             Check::Conflict(message) => {
                 reject(
+                    Reason::Schema,
                     LineIssue {
                         line_number: line.line_number,
                         original_line: original_line(body, line.line_number),
@@ -197,6 +238,7 @@ pub fn validate(
             accepted,
             issues,
             rejected,
+            by_reason,
         });
     }
     let mut rows = Vec::new();
@@ -215,6 +257,7 @@ pub fn validate(
         accepted,
         issues,
         rejected,
+        by_reason,
     })
 }
 

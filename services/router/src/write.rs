@@ -18,8 +18,9 @@ use ferrite_lineproto::Precision;
 use ferrite_model::{DatabaseSchema, NameError, validate_database_name};
 use parking_lot::RwLock;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
-use crate::validate::{LineIssue, SchemaChanges, Validated, validate};
+use crate::validate::{LineIssue, Rejections, SchemaChanges, Validated, validate};
 
 /// Longest a write waits to re-read a schema the catalog may have changed; after it the
 /// cached one is used.
@@ -47,8 +48,10 @@ pub struct WriteOutcome {
     pub accepted: usize,
     /// Lines rejected …
     pub rejected: usize,
-    /// … with their reasons (at most 100).
+    /// … with their reasons (at most 100) …
     pub issues: Vec<LineIssue>,
+    /// … and all of them counted by reason.
+    pub by_reason: Rejections,
 }
 
 /// Why a write failed as a whole.
@@ -186,6 +189,7 @@ impl Router {
             let validated = tokio::task::spawn_blocking(move || {
                 validate(&b, precision, default_time, s.as_deref())
             })
+            .instrument(tracing::debug_span!("parse and validate"))
             .await
             .map_err(|e| WriteError::Internal(e.to_string()))?
             .map_err(|e| WriteError::Internal(e.to_string()))?;
@@ -195,6 +199,7 @@ impl Router {
                     accepted,
                     issues,
                     rejected,
+                    by_reason,
                 } => {
                     break (
                         rows,
@@ -202,6 +207,7 @@ impl Router {
                             accepted,
                             rejected,
                             issues,
+                            by_reason,
                         },
                     );
                 }
@@ -210,17 +216,23 @@ impl Router {
                     accepted,
                     issues,
                     rejected,
+                    by_reason,
                 } => {
                     let outcome = WriteOutcome {
                         accepted,
                         rejected,
                         issues,
+                        by_reason,
                     };
                     // A request that will be rejected must not leave schema behind.
                     if rejected > 0 && (!w.accept_partial || accepted == 0) {
                         return Err(WriteError::Lines(outcome));
                     }
-                    match self.apply(&w.database, &changes).await {
+                    let applied = self
+                        .apply(&w.database, &changes)
+                        .instrument(tracing::debug_span!("catalog: create schema"))
+                        .await;
+                    match applied {
                         Ok(s) => schema = Some(s),
                         Err(CatalogError::ColumnTypeConflict { .. }) if races < 2 => {
                             // Another writer created the column with another type first: reload,
@@ -295,7 +307,14 @@ impl Router {
         database: &str,
     ) -> Result<Option<Arc<DatabaseSchema>>, WriteError> {
         let current = self.version();
-        let stale = match self.schemas.get(database, current) {
+        let cached = self.schemas.get(database, current);
+        let result = if matches!(cached, Some((_, true))) {
+            "hit"
+        } else {
+            "miss"
+        };
+        metrics::counter!("ferrite_catalog_cache_requests_total", "result" => result).increment(1);
+        let stale = match cached {
             None => return Ok(None),
             Some((schema, true)) => return Ok(Some(schema)),
             Some((schema, false)) => schema,

@@ -53,6 +53,12 @@ pub struct ObjectStoreConfig {
 impl ObjectStoreConfig {
     /// Build the store. `default_dir` is used by `file` when no directory is configured.
     pub fn build(&self, default_dir: PathBuf) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        Ok(ferrite_telemetry::store::ObservedStore::wrap(
+            self.build_plain(default_dir)?,
+        ))
+    }
+
+    fn build_plain(&self, default_dir: PathBuf) -> anyhow::Result<Arc<dyn ObjectStore>> {
         Ok(match self.object_store {
             ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
             ObjectStoreKind::File => {

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use ferrite_server::config::ServeConfig;
 use ferrite_server::serve::{Server, VERSION, shutdown_signal};
-use tracing_subscriber::EnvFilter;
+use ferrite_telemetry::TelemetryArgs;
 
 /// ferrite: a time-series database wire-compatible with InfluxDB 3.
 #[derive(Debug, Parser)]
@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,18 +27,18 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FERRITE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Colours only for a terminal: `kubectl logs` and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let cli = Cli::parse();
+    let service = match &cli.command {
+        Command::Serve(_) => "serve",
+        Command::Run { service } => service.name(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Inside the runtime: the trace exporter's channel runs on it. Dropped last, so the
+        // spans of the shutdown are flushed too.
+        let _telemetry = ferrite_telemetry::init(service, &cli.telemetry)?;
         match cli.command {
             Command::Serve(config) => {
                 let server = Server::start(&config).await?;

@@ -113,6 +113,8 @@ pub async fn serve_while_starting(
             }),
         )
         .fallback_service(gate);
+    // Every request, probes included, is counted and traced.
+    let app = ferrite_telemetry::layer::observe(app);
 
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<Drain>();
     // Set when shutdown begins, so a start-up still under way is abandoned.

@@ -56,6 +56,19 @@ pub enum Service {
     Compactor(CompactorArgs),
 }
 
+impl Service {
+    /// The service's name: `router`, `ingester`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Service::Catalog(_) => "catalog",
+            Service::Router(_) => "router",
+            Service::Ingester(_) => "ingester",
+            Service::Querier(_) => "querier",
+            Service::Compactor(_) => "compactor",
+        }
+    }
+}
+
 /// Settings every service has.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {

@@ -250,11 +250,13 @@ pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
     }
 }
 
-/// `/health` and `/ping`, served by every process (with `/ready`, see [`crate::ready`]).
+/// `/health`, `/ping` and `/metrics`, served by every process without a token (with
+/// `/ready`, see [`crate::ready`]).
 pub fn common_routes() -> axum::Router {
     axum::Router::new()
         .route("/health", get(|| async { "OK" }))
         .route("/ping", get(ping).head(ping))
+        .route("/metrics", get(ferrite_telemetry::prom::handler))
 }
 
 async fn ping() -> Response {

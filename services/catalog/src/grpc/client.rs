@@ -276,6 +276,7 @@ async fn follow_once(
             *version = update.version;
             changed
         });
+        metrics::gauge!("ferrite_catalog_version").set(update.version as f64);
     }
     Ok(())
 }

@@ -145,6 +145,7 @@ async fn poll_versions(inner: Weak<Inner>) {
                     *current = version;
                     changed
                 });
+                metrics::gauge!("ferrite_catalog_version").set(version as f64);
             }
             Err(e) => {
                 if let Some(failures) = failures.failure() {
