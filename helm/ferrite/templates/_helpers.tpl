@@ -163,6 +163,11 @@ are (0.5). `--set x=2.5` gives the string "2.5", which passes through unchanged.
 {{- include "ferrite.envValue" (list "FERRITE_BIND" (printf "%s:%d" $root.Values.bindAddress (int $root.Values.port))) }}
 {{ include "ferrite.envValue" (list "FERRITE_SHUTDOWN_GRACE_SECONDS" (int $v.shutdownGraceSeconds)) }}
 {{ include "ferrite.envValue" (list "FERRITE_LOG" $root.Values.logFilter) }}
+{{ include "ferrite.envValue" (list "FERRITE_LOG_FORMAT" $root.Values.logFormat) }}
+{{- with $root.Values.tracing.endpoint }}
+{{ include "ferrite.envValue" (list "FERRITE_TRACES_ENDPOINT" .) }}
+{{ include "ferrite.envValue" (list "FERRITE_TRACES_SAMPLING_RATIO" (toString $root.Values.tracing.samplingRatio)) }}
+{{- end }}
 {{- if $root.Values.auth.enabled }}
 {{ include "ferrite.envValue" (list "FERRITE_ADMIN_TOKEN_FILE" "/etc/ferrite/admin-token/admin-token") }}
 {{- else }}

@@ -90,8 +90,18 @@ pub struct Member {
 impl Member {
     /// A member reached through `client`.
     pub fn new(addr: impl Into<String>, client: Arc<dyn IngesterWrite>) -> Self {
+        let addr = addr.into();
+        // Its series exist from the start, so that rates and alerts see every ingester.
+        for name in [
+            "ferrite_router_ingester_writes_total",
+            "ferrite_router_ingester_failures_total",
+        ] {
+            metrics::counter!(name, "ingester" => addr.clone()).increment(0);
+        }
+        metrics::gauge!("ferrite_router_ingester_breaker_open", "ingester" => addr.clone())
+            .increment(0.0);
         Self {
-            addr: addr.into(),
+            addr,
             client,
             breaker: Mutex::new(Breaker::new()),
         }

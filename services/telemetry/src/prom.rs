@@ -315,10 +315,11 @@ const FAMILIES: &[Family] = &[
         "Object store requests that failed, by operation.",
         &[("operation", OPERATIONS)],
     ),
-    family(
+    known(
         "ferrite_object_store_request_duration_seconds",
         Histogram,
         "Object store request latency, by operation.",
+        &[("operation", OPERATIONS)],
     ),
     known(
         "ferrite_object_store_bytes_total",
