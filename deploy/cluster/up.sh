@@ -96,8 +96,9 @@ for i in 1 2; do
 done
 wait_http ingester1 "http://127.0.0.1:$INGESTER1_PORT/health"
 wait_http ingester2 "http://127.0.0.1:$INGESTER2_PORT/health"
+# --queriers: every querier of the cluster, so system.queries shows all their queries.
 start querier "$FERRITE" run querier --bind "127.0.0.1:$QUERIER_PORT" --catalog "$CATALOG" \
-    --ingesters "$INGESTERS" "${S3_ARGS[@]}"
+    --ingesters "$INGESTERS" --queriers "http://127.0.0.1:$QUERIER_PORT" "${S3_ARGS[@]}"
 wait_http querier "http://127.0.0.1:$QUERIER_PORT/health"
 start router "$FERRITE" run router --bind "127.0.0.1:$ROUTER_PORT" --catalog "$CATALOG" \
     --ingesters "$INGESTERS" --queriers "http://127.0.0.1:$QUERIER_PORT"

@@ -239,6 +239,10 @@ impl Catalog for CachedCatalog {
         self.inner.release_lease(name, holder).await
     }
 
+    async fn lease(&self, name: &str) -> Result<Option<Lease>> {
+        self.inner.lease(name).await
+    }
+
     async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
         self.inner.partition_summaries().await
     }

@@ -256,6 +256,9 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease>;
     /// Give the lease up at once, if `holder` has it (a clean shutdown).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Who holds the lease `name` and until when, without taking it (`acquired` is false);
+    /// `None` if it was never taken. An expired or released lease is returned as it is.
+    async fn lease(&self, name: &str) -> Result<Option<Lease>>;
     /// Every partition of a live table that has live files, with files, rows and bytes per
     /// compaction level and the compactor's skip record. Ordered by partition id.
     async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>>;

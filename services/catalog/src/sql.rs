@@ -978,6 +978,10 @@ impl Catalog for SqlCatalog {
         self.release_lease_sql(name, holder).await
     }
 
+    async fn lease(&self, name: &str) -> Result<Option<Lease>> {
+        self.lease_sql(name).await
+    }
+
     async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
         self.partition_summaries_sql().await
     }

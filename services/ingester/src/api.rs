@@ -111,9 +111,31 @@ pub enum QueryError {
     Unavailable(String),
 }
 
+/// What an ingester holds that is not persisted yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferStats {
+    /// Bytes of Arrow data buffered or being persisted.
+    pub bytes: u64,
+    /// Rows buffered or being persisted.
+    pub rows: u64,
+}
+
+/// One ingester as a status call found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngesterStatus {
+    /// How it is reached (`in-process` for the ingester of `ferrite serve`).
+    pub address: String,
+    /// What it buffers, or why it did not answer.
+    pub buffered: Result<BufferStats, String>,
+}
+
 /// The query side of an ingester: unpersisted data for queriers.
 #[async_trait]
 pub trait IngesterQuery: std::fmt::Debug + Send + Sync + 'static {
     /// The table's unpersisted rows, snapshot at call time.
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError>;
+
+    /// Every ingester behind this client and what each buffers; one that cannot be reached
+    /// is listed with the error, never left out.
+    async fn status(&self) -> Vec<IngesterStatus>;
 }

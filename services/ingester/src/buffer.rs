@@ -195,6 +195,26 @@ impl BufferTree {
         self.rows
     }
 
+    /// Bytes and rows not persisted yet: buffered, and taken for a persist still running.
+    pub fn unpersisted(&self) -> (u64, u64) {
+        let batches = self
+            .tables
+            .values()
+            .flat_map(|ps| ps.values())
+            .flat_map(|p| {
+                p.persisting
+                    .iter()
+                    .flat_map(|s| s.batches.iter())
+                    .chain(p.batches.iter())
+            });
+        batches.fold((0, 0), |(bytes, rows), b| {
+            (
+                bytes + b.batch.get_array_memory_size() as u64,
+                rows + b.batch.num_rows() as u64,
+            )
+        })
+    }
+
     /// Partitions due for persistence: over `max_bytes`, older than `max_age`, or — while the
     /// whole buffer is over `total_bytes` — the largest ones until it would fit.
     pub fn due(

@@ -40,8 +40,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument as _, error, info, warn};
 
 use crate::api::{
-    Durability, IngesterQuery, IngesterWrite, PartitionData, QueryError, QueryRequest,
-    QueryResponse, WriteError, WriteRequest,
+    BufferStats, Durability, IngesterQuery, IngesterStatus, IngesterWrite, PartitionData,
+    QueryError, QueryRequest, QueryResponse, WriteError, WriteRequest,
 };
 use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot, Trigger};
 use crate::persist::Persister;
@@ -217,6 +217,17 @@ impl Ingester {
     pub fn buffered_bytes(&self) -> usize {
         self.inner.buffer.lock().buffered_bytes()
     }
+
+    /// What this ingester holds that is not persisted yet.
+    pub fn buffer_stats(&self) -> BufferStats {
+        let (bytes, rows) = self.inner.buffer.lock().unpersisted();
+        BufferStats { bytes, rows }
+    }
+
+    /// Identity of this process (changes on restart).
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.inner.uuid
+    }
 }
 
 fn insert(buffer: &mut BufferTree, seq: u64, request: WriteRequest) {
@@ -322,7 +333,17 @@ impl IngesterQuery for Ingester {
             partitions,
         })
     }
+
+    async fn status(&self) -> Vec<IngesterStatus> {
+        vec![IngesterStatus {
+            address: IN_PROCESS.to_string(),
+            buffered: Ok(self.buffer_stats()),
+        }]
+    }
 }
+
+/// The address `system.ingesters` shows for an ingester in the querier's own process.
+pub const IN_PROCESS: &str = "in-process";
 
 fn filter_time(
     batch: &arrow::record_batch::RecordBatch,

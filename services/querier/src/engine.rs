@@ -40,15 +40,20 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value as SqlValue, visit_expressions_mut};
+use ferrite_auth::Caller;
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
 use futures::{SinkExt, Stream, StreamExt};
 use object_store::ObjectStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 
+use crate::cluster::QuerierCluster;
 use crate::error::{QueryError, Result, Stage};
 use crate::params::QueryParams;
+use crate::query_log::{DEFAULT_QUERY_LOG_CAPACITY, Protocol, QueryLog, Tracker};
+use crate::system::{SYSTEM_SCHEMA, SystemSchema, SystemSources, reads_system_tables};
 use crate::table::QuerierTable;
 
 /// Catalog name user tables live in (the IOx convention clients rely on).
@@ -78,6 +83,8 @@ pub struct QuerierConfig {
     pub memory_limit: Option<usize>,
     /// Longest a query may take from planning to its last batch. `None`: unbounded.
     pub query_timeout: Option<Duration>,
+    /// Finished queries the query log (`system.queries`) keeps, besides the running ones.
+    pub query_log_capacity: usize,
 }
 
 impl Default for QuerierConfig {
@@ -90,6 +97,7 @@ impl Default for QuerierConfig {
             queue_timeout: Duration::from_secs(10),
             memory_limit: None,
             query_timeout: None,
+            query_log_capacity: DEFAULT_QUERY_LOG_CAPACITY,
         }
     }
 }
@@ -106,6 +114,36 @@ pub struct QueryEngine {
     executor: Option<DedicatedRuntime>,
     /// One permit per running query; a query holds its permit until its stream ends.
     slots: Arc<Semaphore>,
+    /// Running and recent queries (`system.queries`).
+    log: Arc<QueryLog>,
+    /// This querier's name and peers (`system.queries` across the cluster).
+    cluster: Arc<QuerierCluster>,
+}
+
+/// A query from a client, as [`QueryEngine::query`] takes it.
+#[derive(Debug, Clone)]
+pub struct QueryRequest<'a> {
+    /// Who asks: the database's read permission is checked, and the admin's for `system.*`.
+    pub caller: &'a Caller,
+    /// The wire it came in on.
+    pub protocol: Protocol,
+    /// The database to run against.
+    pub database: &'a str,
+    /// The SQL text.
+    pub sql: &'a str,
+    /// Values of its `$name` placeholders.
+    pub params: QueryParams,
+}
+
+/// A query whose results are streaming.
+pub struct RunningQuery {
+    /// The schema of every batch.
+    pub schema: SchemaRef,
+    /// The results; rows are counted as they are read.
+    pub stream: SendableRecordBatchStream,
+    /// Its entry in the query log: the caller adds the bytes it sends and says when the
+    /// client has everything ([`Tracker::finish`]); dropped unfinished, it was cancelled.
+    pub tracker: Tracker,
 }
 
 impl QueryEngine {
@@ -136,6 +174,7 @@ impl QueryEngine {
             .map(DedicatedRuntime::new)
             .transpose()?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
+        let log = QueryLog::new(config.query_log_capacity);
         Ok(Self {
             catalog,
             ingesters: ingesters.into(),
@@ -144,21 +183,112 @@ impl QueryEngine {
             config,
             executor,
             slots,
+            log,
+            cluster: QuerierCluster::new("local"),
         })
     }
 
-    /// Run `query` against `database` with `params` bound to its `$name` placeholders. The
-    /// schema is that of every batch in the stream (also when there are none).
+    /// This querier's name and peers, for the server to set.
+    pub fn cluster(&self) -> &Arc<QuerierCluster> {
+        &self.cluster
+    }
+
+    /// The running and recent queries.
+    pub fn query_log(&self) -> &Arc<QueryLog> {
+        &self.log
+    }
+
+    /// Run a client's query: its permissions checked, logged in the query log (and so in
+    /// `system.queries` and the query metrics), planned and executed in its `query` span.
+    pub async fn query(&self, request: QueryRequest<'_>) -> Result<RunningQuery> {
+        let tracker = self.log.start(
+            request.protocol,
+            request.database,
+            request.sql,
+            Arc::clone(&self.runtime.memory_pool),
+        );
+        let span = tracker.span().clone();
+        let started = async {
+            request
+                .caller
+                .require(ferrite_catalog::Action::Read, request.database)
+                .await?;
+            // The engine's runtime, with the pool counting this query's memory on its way
+            // to the shared one.
+            let runtime = Arc::new(RuntimeEnv {
+                memory_pool: tracker.memory_pool(),
+                ..(*self.runtime).clone()
+            });
+            self.run(
+                request.database,
+                request.sql,
+                request.params,
+                runtime,
+                Some(request.caller),
+            )
+            .await
+        }
+        .instrument(span.clone())
+        .await;
+        match started {
+            Ok((schema, stream)) => {
+                let tracked = TrackedStream {
+                    inner: stream,
+                    tracker: tracker.clone(),
+                    span,
+                };
+                Ok(RunningQuery {
+                    schema: Arc::clone(&schema),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, tracked)),
+                    tracker,
+                })
+            }
+            Err(e) => {
+                tracker.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Run `query` against `database` with `params` bound to its `$name` placeholders, with
+    /// every permission and outside the query log: for code embedding the engine (tests,
+    /// benchmarks). Clients' queries go through [`Self::query`]. The schema is that of
+    /// every batch in the stream (also when there are none).
     pub async fn sql(
         &self,
         database: &str,
         query: &str,
         params: QueryParams,
     ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+        self.run(database, query, params, Arc::clone(&self.runtime), None)
+            .await
+    }
+
+    /// Plan and start `query` under the engine's limits. `caller`, when given, must be the
+    /// admin to read `system` tables.
+    async fn run(
+        &self,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+        runtime: Arc<RuntimeEnv>,
+        caller: Option<&Caller>,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let deadline = self.config.query_timeout.map(|t| (Instant::now() + t, t));
         let slot = self.slot().await?;
         let start = async {
-            let (ctx, df) = self.plan(database, query, params).await?;
+            // Only the admin sees the system tables listed; others may still name one, to
+            // be told they may not read it.
+            let list_system = caller.is_none_or(Caller::is_admin);
+            let (ctx, df) = self
+                .plan(database, query, params, runtime, list_system)
+                .instrument(tracing::info_span!("plan"))
+                .await?;
+            if let Some(caller) = caller
+                && reads_system_tables(df.logical_plan())
+            {
+                caller.require_admin("reading system tables")?;
+            }
             let plan = df
                 .create_physical_plan()
                 .await
@@ -205,6 +335,7 @@ impl QueryEngine {
         // `timeout` polls the acquisition before its timer, so a zero wait still takes a
         // free slot.
         let acquire = Arc::clone(&self.slots).acquire_owned();
+        let _waiting = Waiting::new();
         let permit = tokio::time::timeout(self.config.queue_timeout, acquire)
             .await
             .ok()
@@ -222,7 +353,9 @@ impl QueryEngine {
         query: &str,
         params: QueryParams,
     ) -> Result<SchemaRef> {
-        let (_, df) = self.plan(database, query, params).await?;
+        let (_, df) = self
+            .plan(database, query, params, Arc::clone(&self.runtime), true)
+            .await?;
         output_schema(df)
     }
 
@@ -231,7 +364,13 @@ impl QueryEngine {
     /// the query's context fixes the type and `Null` where it does not.
     pub async fn prepare(&self, database: &str, query: &str) -> Result<(SchemaRef, SchemaRef)> {
         let (_, df) = self
-            .plan_unbound(database, query, QueryParams::new())
+            .plan_unbound(
+                database,
+                query,
+                QueryParams::new(),
+                Arc::clone(&self.runtime),
+                true,
+            )
             .await?;
         let placeholders = df
             .logical_plan()
@@ -264,8 +403,12 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
+        runtime: Arc<RuntimeEnv>,
+        list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
-        let (ctx, df) = self.plan_unbound(database, query, params).await?;
+        let (ctx, df) = self
+            .plan_unbound(database, query, params, runtime, list_system)
+            .await?;
         // A placeholder left without a value is the caller's mistake; say so before
         // execution would fail with an internal-looking error.
         let unbound = df
@@ -290,10 +433,22 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
+        runtime: Arc<RuntimeEnv>,
+        list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
-        match self.try_plan(database, query, params.clone()).await {
+        match self
+            .try_plan(
+                database,
+                query,
+                params.clone(),
+                Arc::clone(&runtime),
+                list_system,
+            )
+            .await
+        {
             Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
-                self.try_plan(database, query, params).await
+                self.try_plan(database, query, params, runtime, list_system)
+                    .await
             }
             planned => planned,
         }
@@ -304,9 +459,11 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
+        runtime: Arc<RuntimeEnv>,
+        list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
         // The caller's one retry covers a missing database too.
-        let ctx = self.try_session(database).await?;
+        let ctx = self.try_session(database, runtime, list_system).await?;
         // Queries only: no DDL, DML or SET. SHOW TABLES / SHOW COLUMNS plan as queries over
         // information_schema and stay allowed.
         let options = SQLOptions::new()
@@ -332,10 +489,15 @@ impl QueryEngine {
     /// A session whose default catalog and schema are `public.iox`, holding every table of
     /// `database` as the catalog knows it now (a database missing from the cached view is
     /// looked up again once the view has caught up).
-    pub(crate) async fn session(&self, database: &str) -> Result<SessionContext> {
-        match self.try_session(database).await {
+    pub(crate) async fn session(
+        &self,
+        database: &str,
+        list_system: bool,
+    ) -> Result<SessionContext> {
+        let runtime = || Arc::clone(&self.runtime);
+        match self.try_session(database, runtime(), list_system).await {
             Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
-                self.try_session(database).await
+                self.try_session(database, runtime(), list_system).await
             }
             session => session,
         }
@@ -343,12 +505,25 @@ impl QueryEngine {
 
     /// [`Self::session`] after bringing the catalog view up to date: for listings (Flight
     /// SQL `GetTables`), where a table missing from a stale view would go unnoticed.
-    pub(crate) async fn current_session(&self, database: &str) -> Result<SessionContext> {
+    pub(crate) async fn current_session(
+        &self,
+        database: &str,
+        list_system: bool,
+    ) -> Result<SessionContext> {
         self.catalog.refresh().await?;
-        self.try_session(database).await
+        self.try_session(database, Arc::clone(&self.runtime), list_system)
+            .await
     }
 
-    async fn try_session(&self, database: &str) -> Result<SessionContext> {
+    /// A session over `database` whose operators draw memory from `runtime`'s pool. The
+    /// `system` tables are always there; `list_system` lists them in `information_schema`
+    /// and `SHOW TABLES` too.
+    async fn try_session(
+        &self,
+        database: &str,
+        runtime: Arc<RuntimeEnv>,
+        list_system: bool,
+    ) -> Result<SessionContext> {
         let db = self
             .catalog
             .database_by_name(database)
@@ -370,7 +545,7 @@ impl QueryEngine {
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
         let builder = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(Arc::clone(&self.runtime))
+            .with_runtime_env(runtime)
             .with_default_features();
         let state = crate::functions::install(builder).build();
         let ctx = SessionContext::new_with_state(state);
@@ -387,6 +562,19 @@ impl QueryEngine {
             ctx.register_table(TableReference::bare(name), Arc::new(provider))
                 .map_err(|e| QueryError::Internal(format!("registering table: {e}")))?;
         }
+        let system = SystemSchema::new(
+            SystemSources {
+                catalog: Arc::clone(&self.catalog),
+                ingesters: Arc::clone(&self.ingesters),
+                log: Arc::clone(&self.log),
+                cluster: Arc::clone(&self.cluster),
+            },
+            list_system,
+        );
+        ctx.catalog(CATALOG_NAME)
+            .ok_or_else(|| QueryError::Internal("no default catalog".into()))?
+            .register_schema(SYSTEM_SCHEMA, Arc::new(system))
+            .map_err(|e| QueryError::Internal(format!("registering system tables: {e}")))?;
         Ok(ctx)
     }
 }
@@ -448,6 +636,61 @@ impl Stream for LimitedStream {
     }
 }
 
+impl std::fmt::Debug for RunningQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningQuery")
+            .field("schema", &self.schema)
+            .field("tracker", &self.tracker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A query's result stream as the client reads it: its rows counted in the query log, its
+/// failure recorded there, and its operators polled inside the query's span.
+struct TrackedStream {
+    inner: SendableRecordBatchStream,
+    tracker: Tracker,
+    span: tracing::Span,
+}
+
+impl Stream for TrackedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(batch))) => {
+                self.tracker.add_rows(batch.num_rows());
+                Poll::Ready(Some(Ok(batch)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let error = QueryError::from_stream_error(e);
+                self.tracker.fail(&error);
+                Poll::Ready(Some(Err(error.into_datafusion())))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Counts a query in `ferrite_query_slots_waiting` while it waits for a slot, however the
+/// wait ends.
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        metrics::gauge!("ferrite_query_slots_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("ferrite_query_slots_waiting").decrement(1.0);
+    }
+}
+
 /// A tokio runtime that only executes query plans.
 struct DedicatedRuntime {
     runtime: Option<tokio::runtime::Runtime>,
@@ -485,24 +728,29 @@ impl DedicatedRuntime {
         // aggregation that has not produced a batch yet (a timeout, a client that went away).
         let (cancel, cancelled) = futures::channel::oneshot::channel::<()>();
         if let Some(runtime) = &self.runtime {
-            runtime.spawn(async move {
-                let pump = async move {
-                    let mut stream = match execute_stream(plan, task_ctx) {
-                        Ok(stream) => stream,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
+            // The plan's work belongs to the query's span, on whichever runtime it runs.
+            let span = tracing::Span::current();
+            runtime.spawn(
+                async move {
+                    let pump = async move {
+                        let mut stream = match execute_stream(plan, task_ctx) {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                        };
+                        while let Some(item) = stream.next().await {
+                            if tx.send(item).await.is_err() {
+                                return; // the consumer went away
+                            }
                         }
                     };
-                    while let Some(item) = stream.next().await {
-                        if tx.send(item).await.is_err() {
-                            return; // the consumer went away
-                        }
-                    }
-                };
-                futures::pin_mut!(pump);
-                futures::future::select(pump, cancelled).await;
-            });
+                    futures::pin_mut!(pump);
+                    futures::future::select(pump, cancelled).await;
+                }
+                .instrument(span),
+            );
         }
         let batches = rx.map(move |item| {
             let _alive = &cancel;

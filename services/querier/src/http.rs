@@ -26,9 +26,10 @@ use axum::routing::get;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use crate::engine::QueryEngine;
+use crate::engine::{QueryEngine, QueryRequest, RunningQuery};
 use crate::error::{QueryError, Result};
 use crate::params::QueryParams;
+use crate::query_log::Protocol;
 
 /// The query routes, ready to merge into the server's router.
 pub fn http_routes(engine: Arc<QueryEngine>) -> Router {
@@ -141,17 +142,51 @@ async fn run_query(
             ));
         }
     };
-    ferrite_auth::caller_of(extensions)?
-        .require(ferrite_catalog::Action::Read, &db)
-        .await?;
+    let caller = ferrite_auth::caller_of(extensions)?;
     let format = match format {
         Some(name) => Format::from_name(&name)?,
         None => Format::from_accept(headers),
     };
-    let (schema, mut stream) = engine.sql(&db, &q, params).await?;
+    let running = engine
+        .query(QueryRequest {
+            caller: &caller,
+            protocol: Protocol::Http,
+            database: &db,
+            sql: &q,
+            params,
+        })
+        .await?;
+    let tracker = running.tracker.clone();
+    match respond(running, format).await {
+        Ok(body) => {
+            tracker.add_bytes(body.len());
+            tracker.finish();
+            Ok((
+                [(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                )],
+                body,
+            )
+                .into_response())
+        }
+        Err(e) => {
+            tracker.fail(&e);
+            Err(e)
+        }
+    }
+}
+
+/// Collect a query's whole result and encode it as the response body.
+async fn respond(running: RunningQuery, format: Format) -> Result<Vec<u8>> {
+    let RunningQuery {
+        schema,
+        mut stream,
+        tracker,
+    } = running;
     // The whole result is held to answer with one status and body: it counts against the
     // query memory pool like any operator, so a huge result is refused, not an OOM.
-    let reservation = engine.reservation("HTTP query result");
+    let reservation = tracker.reservation("HTTP query result");
     let mut batches: Vec<RecordBatch> = Vec::new();
     while let Some(batch) = stream
         .try_next()
@@ -168,14 +203,7 @@ async fn run_query(
         .await
         .map_err(|e| QueryError::Internal(format!("result encoder failed: {e}")))??;
     drop(reservation);
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(body)
 }
 
 fn into_response(result: Result<Response>) -> Response {

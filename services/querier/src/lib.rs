@@ -25,9 +25,14 @@
 //!   and its plan is stopped at the deadline or when its stream is dropped;
 //! - Flight SQL handles and tickets are self-contained (database, SQL, bound parameters), so
 //!   no call depends on state kept by an earlier one;
+//! - every client query is in the query log from arrival to its last batch (running, then
+//!   ok / error / cancelled), which feeds `system.queries` and the query metrics;
+//! - the `system` schema (cluster state as tables) is in every session, and only the admin
+//!   may read it;
 //! - errors map to HTTP and gRPC status in one place ([`QueryError::http_status`],
 //!   [`QueryError::grpc_code`]), with no catch-all arm.
 
+mod cluster;
 mod dedup;
 mod engine;
 mod error;
@@ -36,14 +41,24 @@ mod functions;
 mod http;
 pub mod merge;
 mod params;
+mod query_log;
+mod system;
 mod table;
 mod time_range;
 
-pub use engine::{CATALOG_NAME, OBJECT_STORE_URL, QuerierConfig, QueryEngine, SCHEMA_NAME};
+pub use cluster::{QUERIES_ACTION, QuerierCluster};
+pub use engine::{
+    CATALOG_NAME, OBJECT_STORE_URL, QuerierConfig, QueryEngine, QueryRequest, RunningQuery,
+    SCHEMA_NAME,
+};
 pub use error::{QueryError, Result};
 pub use flight::{FlightQueryService, database_from_metadata, flight_service};
 pub use http::http_routes;
 pub use params::QueryParams;
+pub use query_log::{
+    DEFAULT_QUERY_LOG_CAPACITY, Protocol, QueryLog, QueryRecord, QueryStatus, Tracker,
+};
+pub use system::SYSTEM_SCHEMA;
 pub use time_range::TimeRange;
 
 /// Adds ferrite's SQL functions to a DataFusion session being built, as every query session

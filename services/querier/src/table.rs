@@ -57,6 +57,7 @@ use ferrite_model::{
     TemplatePart,
 };
 use futures::future::try_join_all;
+use tracing::Instrument;
 
 use crate::dedup::{DedupExec, ORDER_COLUMN, order_field};
 use crate::error::QueryError;
@@ -349,13 +350,16 @@ impl TableProvider for QuerierTable {
         );
 
         // Ingesters first, catalog second: see the module invariants.
+        let table = self.table.name.as_str();
         let responses = self
             .ingester_data(&read_schema, range)
+            .instrument(tracing::info_span!("ingester_read", table))
             .await
             .map_err(QueryError::into_datafusion)?;
         let mut files = self
             .catalog
             .parquet_files(self.table.id)
+            .instrument(tracing::info_span!("catalog_files", table))
             .await
             .map_err(|e| QueryError::Catalog(e).into_datafusion())?;
         files.retain(|f| range.overlaps(f.params.min_time, f.params.max_time));

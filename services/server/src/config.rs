@@ -214,6 +214,13 @@ pub struct QueryLimits {
     /// Longest a query may run, in seconds (HTTP 504, gRPC DEADLINE_EXCEEDED). 0: no limit.
     #[arg(long, env = "FERRITE_QUERY_TIMEOUT_SECONDS", default_value_t = 600)]
     pub query_timeout_seconds: u64,
+    /// Finished queries kept in the query log (`system.queries`), besides the running ones.
+    #[arg(
+        long,
+        env = "FERRITE_QUERY_LOG_SIZE",
+        default_value_t = ferrite_querier::DEFAULT_QUERY_LOG_CAPACITY
+    )]
+    pub query_log_size: usize,
 }
 
 /// `ferrite serve`: every service in one process on embedded defaults.

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferrite_ingester::api::{IngesterQuery, QueryError, QueryRequest, QueryResponse};
+use ferrite_ingester::api::{
+    IngesterQuery, IngesterStatus, QueryError, QueryRequest, QueryResponse,
+};
 use ferrite_retry::{Backoff, FailureLog};
 use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
@@ -158,6 +160,24 @@ impl IngesterQuery for AllIngesters {
         }
         Ok(merged)
     }
+
+    /// Every member, asked in parallel, ready or not and whatever its backoff: the status
+    /// is for people looking for the one that does not answer.
+    async fn status(&self) -> Vec<IngesterStatus> {
+        let members: Vec<Member> = self.members.read().clone();
+        let answers = futures::future::join_all(members.iter().map(|m| m.client.status())).await;
+        members
+            .iter()
+            .zip(answers)
+            .flat_map(|(member, answer)| {
+                answer.into_iter().map(|status| IngesterStatus {
+                    // The address as discovered, whatever the client calls itself.
+                    address: member.addr.clone(),
+                    buffered: status.buffered,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +198,13 @@ mod tests {
         async fn query(&self, _: QueryRequest) -> Result<QueryResponse, QueryError> {
             self.0.fetch_add(1, Ordering::Relaxed);
             Err(QueryError::Unavailable("tcp connect error".into()))
+        }
+
+        async fn status(&self) -> Vec<IngesterStatus> {
+            vec![IngesterStatus {
+                address: "unreachable".into(),
+                buffered: Err("tcp connect error".into()),
+            }]
         }
     }
 

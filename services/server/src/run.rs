@@ -213,6 +213,11 @@ pub struct QuerierArgs {
     /// `k8s+http(s)://service[.namespace]:port` (see `ferrite run router --help`).
     #[arg(long, env = "FERRITE_INGESTERS")]
     pub ingesters: String,
+    /// Every querier of the cluster (this one may be included), same forms as
+    /// `--ingesters`: `system.queries` shows the queries of all of them. Without it, only
+    /// this querier's.
+    #[arg(long, env = "FERRITE_QUERIERS")]
+    pub queriers: Option<String>,
     /// Namespace of `k8s+` peers that name none (default: the service account's).
     #[arg(long, env = "FERRITE_K8S_NAMESPACE")]
     pub k8s_namespace: Option<String>,
@@ -448,6 +453,23 @@ fn start_querier(a: QuerierArgs, credentials: &Credentials) -> anyhow::Result<St
         )
         .context("starting the query engine")?,
     );
+    engine.cluster().set_name(own_name(a.common.bind));
+    if let Some(spec) = &a.queriers {
+        let queriers = Peers::start(spec, a.k8s_namespace.as_deref())?;
+        let (cluster, mut rx) = (Arc::clone(engine.cluster()), queriers.subscribe());
+        let client = credentials.client.clone();
+        tokio::spawn(async move {
+            loop {
+                let peers = rx.borrow_and_update().clone();
+                let addrs = urls(&peers);
+                info!(?addrs, "querier peers");
+                cluster.set_peers(&addrs, |a| peer_auth(&client, &peers, a));
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let grpc = tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine)))
         .into_axum_router();
     let http = ferrite_querier::http_routes(engine);
@@ -455,6 +477,25 @@ fn start_querier(a: QuerierArgs, credentials: &Credentials) -> anyhow::Result<St
         app: authenticate(one_port(http, grpc), mode),
         drain: None,
     })
+}
+
+/// How a querier names itself in `system.queries` until a peer list shows the address
+/// others reach it by: its bind address, with the host name for an unspecified IP.
+fn own_name(bind: SocketAddr) -> String {
+    if !bind.ip().is_unspecified() {
+        return bind.to_string();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| bind.ip().to_string());
+    format!("{host}:{}", bind.port())
 }
 
 /// Per-call deadline for router → ingester writes (an fsync under load stays far below it).

@@ -122,6 +122,7 @@ impl Server {
             a
         });
         let management = Management::new(sql, authorizer.clone());
+        let querier = Arc::clone(engine.cluster());
         let grpc = management::add_grpc_services(
             tonic::service::Routes::new(ferrite_querier::flight_service(Arc::clone(&engine))),
             management.clone(),
@@ -139,6 +140,8 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
+        // What system.queries names this process's queries by.
+        querier.set_name(addr.to_string());
         Ok(Self {
             addr,
             ingester,
@@ -246,6 +249,7 @@ pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
         memory_limit: Some(limits.query_memory_bytes),
         query_timeout: (limits.query_timeout_seconds > 0)
             .then(|| Duration::from_secs(limits.query_timeout_seconds)),
+        query_log_capacity: limits.query_log_size,
         ..QuerierConfig::default()
     }
 }

@@ -26,6 +26,8 @@ mod objstore;
 mod read_your_writes;
 #[path = "server/ready.rs"]
 mod ready;
+#[path = "server/system_tables.rs"]
+mod system_tables;
 #[path = "server/tls.rs"]
 mod tls;
 

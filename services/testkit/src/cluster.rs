@@ -156,13 +156,25 @@ impl TestCluster {
             .collect::<Vec<_>>()
             .join(",");
 
+        // Every querier knows every querier (itself included), for system.queries: their
+        // ports are chosen before the first starts.
+        let querier_ports = (0..opts.queriers.max(1))
+            .map(|_| free_port())
+            .collect::<Result<Vec<_>, _>>()?;
+        let querier_peers = querier_ports
+            .iter()
+            .map(|port| format!("{scheme}://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut queriers = Vec::new();
-        for i in 0..opts.queriers.max(1) {
+        for (i, port) in querier_ports.into_iter().enumerate() {
             let mut args = vec![
                 "--catalog".to_string(),
                 catalog_url.clone(),
                 "--ingesters".to_string(),
                 ingester_list.clone(),
+                "--queriers".to_string(),
+                querier_peers.clone(),
             ];
             args.extend(auth.iter().cloned());
             args.extend(s3.ferrite_args(&bucket));
@@ -170,7 +182,7 @@ impl TestCluster {
                 FerriteServer::run_service(
                     binary,
                     "querier",
-                    free_port()?,
+                    port,
                     &dir.path().join(format!("querier-{i}")),
                     &args,
                 )

@@ -504,6 +504,23 @@ impl Catalog for GrpcCatalog {
         Ok(())
     }
 
+    async fn lease(&self, name: &str) -> Result<Option<Lease>> {
+        let request = proto::GetLeaseRequest {
+            name: name.to_owned(),
+        };
+        let response = self
+            .call("GetLease", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.get_lease(request).await }
+            })
+            .await?;
+        Ok(response.lease.map(|lease| Lease {
+            holder: lease.holder,
+            expires_at: lease.expires_at,
+            acquired: false,
+        }))
+    }
+
     async fn partition_summaries(&self) -> Result<Vec<PartitionSummary>> {
         let response = self
             .call("ListPartitionSummaries", |mut c, t| {

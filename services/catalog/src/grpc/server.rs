@@ -410,6 +410,25 @@ impl CatalogService for CatalogGrpcService {
         Ok(Response::new(proto::ReleaseLeaseResponse {}))
     }
 
+    async fn get_lease(
+        &self,
+        request: Request<proto::GetLeaseRequest>,
+    ) -> Result<Response<proto::GetLeaseResponse>, Status> {
+        let req = request.into_inner();
+        let lease = self
+            .catalog()
+            .lease(&req.name)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::GetLeaseResponse {
+            lease: lease.map(|lease| proto::AcquireLeaseResponse {
+                holder: lease.holder,
+                expires_at: lease.expires_at,
+                acquired: lease.acquired,
+            }),
+        }))
+    }
+
     async fn list_partition_summaries(
         &self,
         _request: Request<proto::ListPartitionSummariesRequest>,

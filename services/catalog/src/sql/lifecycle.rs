@@ -98,6 +98,20 @@ impl SqlCatalog {
         Ok(())
     }
 
+    /// The lease `name` as it stands, without touching it.
+    pub(super) async fn lease_sql(&self, name: &str) -> Result<Option<Lease>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(holder, expires_at)| Lease {
+            holder,
+            expires_at,
+            acquired: false,
+        }))
+    }
+
     /// Every partition of a live table with live files: files, rows and bytes per level.
     pub(super) async fn partition_summaries_sql(&self) -> Result<Vec<PartitionSummary>> {
         let rows: Vec<SummaryRow> = sqlx::query_as(

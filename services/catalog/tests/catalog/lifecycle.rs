@@ -47,10 +47,15 @@ async fn admin(f: &Fixture) -> ferrite_catalog::SqlCatalog {
 pub async fn a_lease_has_one_holder_until_it_expires_or_is_released(f: &Fixture) {
     let c = &f.catalog;
     let ttl = 60 * 1_000_000_000;
+    assert_eq!(c.lease("compactor").await.unwrap(), None, "never taken");
     let a = c.acquire_lease("compactor", "a", ttl).await.unwrap();
     assert!(a.acquired);
     assert_eq!(a.holder, "a");
     assert!(a.expires_at > now_ns() + ttl / 2);
+    // Reading the lease neither takes nor renews it.
+    let read = c.lease("compactor").await.unwrap().unwrap();
+    assert_eq!((read.holder.as_str(), read.expires_at), ("a", a.expires_at));
+    assert!(!read.acquired);
 
     let b = c.acquire_lease("compactor", "b", ttl).await.unwrap();
     assert!(!b.acquired, "{b:?}");

@@ -1,4 +1,4 @@
-//! Arrow Flight `DoGet`: the server that streams an [`IngesterQuery`]'s unpersisted data and
+//! Arrow Flight `DoGet` (and the `ferrite.ingester.status` action): the server that streams an [`IngesterQuery`]'s unpersisted data and
 //! the client that implements [`IngesterQuery`] by reading that stream back.
 //!
 //! Ticket: a prost `IngesterQueryRequest` (ids, the output schema as IPC bytes = projection,
@@ -39,7 +39,17 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::warn;
 
 use super::{InvalidAddress, MAX_MESSAGE_BYTES, lazy_channel};
-use crate::api::{IngesterQuery, PartitionData, QueryError, QueryRequest, QueryResponse};
+use crate::api::{
+    BufferStats, IngesterQuery, IngesterStatus, PartitionData, QueryError, QueryRequest,
+    QueryResponse,
+};
+
+/// The Flight `DoAction` type that answers an [`proto::IngesterStatus`].
+pub const STATUS_ACTION: &str = "ferrite.ingester.status";
+
+/// The longest a status call waits: `system.ingesters` lists a slow ingester as unhealthy
+/// rather than holding the query up for a whole query timeout.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -357,9 +367,35 @@ impl FlightService for IngesterFlightService {
 
     async fn do_action(
         &self,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        Err(unimplemented("DoAction"))
+        let action = request.into_inner();
+        if action.r#type != STATUS_ACTION {
+            return Err(Status::unimplemented(format!(
+                "the ingester has no action '{}', only '{STATUS_ACTION}'",
+                action.r#type
+            )));
+        }
+        // The served ingester is one process: its own status is the first and only entry.
+        let stats = match self.ingester.status().await.into_iter().next() {
+            Some(IngesterStatus {
+                buffered: Ok(stats),
+                ..
+            }) => stats,
+            Some(IngesterStatus {
+                buffered: Err(e), ..
+            }) => return Err(Status::unavailable(e)),
+            None => return Err(Status::internal("the ingester reported no status")),
+        };
+        let body = proto::IngesterStatus {
+            buffered_bytes: stats.bytes,
+            buffered_rows: stats.rows,
+        }
+        .encode_to_vec();
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(
+            stream::once(async move { Ok(result) }).boxed(),
+        ))
     }
 
     async fn list_actions(
@@ -517,5 +553,40 @@ impl FlightIngesterQuery {
 impl IngesterQuery for FlightIngesterQuery {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
         self.query_with_tags(request, &[]).await
+    }
+
+    async fn status(&self) -> Vec<IngesterStatus> {
+        let ask = async {
+            let mut client = self.client.clone();
+            let action = Action {
+                r#type: STATUS_ACTION.to_string(),
+                body: Bytes::new(),
+            };
+            let mut results = client
+                .do_action(action)
+                .await
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            let result = results
+                .message()
+                .await
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                .ok_or("empty status answer")?;
+            let status = proto::IngesterStatus::decode(result.body)
+                .map_err(|e| format!("invalid status answer: {e}"))?;
+            Ok::<_, String>(BufferStats {
+                bytes: status.buffered_bytes,
+                rows: status.buffered_rows,
+            })
+        };
+        let timeout = self.timeout.min(STATUS_TIMEOUT);
+        let buffered = match tokio::time::timeout(timeout, ask).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        };
+        vec![IngesterStatus {
+            address: self.addr.clone(),
+            buffered,
+        }]
     }
 }

@@ -472,6 +472,13 @@ impl IngesterQuery for Refusing {
     async fn query(&self, _r: QueryRequest) -> Result<QueryResponse, QueryError> {
         Err((self.query)())
     }
+
+    async fn status(&self) -> Vec<ferrite_ingester::api::IngesterStatus> {
+        vec![ferrite_ingester::api::IngesterStatus {
+            address: "refusing".into(),
+            buffered: Err((self.query)().to_string()),
+        }]
+    }
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ use self::sql::FlightSqlHandler;
 use crate::engine::QueryEngine;
 use crate::error::QueryError;
 use crate::params::QueryParams;
+use crate::query_log::Protocol;
 
 mod keep_alive;
 mod sql;
@@ -323,6 +324,7 @@ impl FlightService for FlightQueryService {
                 self.sql
                     .run(
                         &sql::caller(&request)?,
+                        Protocol::Flight,
                         &query.database,
                         &query.sql,
                         query.params,
@@ -356,7 +358,20 @@ impl FlightService for FlightQueryService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        FlightService::do_action(&self.sql, request).await
+        if request.get_ref().r#type != crate::cluster::QUERIES_ACTION {
+            return FlightService::do_action(&self.sql, request).await;
+        }
+        // A peer querier asking for this querier's log (system.queries): admin only, as the
+        // table is; peers call with the cluster-internal token.
+        sql::caller(&request)?
+            .require_admin("reading system tables")
+            .map_err(|e| e.to_status())?;
+        let engine = &self.sql.engine;
+        let body = engine.cluster().encode_local(engine.query_log())?;
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async move {
+            Ok(result)
+        }))))
     }
 
     async fn list_actions(

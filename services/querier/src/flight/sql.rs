@@ -55,9 +55,10 @@ use super::sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use ferrite_auth::{Caller, token_from_authorization};
 
 use super::{BoxStream, database_from_metadata, wire_schema};
-use crate::engine::QueryEngine;
+use crate::engine::{QueryEngine, QueryRequest, RunningQuery};
 use crate::error::QueryError;
 use crate::params::QueryParams;
+use crate::query_log::{Protocol, Tracker};
 
 /// The opaque handle of a statement or prepared statement.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -219,12 +220,25 @@ impl FlightSqlHandler {
     pub(crate) async fn run(
         &self,
         caller: &Caller,
+        protocol: Protocol,
         database: &str,
         sql: &str,
         params: QueryParams,
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
-        may_read(caller, database).await?;
-        let (schema, stream) = self.engine.sql(database, sql, params).await?;
+        let RunningQuery {
+            schema,
+            stream,
+            tracker,
+        } = self
+            .engine
+            .query(QueryRequest {
+                caller,
+                protocol,
+                database,
+                sql,
+                params,
+            })
+            .await?;
         let batches = stream.map_err(|e| {
             FlightError::Tonic(Box::new(QueryError::from_stream_error(e).to_status()))
         });
@@ -235,6 +249,7 @@ impl FlightSqlHandler {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(format!("encoding flight data: {other}")),
             });
+        let flight = tracked(Box::pin(flight), tracker);
         let keep_alive = KeepAlive::new(flight, &wire_schema(&schema), KEEP_ALIVE_INTERVAL)?;
         Ok(Response::new(Box::pin(keep_alive)))
     }
@@ -247,8 +262,14 @@ impl FlightSqlHandler {
     ) -> Result<Response<BoxStream<FlightData>>, Status> {
         let handle = StatementHandle::from_bytes(handle)?;
         let params = handle.query_params()?;
-        self.run(caller, &handle.database, &handle.sql, params)
-            .await
+        self.run(
+            caller,
+            Protocol::FlightSql,
+            &handle.database,
+            &handle.sql,
+            params,
+        )
+        .await
     }
 
     /// GetFlightInfo of a metadata command: its fixed schema, and a ticket carrying the
@@ -305,7 +326,9 @@ impl FlightSqlHandler {
         if !database.is_empty() {
             may_read(caller, database).await?;
         }
-        let batch = self.metadata_batch(database, command).await?;
+        let batch = self
+            .metadata_batch(database, command, caller.is_admin())
+            .await?;
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(batch.schema())
             .build(futures::stream::iter([Ok(batch)]))
@@ -317,6 +340,7 @@ impl FlightSqlHandler {
         &self,
         database: &str,
         command: Command,
+        list_system: bool,
     ) -> Result<RecordBatch, Status> {
         let Some((needs_database, schema)) = metadata_schema(&command) else {
             return Err(Status::unimplemented(format!(
@@ -341,7 +365,7 @@ impl FlightSqlHandler {
                 builder.build().map_err(build)
             }
             Command::CommandGetCatalogs(_) => {
-                let ctx = self.engine.session(database).await?;
+                let ctx = self.engine.session(database, list_system).await?;
                 let mut builder = GetCatalogsBuilder::new();
                 for catalog in ctx.catalog_names() {
                     builder.append(catalog);
@@ -349,18 +373,18 @@ impl FlightSqlHandler {
                 builder.build().map_err(build)
             }
             Command::CommandGetDbSchemas(cmd) => {
-                let ctx = self.engine.session(database).await?;
+                let ctx = self.engine.session(database, list_system).await?;
                 let mut builder = cmd.into_builder();
-                for (catalog, schema) in schema_names(&ctx) {
+                for (catalog, schema) in schema_names(&ctx, list_system) {
                     builder.append(catalog, schema);
                 }
                 builder.build().map_err(build)
             }
             Command::CommandGetTables(cmd) => {
                 // Right after a write, the new table must be listed: read a current view.
-                let ctx = self.engine.current_session(database).await?;
+                let ctx = self.engine.current_session(database, list_system).await?;
                 let mut builder = cmd.into_builder();
-                for (catalog, schema_name) in schema_names(&ctx) {
+                for (catalog, schema_name) in schema_names(&ctx, list_system) {
                     let Some(schema) = schema_provider(&ctx, &catalog, &schema_name) else {
                         continue;
                     };
@@ -391,6 +415,27 @@ impl FlightSqlHandler {
 
 pub(crate) use ferrite_auth::grpc_caller as caller;
 
+/// A query's Flight data as it leaves: the bytes counted in the query log, and the query
+/// finished when the last message is out (a failure was recorded where it happened).
+fn tracked(mut flight: BoxStream<FlightData>, tracker: Tracker) -> BoxStream<FlightData> {
+    use futures::StreamExt;
+    use std::task::Poll;
+    Box::pin(futures::stream::poll_fn(move |cx| {
+        let next = flight.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(Some(Ok(data))) => tracker
+                .add_bytes(data.data_header.len() + data.data_body.len() + data.app_metadata.len()),
+            Poll::Ready(Some(Err(status))) => tracker.fail(&QueryError::Internal(format!(
+                "sending results: {}",
+                status.message()
+            ))),
+            Poll::Ready(None) => tracker.finish(),
+            Poll::Pending => {}
+        }
+        next
+    }))
+}
+
 /// Fail unless `caller` may read `database`.
 async fn may_read(caller: &Caller, database: &str) -> Result<(), Status> {
     caller
@@ -411,11 +456,15 @@ fn metadata_database(metadata: &MetadataMap, needs_database: bool) -> Result<Str
 
 /// Every (catalog, schema) pair of a session, sorted, `information_schema` included
 /// (DataFusion resolves it by name but does not list it).
-fn schema_names(ctx: &SessionContext) -> Vec<(String, String)> {
+/// Every `(catalog, schema)` of `ctx`; `system` only when `list_system`.
+fn schema_names(ctx: &SessionContext, list_system: bool) -> Vec<(String, String)> {
     let mut names = Vec::new();
     for catalog in ctx.catalog_names() {
         if let Some(provider) = ctx.catalog(&catalog) {
             for schema in provider.schema_names() {
+                if schema == crate::system::SYSTEM_SCHEMA && !list_system {
+                    continue;
+                }
                 names.push((catalog.clone(), schema));
             }
             names.push((catalog.clone(), INFORMATION_SCHEMA.to_string()));

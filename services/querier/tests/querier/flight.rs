@@ -300,9 +300,10 @@ async fn flight_sql_metadata_lists_catalogs_schemas_tables_and_table_schemas() {
         .await
         .unwrap();
     let schemas = fetch(&mut client, info).await;
+    // The system tables are listed to the admin (and when auth is off, as here).
     assert_eq!(
         strings(&schemas, "db_schema_name"),
-        ["information_schema", "iox"]
+        ["information_schema", "iox", "system"]
     );
 
     let info = client
@@ -321,7 +322,14 @@ async fn flight_sql_metadata_lists_catalogs_schemas_tables_and_table_schemas() {
             "schemata",
             "tables",
             "views",
-            "cpu"
+            "cpu",
+            "compactor",
+            "ingesters",
+            "parquet_files",
+            "partitions",
+            "queries",
+            "tables",
+            "tokens"
         ]
     );
     // What Grafana's plugin asks: user tables only, then one table with its schema.

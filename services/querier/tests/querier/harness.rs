@@ -356,6 +356,26 @@ impl IngesterQuery for TestIngester {
             partitions,
         })
     }
+
+    async fn status(&self) -> Vec<ferrite_ingester::api::IngesterStatus> {
+        let rows = self
+            .partitions
+            .lock()
+            .values()
+            .flatten()
+            .map(|b| b.num_rows() as u64)
+            .sum();
+        let buffered = match self.mode.lock().clone() {
+            IngesterMode::Unavailable => Err("test ingester is down".to_string()),
+            IngesterMode::Serve | IngesterMode::Invalid => {
+                Ok(ferrite_ingester::api::BufferStats { bytes: 0, rows })
+            }
+        };
+        vec![ferrite_ingester::api::IngesterStatus {
+            address: "test".into(),
+            buffered,
+        }]
+    }
 }
 
 fn project(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
