@@ -651,6 +651,44 @@ async fn a_stopped_or_missing_ingester_is_unavailable_quickly() {
 }
 
 #[tokio::test]
+async fn status_over_flight_counts_unpersisted_rows_and_names_an_unreachable_ingester() {
+    let f = Fixture::new().await;
+    let ingester = f.start();
+    let server = Serving::ingester(&ingester).await;
+    let (writer, reader) = (server.writer(), server.reader());
+    writer
+        .write(
+            f.write(&["a", "b", "c"], &[1, 2, 3], &[1.0, 2.0, 3.0]),
+            Durability::Sync,
+        )
+        .await
+        .unwrap();
+    let status = reader.status().await;
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].address, format!("http://{}", server.addr));
+    let stats = status[0].buffered.clone().unwrap();
+    assert_eq!(stats.rows, 3);
+    assert!(stats.bytes > 0);
+    assert_eq!(
+        ingester.status().await[0].buffered,
+        Ok(stats),
+        "same as in-process"
+    );
+
+    ingester.persist_all().await;
+    let persisted = reader.status().await[0].buffered.clone().unwrap();
+    assert_eq!(
+        (persisted.rows, persisted.bytes),
+        (0, 0),
+        "nothing left unpersisted"
+    );
+    server.stop().await;
+
+    let gone = reader.status().await;
+    assert!(gone[0].buffered.is_err(), "{gone:?}");
+}
+
+#[tokio::test]
 async fn a_hung_ingester_times_out() {
     let f = Fixture::new().await;
     // Accepts TCP connections (the kernel does) but never speaks HTTP/2.
