@@ -392,7 +392,7 @@ def test_peers_are_the_tiers_services(helm, variant):
 
     wanted = {
         "router": {"FERRITE_CATALOG_URL": "catalog", "FERRITE_INGESTERS": "ingester", "FERRITE_QUERIERS": "querier"},
-        "querier": {"FERRITE_CATALOG_URL": "catalog", "FERRITE_INGESTERS": "ingester"},
+        "querier": {"FERRITE_CATALOG_URL": "catalog", "FERRITE_INGESTERS": "ingester", "FERRITE_QUERIERS": "querier"},
         "ingester": {"FERRITE_CATALOG_URL": "catalog"},
         "compactor": {"FERRITE_CATALOG_URL": "catalog"},
         "catalog": {},
