@@ -19,7 +19,7 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 TIER_LABEL = "app.kubernetes.io/component"
 
 # FERRITE_* variables ferrite reads that are not `ferrite run` flags, and where it reads them.
-NOT_FLAGS = {"FERRITE_LOG": REPO / "services" / "server" / "src" / "main.rs"}
+NOT_FLAGS = {"FERRITE_LOG": REPO / "services" / "telemetry" / "src" / "lib.rs"}
 
 # Secrets the value sets name but the chart does not make (an operator creates them).
 EXTERNAL_SECRETS = {
