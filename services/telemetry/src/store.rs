@@ -42,7 +42,13 @@ async fn observed<T>(
     path: &Path,
     request: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let span = tracing::debug_span!("object_store", otel.name = operation, path = %path);
+    // Only as part of a trace: a read from a task DataFusion spawned has no current span,
+    // and would otherwise start a one-span trace of its own.
+    let span = if tracing::Span::current().is_none() {
+        tracing::Span::none()
+    } else {
+        tracing::debug_span!("object_store", otel.name = operation, path = %path)
+    };
     let started = Instant::now();
     let result = request.instrument(span).await;
     count(operation, started, result.is_err());
