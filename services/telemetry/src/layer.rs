@@ -29,19 +29,14 @@ async fn request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let parent = crate::propagation::extract(request.headers());
-    let name = if grpc {
-        path.clone()
+    // Probes and scrapes come every few seconds from every kubelet and Prometheus: counted,
+    // never traced.
+    let quiet = !grpc && matches!(endpoint(&path), "probe" | "metrics");
+    let span = if quiet {
+        tracing::Span::none()
     } else {
-        format!("{method} {path}")
+        request_span(grpc, &method, &path)
     };
-    let span = tracing::debug_span!(
-        "request",
-        otel.name = %name,
-        otel.kind = "server",
-        http.method = %method,
-        http.path = %path,
-        http.status = tracing::field::Empty,
-    );
     if parent_is_remote(&parent) {
         let _ = span.set_parent(parent.clone());
     }
@@ -92,6 +87,26 @@ async fn request(request: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+fn request_span(grpc: bool, method: &http::Method, path: &str) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "request",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        http.method = %method,
+        http.path = %path,
+        http.status = tracing::field::Empty,
+    );
+    // Named only when someone listens: no allocation per request otherwise.
+    if !span.is_disabled() {
+        if grpc {
+            span.record("otel.name", path);
+        } else {
+            span.record("otel.name", format!("{method} {path}"));
+        }
+    }
+    span
 }
 
 fn parent_is_remote(cx: &opentelemetry::Context) -> bool {
