@@ -669,8 +669,9 @@ impl Display for Expr {
             Self::Literal(l) => l.fmt(f),
             Self::BindParam(name) => write!(f, "${name}"),
             Self::Call { name, args } => {
-                // `distinct` is a keyword but reads back as a call when followed by `(`.
-                if name.eq_ignore_ascii_case("distinct") {
+                // `distinct` is a keyword but reads back as a call when followed by `(`
+                // (with its name in lower case).
+                if name == "distinct" {
                     write!(f, "{name}(")?;
                 } else {
                     write!(f, "{}(", Ident(name))?;

@@ -36,6 +36,7 @@ mod parser;
 
 pub use ast::*;
 pub use error::ParseError;
+pub use parser::MAX_NESTING;
 
 /// Parses `;`-separated statements (empty ones, a trailing `;` and empty input are allowed).
 pub fn parse_statements(query: &str) -> Result<Vec<Statement>, ParseError> {

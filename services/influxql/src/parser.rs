@@ -4,6 +4,10 @@ use crate::ast::*;
 use crate::error::ParseError;
 use crate::lexer::{self, Token, TokenKind};
 
+/// How deeply parentheses, calls and subqueries may nest. The parser recurses once per level;
+/// the limit keeps hostile input from overflowing the stack.
+pub const MAX_NESTING: usize = 100;
+
 /// What an operand may start with, in InfluxDB's wording.
 const EXPECTED_OPERAND: &[&str] = &["identifier", "string", "number", "bool"];
 
@@ -12,6 +16,8 @@ pub(crate) struct Parser<'a> {
     /// Byte offset where the next token is scanned from.
     pos: usize,
     peeked: Option<Token>,
+    /// Expressions and SELECTs currently being parsed, inside each other.
+    depth: usize,
 }
 
 type Result<T> = std::result::Result<T, ParseError>;
@@ -22,6 +28,7 @@ impl<'a> Parser<'a> {
             src,
             pos: 0,
             peeked: None,
+            depth: 0,
         }
     }
 
@@ -203,8 +210,27 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Runs `parse` one nesting level deeper, failing past [`MAX_NESTING`].
+    fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.depth >= MAX_NESTING {
+            return Err(ParseError::at(
+                self.src,
+                self.pos,
+                format!("query nested too deeply (more than {MAX_NESTING} levels)"),
+            ));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     /// The body of a SELECT, after the `SELECT` keyword.
     fn select(&mut self) -> Result<SelectStatement> {
+        self.nested(Self::select_body)
+    }
+
+    fn select_body(&mut self) -> Result<SelectStatement> {
         let fields = self.fields()?;
         let token = self.next()?;
         match token.kind {
@@ -647,7 +673,7 @@ impl<'a> Parser<'a> {
     // --- expressions ------------------------------------------------------------------------
 
     pub(crate) fn expr(&mut self) -> Result<Expr> {
-        self.binary_expr(1)
+        self.nested(|p| p.binary_expr(1))
     }
 
     /// Precedence climbing: operators binding at least `min_precedence`, left-associative.

@@ -1151,7 +1151,12 @@ fn never_panics_on_prefixes_and_fragments() {
     ];
     for q in queries {
         for (end, _) in q.char_indices() {
-            let _ = parse_statements(&q[..end]);
+            // Whatever a prefix parses to must print back to the same trees.
+            if let Ok(statements) = parse_statements(&q[..end]) {
+                for s in statements {
+                    assert_eq!(parse_statement(&s.to_string()), Ok(s.clone()), "{s}");
+                }
+            }
         }
         assert!(parse_statements(q).is_ok(), "{q}");
     }
@@ -1183,4 +1188,183 @@ fn canonical_text_is_a_fixed_point() {
         let once = canonical(q);
         assert_eq!(canonical(&once), once, "{q}");
     }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let parens = format!("SELECT {}a FROM m", "(".repeat(100_000));
+    assert_eq!(
+        error(&parens),
+        "query nested too deeply (more than 100 levels) at line 1, char 107"
+    );
+    let calls = format!("SELECT {}a FROM m", "f(".repeat(10_000));
+    assert!(error(&calls).starts_with("query nested too deeply"));
+    let subqueries = format!("SELECT a FROM {}", "(SELECT a FROM ".repeat(10_000));
+    assert!(error(&subqueries).starts_with("query nested too deeply"));
+    // Just under the limit is fine.
+    let ok = format!("SELECT {}a{} FROM m", "(".repeat(90), ")".repeat(90));
+    round_trip(&ok);
+}
+
+#[test]
+fn quoted_call_names_keep_their_case() {
+    assert_eq!(expr(r#""DISTINCT"(x)"#), call("DISTINCT", vec![var("x")]));
+    assert_eq!(expr(r#""my fn"(x)"#).to_string(), r#""my fn"(x)"#);
+}
+
+#[test]
+fn tsbs_and_grafana_query_shapes_round_trip() {
+    let queries = [
+        // TSBS `influx` query types.
+        "SELECT max(usage_user) from cpu where (hostname = 'host_9') and time >= '2016-01-01T10:00:00Z' and time < '2016-01-01T11:00:00Z' group by time(1m)",
+        "SELECT max(usage_user),max(usage_system),max(usage_idle),max(usage_nice),max(usage_iowait) from cpu where (hostname = 'host_1' or hostname = 'host_2') and time >= '2016-01-01T00:00:00Z' and time < '2016-01-01T08:00:00Z' group by time(1h)",
+        "SELECT mean(usage_user),mean(usage_system) from cpu where time >= '2016-01-01T00:00:00Z' and time < '2016-01-01T12:00:00Z' group by time(1h),hostname",
+        "SELECT * from cpu where usage_user > 90.0 and time >= '2016-01-01T00:00:00Z' and time < '2016-01-01T12:00:00Z'",
+        "SELECT * from cpu where usage_user > 90.0 and (hostname = 'host_3') and time >= '2016-01-01T00:00:00Z' and time < '2016-01-01T12:00:00Z'",
+        "SELECT last(*) from cpu group by \"hostname\"",
+        "SELECT max(usage_user) from cpu where time < '2016-01-01T12:00:00Z' group by time(1m) order by time desc limit 5",
+        // Grafana, after macro expansion.
+        "SELECT mean(\"value\") FROM \"cpu\" WHERE (\"host\" =~ /^(a|b)$/) AND time >= 1700000000000ms and time <= 1700003600000ms GROUP BY time(10s), \"host\" fill(none)",
+        "SELECT non_negative_derivative(mean(\"bytes_recv\"), 1s) * 8 FROM \"net\" WHERE time >= now() - 6h GROUP BY time(1m) fill(null)",
+        "SELECT moving_average(mean(v), 3), cumulative_sum(sum(v)), difference(last(v)) FROM m WHERE time > now() - 1d GROUP BY time(1h)",
+        "SELECT percentile(\"latency\", 99) AS p99, stddev(latency), spread(latency) FROM http WHERE time > now() - 15m GROUP BY time(30s)",
+        "SELECT count(distinct(host)), count(DISTINCT host) FROM m",
+        "SELECT top(v, host, 3), bottom(v, 3) FROM m WHERE time > now() - 1h",
+        "SELECT v FROM m WHERE time >= '2016-01-01 00:00:00' AND time < '2016-01-02'",
+        "SELECT v FROM m WHERE \"host\" = 'a' OR \"host\" = 'b' AND NOT_A_KEYWORD <> 1",
+        "SELECT sum(v) / count(v) AS avg FROM m GROUP BY *",
+        "SELECT v FROM m WHERE b = true OR b = false",
+        "SELECT v::field, t::tag FROM m WHERE t::tag = 'x'",
+        "SELECT mean(v) FROM m WHERE time > now() - 1w GROUP BY time(1d, 6h) tz('Europe/Berlin')",
+        "SELECT *::field FROM /^cpu|mem$/ LIMIT 10",
+    ];
+    for q in queries {
+        round_trip(q);
+    }
+}
+
+#[test]
+fn comment_markers_inside_strings_and_regexes_are_text() {
+    assert_eq!(
+        expr("s = 'a -- b /* c */'"),
+        bin(
+            var("s"),
+            BinaryOp::Eq,
+            Expr::Literal(Literal::String("a -- b /* c */".into()))
+        )
+    );
+    assert_eq!(expr("s =~ /a--b/").to_string(), "s =~ /a--b/");
+}
+
+#[test]
+fn regex_directly_after_the_operator() {
+    assert_eq!(expr("host=~/^a/").to_string(), "host =~ /^a/");
+}
+
+#[test]
+fn division_is_not_a_regex() {
+    assert_eq!(
+        expr("a / b / 2"),
+        bin(
+            bin(var("a"), BinaryOp::Div, var("b")),
+            BinaryOp::Div,
+            int(2)
+        )
+    );
+}
+
+#[test]
+fn unicode_in_quoted_names_and_strings() {
+    assert_eq!(
+        canonical("SELECT \"température\" FROM \"météo\" WHERE ville = 'Zürich'"),
+        "SELECT \"température\" FROM \"météo\" WHERE ville = 'Zürich'"
+    );
+}
+
+#[test]
+fn fill_without_group_by_still_parses() {
+    assert_eq!(select("SELECT v FROM m fill(none)").fill, Some(Fill::None));
+}
+
+#[test]
+fn group_by_time_with_now_offset_is_not_supported() {
+    assert_eq!(
+        error("SELECT mean(v) FROM m GROUP BY time(1m, now())"),
+        "found now, expected duration at line 1, char 41"
+    );
+}
+
+#[test]
+fn subquery_in_show_from_is_an_error() {
+    assert_eq!(
+        error("SHOW TAG KEYS FROM (SELECT a FROM m)"),
+        "found (, expected identifier, regex at line 1, char 20"
+    );
+}
+
+#[test]
+fn with_measurement_regex_operator_needs_a_regex() {
+    assert_eq!(
+        error("SHOW MEASUREMENTS WITH MEASUREMENT =~ cpu"),
+        "found cpu, expected regex at line 1, char 39"
+    );
+}
+
+#[test]
+fn keyword_names_are_quoted_when_printed() {
+    assert_eq!(
+        canonical(r#"SHOW TAG VALUES ON "select" FROM "from" WITH KEY = "key""#),
+        r#"SHOW TAG VALUES ON "select" FROM "from" WITH KEY = "key""#
+    );
+    assert_eq!(
+        canonical(r#"SELECT "field" AS "as" FROM "name" GROUP BY "tag""#),
+        r#"SELECT "field" AS "as" FROM "name" GROUP BY "tag""#
+    );
+}
+
+#[test]
+fn time_is_not_a_keyword() {
+    assert_eq!(canonical("SELECT time FROM time"), "SELECT time FROM time");
+}
+
+#[test]
+fn statements_on_several_lines_report_the_right_line() {
+    assert_eq!(
+        error("SHOW DATABASES;\nSELECT v\nFROM m\nGROUP BY time(1x)"),
+        // `1x` is the integer 1 and the name x: x is no duration unit.
+        "found 1, expected duration at line 4, char 15"
+    );
+}
+
+#[test]
+fn bind_param_where_a_duration_is_needed_is_an_error() {
+    assert_eq!(
+        error("SELECT mean(v) FROM m GROUP BY time($__interval)"),
+        "found $__interval, expected duration at line 1, char 37"
+    );
+}
+
+#[test]
+fn limit_beyond_u64_is_an_error() {
+    assert_eq!(
+        error("SELECT v FROM m LIMIT 99999999999999999999"),
+        "integer 99999999999999999999 out of range at line 1, char 23"
+    );
+}
+
+#[test]
+fn mixed_duration_without_a_unit_is_an_error() {
+    assert_eq!(
+        error("SELECT v FROM m WHERE time > now() - 1h30"),
+        "invalid duration 1h30: a number needs a unit at line 1, char 38"
+    );
+}
+
+#[test]
+fn empty_call_arguments_and_trailing_comma() {
+    assert_eq!(expr("now()"), call("now", vec![]));
+    assert_eq!(
+        error("SELECT f(a,) FROM m"),
+        "found ), expected identifier, string, number, bool at line 1, char 12"
+    );
 }
