@@ -43,6 +43,7 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value as SqlValue, visit_
 use ferrite_auth::Caller;
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
+use ferrite_model::DatabaseSchema;
 use futures::{SinkExt, Stream, StreamExt};
 use object_store::ObjectStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -331,7 +332,7 @@ impl QueryEngine {
     }
 
     /// A permit to run one query, waiting up to the queue timeout for one to free up.
-    async fn slot(&self) -> Result<OwnedSemaphorePermit> {
+    pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit> {
         // `timeout` polls the acquisition before its timer, so a zero wait still takes a
         // free slot.
         let acquire = Arc::clone(&self.slots).acquire_owned();
@@ -524,6 +525,46 @@ impl QueryEngine {
         runtime: Arc<RuntimeEnv>,
         list_system: bool,
     ) -> Result<SessionContext> {
+        Ok(self
+            .try_session_and_schema(database, runtime, list_system)
+            .await?
+            .0)
+    }
+
+    /// The engine's shared DataFusion runtime.
+    pub(crate) fn runtime_env(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
+    }
+
+    /// [`Self::session`] (without system tables listed) and the database schema it holds.
+    pub(crate) async fn session_and_schema(
+        &self,
+        database: &str,
+    ) -> Result<(SessionContext, DatabaseSchema)> {
+        let runtime = || Arc::clone(&self.runtime);
+        match self
+            .try_session_and_schema(database, runtime(), false)
+            .await
+        {
+            Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
+                self.try_session_and_schema(database, runtime(), false)
+                    .await
+            }
+            session => session,
+        }
+    }
+
+    /// The catalog the engine reads.
+    pub(crate) fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    async fn try_session_and_schema(
+        &self,
+        database: &str,
+        runtime: Arc<RuntimeEnv>,
+        list_system: bool,
+    ) -> Result<(SessionContext, DatabaseSchema)> {
         let db = self
             .catalog
             .database_by_name(database)
@@ -549,7 +590,7 @@ impl QueryEngine {
             .with_default_features();
         let state = crate::functions::install(builder).build();
         let ctx = SessionContext::new_with_state(state);
-        for (name, table) in schema.tables {
+        for (name, table) in schema.tables.clone() {
             let provider = QuerierTable::new(
                 db.id,
                 schema.limits,
@@ -575,7 +616,7 @@ impl QueryEngine {
             .ok_or_else(|| QueryError::Internal("no default catalog".into()))?
             .register_schema(SYSTEM_SCHEMA, Arc::new(system))
             .map_err(|e| QueryError::Internal(format!("registering system tables: {e}")))?;
-        Ok(ctx)
+        Ok((ctx, schema))
     }
 }
 

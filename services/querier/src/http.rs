@@ -35,7 +35,8 @@ use crate::query_log::Protocol;
 pub fn http_routes(engine: Arc<QueryEngine>) -> Router {
     Router::new()
         .route("/api/v3/query_sql", get(query_sql_get).post(query_sql_post))
-        .with_state(engine)
+        .with_state(Arc::clone(&engine))
+        .merge(crate::influxql::http::routes(engine))
 }
 
 /// `GET` query-string parameters; all optional here so a missing one gets our message.
@@ -206,7 +207,7 @@ async fn respond(running: RunningQuery, format: Format) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-fn into_response(result: Result<Response>) -> Response {
+pub(crate) fn into_response(result: Result<Response>) -> Response {
     match result {
         Ok(response) => response,
         Err(err) => {
@@ -231,7 +232,7 @@ fn into_response(result: Result<Response>) -> Response {
 
 /// An output format of the query API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     JsonLines,
     Csv,
@@ -240,7 +241,7 @@ enum Format {
 }
 
 impl Format {
-    fn from_name(name: &str) -> Result<Self> {
+    pub(crate) fn from_name(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().as_str() {
             "json" => Ok(Self::Json),
             "jsonl" | "json_lines" => Ok(Self::JsonLines),
@@ -253,7 +254,7 @@ impl Format {
         }
     }
 
-    fn from_accept(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_accept(headers: &HeaderMap) -> Self {
         let accept = headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
@@ -273,7 +274,7 @@ impl Format {
             .unwrap_or(Self::Json)
     }
 
-    fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
             Self::JsonLines => "application/jsonl",
@@ -283,7 +284,7 @@ impl Format {
         }
     }
 
-    fn encode(self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    pub(crate) fn encode(self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
         let encoding = |e: &dyn std::fmt::Display| {
             QueryError::Internal(format!("encoding results as {self:?}: {e}"))
         };

@@ -39,6 +39,7 @@ mod error;
 mod flight;
 mod functions;
 mod http;
+pub mod influxql;
 pub mod merge;
 mod params;
 mod query_log;

@@ -32,6 +32,11 @@ impl QueryParams {
         self
     }
 
+    /// The value of parameter `name` (with or without its `$`).
+    pub(crate) fn get(&self, name: &str) -> Option<&ScalarValue> {
+        self.values.get(&normalize(name.to_string()))
+    }
+
     /// True when there are no parameters.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

@@ -2,7 +2,8 @@
 //! use the router's one address for writes, SQL over HTTP, Flight and Flight SQL.
 //!
 //! ```text
-//!  GET|POST /api/v3/query_sql ──► HTTP/1.1 client ──► querier (round robin)
+//!  GET|POST /api/v3/query_sql, /api/v3/query_influxql, /query (InfluxQL)
+//!                             ──► HTTP/1.1 client ──► querier (round robin)
 //!  content-type: application/grpc* ──► HTTP/2 (h2c) client ──► querier, streamed both ways
 //! ```
 //!
@@ -169,6 +170,11 @@ pub fn http_routes(proxy: Arc<QueryProxy>) -> axum::Router {
             "/api/v3/query_sql",
             axum::routing::get(forward).post(forward),
         )
+        .route(
+            "/api/v3/query_influxql",
+            axum::routing::get(forward).post(forward),
+        )
+        .route("/query", axum::routing::get(forward).post(forward))
         .with_state(proxy)
 }
 

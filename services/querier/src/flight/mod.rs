@@ -120,6 +120,8 @@ struct IoxQuery {
     database: String,
     sql: String,
     params: QueryParams,
+    /// `query_type` InfluxQL: `sql` holds InfluxQL statements.
+    influxql: bool,
 }
 
 /// The JSON ticket of influxdb3-python and the IOx clients.
@@ -139,7 +141,10 @@ impl IoxQuery {
         let params = QueryParams::from_proto(&info.params)?;
         let sql = match QueryType::try_from(info.query_type) {
             Ok(QueryType::Unspecified | QueryType::Sql) => info.sql_query,
-            Ok(QueryType::InfluxQl) => return Err(influxql_unsupported()),
+            Ok(QueryType::InfluxQl) => {
+                return Self::checked(info.database, info.sql_query, params, true)
+                    .map(TicketRequest::Query);
+            }
             Ok(QueryType::FlightSqlMessage) => match flight_sql_command(&info.flightsql_command)? {
                 Command::CommandStatementQuery(CommandStatementQuery { query, .. }) => query,
                 command => {
@@ -156,32 +161,37 @@ impl IoxQuery {
                 )));
             }
         };
-        Self::checked(info.database, sql, params).map(TicketRequest::Query)
+        Self::checked(info.database, sql, params, false).map(TicketRequest::Query)
     }
 
     fn from_json(ticket: JsonTicket) -> Result<Self, QueryError> {
-        match ticket
+        let influxql = match ticket
             .query_type
             .as_deref()
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            None | Some("sql") => {}
-            Some("influxql") => return Err(influxql_unsupported()),
+            None | Some("sql") => false,
+            Some("influxql") => true,
             Some(other) => {
                 return Err(QueryError::InvalidRequest(format!(
                     "unknown query_type '{other}' in ticket: expected 'sql' or 'influxql'"
                 )));
             }
-        }
+        };
         let params = match &ticket.params {
             None => QueryParams::new(),
             Some(value) => QueryParams::from_json(value)?,
         };
-        Self::checked(ticket.database, ticket.sql_query, params)
+        Self::checked(ticket.database, ticket.sql_query, params, influxql)
     }
 
-    fn checked(database: String, sql: String, params: QueryParams) -> Result<Self, QueryError> {
+    fn checked(
+        database: String,
+        sql: String,
+        params: QueryParams,
+        influxql: bool,
+    ) -> Result<Self, QueryError> {
         if database.is_empty() {
             return Err(QueryError::InvalidRequest(
                 "ticket names no database".into(),
@@ -191,12 +201,9 @@ impl IoxQuery {
             database,
             sql,
             params,
+            influxql,
         })
     }
-}
-
-fn influxql_unsupported() -> QueryError {
-    QueryError::Unsupported("InfluxQL is not supported yet".into())
 }
 
 /// The Flight SQL command carried inside a `ReadInfo`.
@@ -320,6 +327,16 @@ impl FlightService for FlightQueryService {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         match decode_ticket(&request.get_ref().ticket)? {
+            TicketRequest::Query(query) if query.influxql => {
+                self.sql
+                    .run_influxql(
+                        &sql::caller(&request)?,
+                        &query.database,
+                        &query.sql,
+                        query.params,
+                    )
+                    .await
+            }
             TicketRequest::Query(query) => {
                 self.sql
                     .run(
@@ -404,6 +421,7 @@ mod tests {
             database: "db".into(),
             sql: "SELECT 1".into(),
             params,
+            influxql: false,
         }
     }
 
@@ -506,8 +524,9 @@ mod tests {
         }
         let influxql =
             br#"{"database":"db","sql_query":"SHOW MEASUREMENTS","query_type":"influxql"}"#;
-        let err = decode_ticket(influxql).unwrap_err();
-        assert_eq!(err.to_string(), "InfluxQL is not supported yet");
+        assert!(query(influxql).unwrap().influxql);
+        let unknown = br#"{"database":"db","sql_query":"x","query_type":"flux"}"#;
+        let err = decode_ticket(unknown).unwrap_err();
         assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument);
     }
 

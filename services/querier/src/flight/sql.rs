@@ -254,6 +254,39 @@ impl FlightSqlHandler {
         Ok(Response::new(Box::pin(keep_alive)))
     }
 
+    /// Run InfluxQL statements and send their series as one Flight stream (InfluxDB 3's
+    /// shape: `iox::measurement`, `time`, tags, values). A failed statement fails the call.
+    pub(crate) async fn run_influxql(
+        &self,
+        caller: &Caller,
+        database: &str,
+        query: &str,
+        params: QueryParams,
+    ) -> Result<Response<BoxStream<FlightData>>, Status> {
+        let results = self
+            .engine
+            .influxql(crate::influxql::InfluxqlRequest {
+                caller,
+                database: Some(database),
+                query,
+                params,
+            })
+            .await?;
+        let mut series = Vec::new();
+        for r in results {
+            match r.outcome {
+                Ok(s) => series.extend(s),
+                Err(e) => return Err(Status::invalid_argument(e)),
+            }
+        }
+        let (schema, batches) = crate::influxql::to_batches(&series)?;
+        let flight = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::iter(batches.into_iter().map(Ok)))
+            .map_err(|e| Status::internal(format!("encoding flight data: {e}")));
+        Ok(Response::new(Box::pin(flight)))
+    }
+
     /// Run the statement a handle (from [`StatementHandle::ticket`]) carries.
     async fn run_handle(
         &self,

@@ -1,0 +1,1067 @@
+//! `SELECT`: InfluxQL's series semantics over the points DataFusion reads.
+//!
+//! ```text
+//!  sources (measurements, regexes, subqueries)        one at a time, in name order
+//!    └─ expand projections (*, /re/, mean(*))       ─► Proj trees over calls and fields
+//!    └─ scan: time bounds + tag equalities pushed to DataFusion; the rest of WHERE per point
+//!    └─ group points by the GROUP BY tags            ─► one output series per tag set
+//!         raw:        a row per point (or per transformed point)
+//!         aggregate:  a row per time bucket: calls, fill, then transformations
+//!    └─ ORDER BY time, LIMIT/OFFSET per series; SLIMIT/SOFFSET over series
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Offset, TimeZone};
+use ferrite_influxql::{
+    BinaryOp, Dimension, Expr, Fill, Literal, MeasurementName, SelectStatement, SortOrder,
+    Source as AstSource, WildcardType,
+};
+
+use super::eval::{self, MathFn, PointRef, Scalar, TimeRange};
+use super::functions::{Call, CallOutput, Func, Transform};
+use super::source::{InputSeries, Point, Scan, Source};
+use super::value::Value;
+use super::{Error, Result, Series};
+
+/// What a `SELECT` runs against.
+pub trait Reader: Sync {
+    /// The measurement names of the database.
+    fn measurements(&self) -> Vec<String>;
+    /// Read measurement `name` (`None` if it does not exist).
+    fn scan<'a>(
+        &'a self,
+        name: &'a str,
+        scan: Scan,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Source>>>;
+    /// The field names, the numeric ones among them, and the tag keys of measurement `name`
+    /// (for expanding `*` before reading).
+    fn columns(&self, name: &str) -> Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>)>;
+}
+
+/// The columns of a subquery's result holding numbers.
+fn numeric_columns(source: &Source) -> BTreeSet<String> {
+    source
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            source
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .map(|p| &p.values[*i])
+                .find(|v| !v.is_null())
+                .is_some_and(Value::is_numeric)
+        })
+        .map(|(_, (n, _))| n.clone())
+        .collect()
+}
+
+/// Run `stmt`; `now` is its `now()`.
+pub fn select<'a>(
+    reader: &'a dyn Reader,
+    stmt: &'a SelectStatement,
+    now: i64,
+) -> futures::future::BoxFuture<'a, Result<Vec<Series>>> {
+    Box::pin(async move {
+        let (range, condition) = match &stmt.condition {
+            Some(c) => {
+                let (range, rest) = eval::split_time(c, now)?;
+                (range, rest)
+            }
+            None => (TimeRange::default(), None),
+        };
+        let tz = stmt
+            .timezone
+            .as_deref()
+            .map(|name| {
+                name.parse::<chrono_tz::Tz>()
+                    .map_err(|_| Error::query(format!("unable to find time zone {name}")))
+            })
+            .transpose()?;
+        let mut out = Vec::new();
+        for source in &stmt.sources {
+            match source {
+                AstSource::Measurement(m) => {
+                    let names: Vec<String> = match &m.name {
+                        MeasurementName::Name(n) => vec![n.clone()],
+                        MeasurementName::Regex(re) => {
+                            let re = eval::compile_regex(re)?;
+                            let mut names: Vec<String> = reader
+                                .measurements()
+                                .into_iter()
+                                .filter(|n| re.is_match(n))
+                                .collect();
+                            names.sort();
+                            names
+                        }
+                    };
+                    for name in names {
+                        let Some((fields, numeric, tags)) = reader.columns(&name) else {
+                            continue;
+                        };
+                        let plan = Plan::new(stmt, &fields, &numeric, &tags, range, tz)?;
+                        let scan = Scan {
+                            fields: plan.needed_fields(condition.as_ref(), &fields),
+                            min_time: range.min,
+                            max_time: range.max,
+                            tag_equals: condition
+                                .as_ref()
+                                .map(|c| eval::tag_equalities(c, &tags))
+                                .unwrap_or_default(),
+                        };
+                        let Some(source) = reader.scan(&name, scan).await? else {
+                            continue;
+                        };
+                        out.extend(plan.run(&source, condition.as_ref(), now)?);
+                    }
+                }
+                AstSource::Subquery(inner) => {
+                    let inner_series = select(reader, inner, now).await?;
+                    for source in sources_of(inner_series) {
+                        let fields: Vec<String> =
+                            source.fields.iter().map(|(n, _)| n.clone()).collect();
+                        let numeric = numeric_columns(&source);
+                        let plan = Plan::new(stmt, &fields, &numeric, &source.tag_keys, range, tz)?;
+                        let mut source = source;
+                        // The outer time range applies to the inner rows too.
+                        for series in &mut source.series {
+                            series.points.retain(|p| {
+                                range.min.is_none_or(|m| p.time >= m)
+                                    && range.max.is_none_or(|m| p.time <= m)
+                            });
+                        }
+                        out.extend(plan.run(&source, condition.as_ref(), now)?);
+                    }
+                }
+            }
+        }
+        let offset = stmt.series_offset.unwrap_or(0) as usize;
+        let mut out: Vec<Series> = out.into_iter().skip(offset).collect();
+        if let Some(limit) = stmt.series_limit {
+            out.truncate(limit as usize);
+        }
+        Ok(out)
+    })
+}
+
+/// A subquery's series as sources, one per measurement name.
+fn sources_of(series: Vec<Series>) -> Vec<Source> {
+    let mut by_name: BTreeMap<String, Source> = BTreeMap::new();
+    for s in series {
+        let source = by_name.entry(s.name.clone()).or_insert_with(|| Source {
+            name: s.name.clone(),
+            fields: Vec::new(),
+            tag_keys: BTreeSet::new(),
+            series: Vec::new(),
+        });
+        source.tag_keys.extend(s.tags.keys().cloned());
+        let indexes: Vec<usize> = s
+            .columns
+            .iter()
+            .skip(1)
+            .map(|c| match source.field_index(c) {
+                Some(i) => i,
+                None => {
+                    source.fields.push((c.clone(), None));
+                    source.fields.len() - 1
+                }
+            })
+            .collect();
+        let width = source.fields.len();
+        let points = s
+            .values
+            .into_iter()
+            .map(|row| {
+                let time = match row.first() {
+                    Some(Value::Time(t)) => *t,
+                    _ => 0,
+                };
+                let mut values = vec![Value::Null; width];
+                for (v, i) in row.into_iter().skip(1).zip(&indexes) {
+                    values[*i] = v;
+                }
+                Point { time, values }
+            })
+            .collect();
+        source.series.push(InputSeries {
+            tags: s.tags,
+            points,
+        });
+    }
+    // Earlier series were built before later columns were known: pad them.
+    let mut sources: Vec<Source> = by_name.into_values().collect();
+    for source in &mut sources {
+        let width = source.fields.len();
+        for series in &mut source.series {
+            for p in &mut series.points {
+                p.values.resize(width, Value::Null);
+            }
+        }
+    }
+    sources
+}
+
+/// An output series' GROUP BY tag values, by key.
+type GroupKey = Vec<(String, String)>;
+
+/// A projection compiled against one source.
+#[derive(Debug, Clone)]
+enum Proj {
+    /// A per-point value (raw queries, or the fields beside a selector).
+    Scalar(Scalar),
+    /// The result of call `i` of the plan.
+    Call(usize),
+    /// A constant.
+    Lit(Value),
+    Binary(Box<Proj>, BinaryOp, Box<Proj>),
+    Math(MathFn, Vec<Proj>),
+    /// A transformation over the series of its argument's values.
+    Transform(Transform, Box<Proj>),
+}
+
+/// A `SELECT` planned for one source's columns.
+struct Plan<'s> {
+    stmt: &'s SelectStatement,
+    /// Output column names (after `time`) and their expressions (unexpanded, uncompiled).
+    columns: Vec<(String, Expr)>,
+    /// The GROUP BY tag keys, sorted.
+    group_tags: Vec<String>,
+    /// `GROUP BY time(interval, offset)`.
+    interval: Option<(i64, i64)>,
+    range: TimeRange,
+    tz: Option<chrono_tz::Tz>,
+}
+
+impl<'s> Plan<'s> {
+    fn new(
+        stmt: &'s SelectStatement,
+        fields: &[String],
+        numeric: &BTreeSet<String>,
+        tags: &BTreeSet<String>,
+        range: TimeRange,
+        tz: Option<chrono_tz::Tz>,
+    ) -> Result<Self> {
+        let mut group_tags = BTreeSet::new();
+        let mut interval = None;
+        for dim in &stmt.dimensions {
+            match dim {
+                Dimension::Time {
+                    interval: i,
+                    offset,
+                } => {
+                    if *i <= 0 {
+                        return Err(Error::query("time dimension must have a positive duration"));
+                    }
+                    interval = Some((*i, offset.unwrap_or(0)));
+                }
+                Dimension::Tag(t) => {
+                    group_tags.insert(t.clone());
+                }
+                Dimension::Regex(re) => {
+                    let re = eval::compile_regex(re)?;
+                    group_tags.extend(tags.iter().filter(|t| re.is_match(t)).cloned());
+                }
+                Dimension::Wildcard => group_tags.extend(tags.iter().cloned()),
+            }
+        }
+        let columns = expand(stmt, fields, numeric, tags, &group_tags)?;
+        Ok(Self {
+            stmt,
+            columns,
+            group_tags: group_tags.into_iter().collect(),
+            interval,
+            range,
+            tz,
+        })
+    }
+
+    /// The fields the projections and the condition read (`None`: all).
+    fn needed_fields(
+        &self,
+        condition: Option<&Expr>,
+        fields: &[String],
+    ) -> Option<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        for (_, e) in &self.columns {
+            refs(e, &mut names);
+        }
+        if let Some(c) = condition {
+            refs(c, &mut names);
+        }
+        Some(
+            fields
+                .iter()
+                .filter(|f| names.contains(*f))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Evaluate over `source`'s points.
+    fn run(&self, source: &Source, condition: Option<&Expr>, now: i64) -> Result<Vec<Series>> {
+        let mut calls: Vec<Call> = Vec::new();
+        let projs: Vec<Proj> = self
+            .columns
+            .iter()
+            .map(|(_, e)| compile_proj(e, source, now, &mut calls, false))
+            .collect::<Result<_>>()?;
+        let condition = condition
+            .map(|c| eval::compile(c, source, now))
+            .transpose()?;
+        let aggregate = !calls.is_empty();
+        if !aggregate && self.interval.is_some() {
+            return Err(Error::query(
+                "GROUP BY requires at least one aggregate function",
+            ));
+        }
+        if aggregate {
+            check_aggregate_mix(&projs, &calls)?;
+        } else if !projs.iter().any(reads_field) {
+            // Only tags selected: InfluxDB answers with no rows.
+            return Ok(Vec::new());
+        }
+
+        // Group the source's points by the GROUP BY tags.
+        let mut groups: BTreeMap<GroupKey, Vec<(usize, usize)>> = BTreeMap::new();
+        for (si, series) in source.series.iter().enumerate() {
+            let key: Vec<(String, String)> = self
+                .group_tags
+                .iter()
+                .map(|t| (t.clone(), series.tags.get(t).cloned().unwrap_or_default()))
+                .collect();
+            let members = groups.entry(key).or_default();
+            for (pi, point) in series.points.iter().enumerate() {
+                let at = PointRef {
+                    time: point.time,
+                    tags: &series.tags,
+                    values: &point.values,
+                };
+                if condition.as_ref().is_none_or(|c| c.matches(at)) {
+                    members.push((si, pi));
+                }
+            }
+        }
+        let column_names: Vec<String> = std::iter::once("time".to_string())
+            .chain(self.output_names(&projs, &calls))
+            .collect();
+        // The first bucket of an aggregate without a lower bound: the earliest point.
+        let earliest = groups
+            .values()
+            .flat_map(|m| m.iter().map(|&(s, p)| source.series[s].points[p].time))
+            .min();
+        let mut out = Vec::new();
+        for (key, mut members) in groups {
+            if members.is_empty() {
+                continue;
+            }
+            // Time order; points of one time stay in series order.
+            members.sort_by_key(|&(s, p)| (source.series[s].points[p].time, s));
+            let points: Vec<PointRef<'_>> = members
+                .iter()
+                .map(|&(s, p)| {
+                    let series = &source.series[s];
+                    let point = &series.points[p];
+                    PointRef {
+                        time: point.time,
+                        tags: &series.tags,
+                        values: &point.values,
+                    }
+                })
+                .collect();
+            let mut rows = if aggregate {
+                self.aggregate_rows(&points, &projs, &calls, earliest, now)?
+            } else {
+                raw_rows(&points, &projs)?
+            };
+            if self.stmt.order_by == Some(SortOrder::Descending) {
+                rows.reverse();
+            }
+            let offset = self.stmt.offset.unwrap_or(0) as usize;
+            let mut rows: Vec<Vec<Value>> = rows.into_iter().skip(offset).collect();
+            if let Some(limit) = self.stmt.limit {
+                rows.truncate(limit as usize);
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            out.push(Series {
+                name: source.name.clone(),
+                tags: key.into_iter().collect(),
+                columns: column_names.clone(),
+                values: rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The column names after `time`: aliases, else derived from the expression; a name
+    /// already taken gets `_1`, `_2`…; `top(x, host, n)` adds a column per tag.
+    fn output_names(&self, projs: &[Proj], calls: &[Call]) -> Vec<String> {
+        let mut names = Vec::new();
+        for ((name, _), proj) in self.columns.iter().zip(projs) {
+            names.push(name.clone());
+            if let Proj::Call(i) = proj {
+                names.extend(calls[*i].tag_args.iter().cloned());
+            }
+        }
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        names
+            .into_iter()
+            .map(|n| {
+                let count = seen.entry(n.clone()).or_insert(0);
+                let out = if *count == 0 {
+                    n.clone()
+                } else {
+                    format!("{n}_{count}")
+                };
+                *count += 1;
+                out
+            })
+            .collect()
+    }
+
+    /// Rows of an aggregate query for one series' points (in time order).
+    fn aggregate_rows(
+        &self,
+        points: &[PointRef<'_>],
+        projs: &[Proj],
+        calls: &[Call],
+        earliest: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<Vec<Value>>> {
+        let fill = self.stmt.fill.unwrap_or(Fill::Null);
+        // Buckets: (start, the points in it).
+        let mut buckets: Vec<(i64, &[PointRef<'_>])> = Vec::new();
+        match self.interval {
+            None => {
+                let start = self.range.min.unwrap_or(0);
+                buckets.push((start, points));
+            }
+            Some((interval, offset)) => {
+                let lower = self.range.min.or(earliest).unwrap_or(0);
+                let upper = self.range.max.unwrap_or(now);
+                let mut at = 0;
+                let mut start = self.bucket_start(lower, interval, offset);
+                if matches!(fill, Fill::None) {
+                    while at < points.len() {
+                        let b = self.bucket_start(points[at].time, interval, offset);
+                        let end = points[at..]
+                            .iter()
+                            .position(|p| self.bucket_start(p.time, interval, offset) != b)
+                            .map_or(points.len(), |n| at + n);
+                        buckets.push((b, &points[at..end]));
+                        at = end;
+                    }
+                } else {
+                    let mut count = 0usize;
+                    while start <= upper {
+                        count += 1;
+                        if count > MAX_BUCKETS {
+                            return Err(Error::query(format!(
+                                "max-select-buckets limit exceeded: more than {MAX_BUCKETS} \
+                                 GROUP BY time buckets; narrow the time range or widen the \
+                                 interval"
+                            )));
+                        }
+                        let next = self.next_bucket(start, interval, offset);
+                        let end = points[at..]
+                            .iter()
+                            .position(|p| p.time >= next)
+                            .map_or(points.len(), |n| at + n);
+                        buckets.push((start, &points[at..end]));
+                        at = end;
+                        start = next;
+                    }
+                }
+            }
+        }
+        // One selector alone, without GROUP BY time: rows take the selected point's time.
+        let selector_time =
+            self.interval.is_none() && calls.len() == 1 && calls[0].func.is_selector();
+        let multi_row = calls.len() == 1 && calls[0].func.is_multi_row();
+        let transforms = projs.iter().any(has_transform);
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut empty_rows: Vec<bool> = Vec::new();
+        for (start, bucket) in buckets {
+            if bucket.is_empty() {
+                if self.interval.is_none() {
+                    continue;
+                }
+                let mut row = vec![Value::Time(start)];
+                for (proj, n) in projs.iter().zip(self.widths(projs, calls)) {
+                    let v = match &fill {
+                        Fill::Integer(i) if !has_transform(proj) => Value::Integer(*i),
+                        Fill::Float(f) if !has_transform(proj) => Value::Float(*f),
+                        _ if count_only(proj, calls) => Value::Integer(0),
+                        _ => Value::Null,
+                    };
+                    row.extend(std::iter::repeat_n(v, n));
+                }
+                rows.push(row);
+                empty_rows.push(true);
+                continue;
+            }
+            let outputs: Vec<CallOutput> = calls.iter().map(|c| c.apply(bucket)).collect();
+            if multi_row {
+                let picks = match &outputs[0] {
+                    CallOutput::Rows(r) => r.clone(),
+                    CallOutput::One { .. } => Vec::new(),
+                };
+                for (time, value, point) in picks {
+                    let mut row = vec![Value::Time(if calls[0].func.keeps_point_time() {
+                        time
+                    } else {
+                        start
+                    })];
+                    for proj in projs {
+                        match proj {
+                            Proj::Call(_) => {
+                                row.push(value.clone());
+                                for t in &calls[0].tag_args {
+                                    row.push(
+                                        point
+                                            .and_then(|p| bucket[p].tags.get(t).cloned())
+                                            .map_or(Value::Null, Value::String),
+                                    );
+                                }
+                            }
+                            other => row.push(eval_bucket(other, &[], point.map(|p| bucket[p]))),
+                        }
+                    }
+                    rows.push(row);
+                    empty_rows.push(false);
+                }
+                continue;
+            }
+            let selected = match outputs.first() {
+                Some(CallOutput::One { point, .. }) if calls.len() == 1 => point.map(|p| bucket[p]),
+                _ => None,
+            };
+            let time = match (selector_time, &outputs[..]) {
+                (true, [CallOutput::One { time: Some(t), .. }]) => *t,
+                _ => start,
+            };
+            let mut row = vec![Value::Time(time)];
+            for proj in projs {
+                row.push(eval_bucket(proj, &outputs, selected));
+            }
+            rows.push(row);
+            empty_rows.push(false);
+        }
+        match fill {
+            Fill::Previous => {
+                for i in 1..rows.len() {
+                    if empty_rows[i] {
+                        for c in 1..rows[i].len() {
+                            if rows[i][c].is_null() {
+                                rows[i][c] = rows[i - 1][c].clone();
+                            }
+                        }
+                    }
+                }
+            }
+            Fill::Linear => fill_linear(&mut rows, &empty_rows),
+            _ => {}
+        }
+        if transforms {
+            rows = apply_transforms(rows, projs, self.transform_interval())?;
+        }
+        Ok(rows)
+    }
+
+    /// The default unit of `derivative` over buckets: the GROUP BY interval.
+    fn transform_interval(&self) -> Option<i64> {
+        self.interval.map(|(i, _)| i)
+    }
+
+    /// The output columns each projection takes.
+    fn widths(&self, projs: &[Proj], calls: &[Call]) -> Vec<usize> {
+        projs
+            .iter()
+            .map(|p| match p {
+                Proj::Call(i) => 1 + calls[*i].tag_args.len(),
+                _ => 1,
+            })
+            .collect()
+    }
+
+    /// The start of the bucket holding `t` (in the query's time zone).
+    fn bucket_start(&self, t: i64, interval: i64, offset: i64) -> i64 {
+        let zone_offset = |at: i64| -> i64 {
+            self.tz.map_or(0, |tz| {
+                let utc = chrono::DateTime::from_timestamp_nanos(at);
+                i64::from(
+                    tz.offset_from_utc_datetime(&utc.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                ) * 1_000_000_000
+            })
+        };
+        let shift = zone_offset(t);
+        let local = t + shift;
+        let local_start = local - (local - offset).rem_euclid(interval);
+        let start = local_start - shift;
+        // A zone change between the bucket's start and `t` moves the start by the difference.
+        let start_shift = zone_offset(start);
+        start + shift - start_shift
+    }
+
+    fn next_bucket(&self, start: i64, interval: i64, offset: i64) -> i64 {
+        let next = self.bucket_start(start.saturating_add(interval), interval, offset);
+        if next > start {
+            next
+        } else {
+            self.bucket_start(
+                start.saturating_add(interval + interval / 2),
+                interval,
+                offset,
+            )
+        }
+    }
+}
+
+/// The functions whose `f(*)` / `f(/re/)` expand to the numeric fields only.
+const NUMERIC_ONLY: &[&str] = &[
+    "mean",
+    "median",
+    "spread",
+    "stddev",
+    "sum",
+    "integral",
+    "percentile",
+    "top",
+    "bottom",
+    "derivative",
+    "non_negative_derivative",
+    "difference",
+    "non_negative_difference",
+    "moving_average",
+    "cumulative_sum",
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "sqrt",
+    "pow",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "exp",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+];
+
+/// Buckets one query may produce with a filling `fill`.
+const MAX_BUCKETS: usize = 1_000_000;
+
+/// The output column names and expressions of `stmt` for a source with these columns:
+/// `*`, `*::field`, `/regex/` and `f(*)`, `f(/regex/)` expanded, sorted as InfluxDB sorts them.
+fn expand(
+    stmt: &SelectStatement,
+    fields: &[String],
+    numeric: &BTreeSet<String>,
+    tags: &BTreeSet<String>,
+    group_tags: &BTreeSet<String>,
+) -> Result<Vec<(String, Expr)>> {
+    let mut out = Vec::new();
+    let var = |name: &str| Expr::VarRef {
+        name: name.to_string(),
+        data_type: None,
+    };
+    for field in &stmt.fields {
+        match strip(&field.expr) {
+            Expr::Wildcard(kind) => {
+                let mut names: Vec<&String> = Vec::new();
+                if !matches!(kind, Some(WildcardType::Tag)) {
+                    names.extend(fields.iter());
+                }
+                if !matches!(kind, Some(WildcardType::Field)) {
+                    names.extend(tags.iter().filter(|t| !group_tags.contains(*t)));
+                }
+                names.sort();
+                out.extend(names.into_iter().map(|n| (n.clone(), var(n))));
+            }
+            Expr::Literal(Literal::Regex(re)) => {
+                let re = eval::compile_regex(re)?;
+                let mut names: Vec<&String> = fields
+                    .iter()
+                    .chain(tags.iter().filter(|t| !group_tags.contains(*t)))
+                    .filter(|n| re.is_match(n))
+                    .collect();
+                names.sort();
+                out.extend(names.into_iter().map(|n| (n.clone(), var(n))));
+            }
+            Expr::Call { name, args }
+                if matches!(
+                    args.first().map(strip),
+                    Some(Expr::Wildcard(_) | Expr::Literal(Literal::Regex(_)))
+                ) =>
+            {
+                let pattern = match args.first().map(strip) {
+                    Some(Expr::Literal(Literal::Regex(re))) => Some(eval::compile_regex(re)?),
+                    _ => None,
+                };
+                let numeric_only = NUMERIC_ONLY.contains(&name.to_ascii_lowercase().as_str());
+                let candidates = fields.iter().filter(|f| {
+                    pattern.as_ref().is_none_or(|re| re.is_match(f))
+                        && (!numeric_only || numeric.contains(*f))
+                });
+                for f in candidates {
+                    let mut args = args.clone();
+                    args[0] = var(f);
+                    let label = field.alias.clone().map_or_else(
+                        || format!("{}_{f}", name.to_ascii_lowercase()),
+                        |a| format!("{a}_{f}"),
+                    );
+                    out.push((
+                        label,
+                        Expr::Call {
+                            name: name.clone(),
+                            args,
+                        },
+                    ));
+                }
+            }
+            expr => {
+                let label = field.alias.clone().unwrap_or_else(|| column_name(expr));
+                out.push((label, expr.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => strip(inner),
+        other => other,
+    }
+}
+
+/// InfluxDB's name for an unaliased column.
+fn column_name(e: &Expr) -> String {
+    match e {
+        Expr::Nested(inner) => column_name(inner),
+        Expr::VarRef { name, .. } => name.clone(),
+        Expr::Call { name, .. } => name.to_ascii_lowercase(),
+        Expr::Distinct(_) => "distinct".to_string(),
+        Expr::Binary { lhs, rhs, .. } => {
+            let parts: Vec<String> = [column_name(lhs), column_name(rhs)]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            parts.join("_")
+        }
+        _ => String::new(),
+    }
+}
+
+/// The names a projection or condition reads.
+fn refs(e: &Expr, out: &mut BTreeSet<String>) {
+    match e {
+        Expr::VarRef { name, .. } => {
+            out.insert(name.clone());
+        }
+        Expr::Distinct(name) => {
+            out.insert(name.clone());
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| refs(a, out)),
+        Expr::Binary { lhs, rhs, .. } => {
+            refs(lhs, out);
+            refs(rhs, out);
+        }
+        Expr::Nested(inner) => refs(inner, out),
+        _ => {}
+    }
+}
+
+/// Compile a projection; aggregate and selector calls are appended to `calls`.
+fn compile_proj(
+    e: &Expr,
+    source: &Source,
+    now: i64,
+    calls: &mut Vec<Call>,
+    inside_call: bool,
+) -> Result<Proj> {
+    Ok(match e {
+        Expr::Nested(inner) => compile_proj(inner, source, now, calls, inside_call)?,
+        Expr::Literal(lit) => Proj::Lit(eval::literal(lit)),
+        Expr::Binary { lhs, op, rhs } => Proj::Binary(
+            Box::new(compile_proj(lhs, source, now, calls, inside_call)?),
+            *op,
+            Box::new(compile_proj(rhs, source, now, calls, inside_call)?),
+        ),
+        Expr::Distinct(name) => {
+            let call = Call::new(
+                Func::Distinct,
+                &[Expr::VarRef {
+                    name: name.clone(),
+                    data_type: None,
+                }],
+                source,
+                now,
+            )?;
+            calls.push(call);
+            Proj::Call(calls.len() - 1)
+        }
+        Expr::Call { name, args } => {
+            let lower = name.to_ascii_lowercase();
+            if let Some(f) = MathFn::by_name(&lower) {
+                if args.len() != f.arity() {
+                    return Err(Error::query(format!(
+                        "invalid number of arguments for {lower}, expected {}, got {}",
+                        f.arity(),
+                        args.len()
+                    )));
+                }
+                let args: Vec<Proj> = args
+                    .iter()
+                    .map(|a| compile_proj(a, source, now, calls, inside_call))
+                    .collect::<Result<_>>()?;
+                return Ok(match scalar_args(&args) {
+                    Some(scalars) => Proj::Scalar(Scalar::Math(f, scalars)),
+                    None => Proj::Math(f, args),
+                });
+            }
+            if let Some(t) = Transform::parse(&lower, args)? {
+                let inner = args.first().ok_or_else(|| {
+                    Error::query(format!(
+                        "invalid number of arguments for {lower}, expected at least 1, got 0"
+                    ))
+                })?;
+                return Ok(Proj::Transform(
+                    t,
+                    Box::new(compile_proj(inner, source, now, calls, true)?),
+                ));
+            }
+            if lower == "now" {
+                return Ok(Proj::Lit(Value::Time(now)));
+            }
+            let func = Func::parse(&lower, args)?;
+            let call = Call::new(func, args, source, now)?;
+            calls.push(call);
+            let index = calls.len() - 1;
+            let _ = inside_call;
+            Proj::Call(index)
+        }
+        other => Proj::Scalar(eval::compile(other, source, now)?),
+    })
+}
+
+fn scalar_args(args: &[Proj]) -> Option<Vec<Scalar>> {
+    args.iter()
+        .map(|a| match a {
+            Proj::Scalar(s) => Some(s.clone()),
+            Proj::Lit(v) => Some(Scalar::Lit(v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reads_field(p: &Proj) -> bool {
+    match p {
+        Proj::Scalar(s) => scalar_reads_field(s),
+        Proj::Binary(l, _, r) => reads_field(l) || reads_field(r),
+        Proj::Math(_, args) => args.iter().any(reads_field),
+        Proj::Transform(_, inner) => reads_field(inner),
+        Proj::Call(_) => true,
+        Proj::Lit(_) => false,
+    }
+}
+
+fn scalar_reads_field(s: &Scalar) -> bool {
+    match s {
+        Scalar::Field(_) => true,
+        Scalar::Binary(l, _, r) => scalar_reads_field(l) || scalar_reads_field(r),
+        Scalar::Math(_, args) => args.iter().any(scalar_reads_field),
+        _ => false,
+    }
+}
+
+fn has_transform(p: &Proj) -> bool {
+    match p {
+        Proj::Transform(..) => true,
+        Proj::Binary(l, _, r) => has_transform(l) || has_transform(r),
+        Proj::Math(_, args) => args.iter().any(has_transform),
+        _ => false,
+    }
+}
+
+/// Whether the projection is a bare `count(...)` (0, not null, in an empty bucket).
+fn count_only(p: &Proj, calls: &[Call]) -> bool {
+    matches!(p, Proj::Call(i) if matches!(calls[*i].func, Func::Count | Func::CountDistinct))
+}
+
+/// Raw fields beside aggregates are allowed only with a single selector.
+fn check_aggregate_mix(projs: &[Proj], calls: &[Call]) -> Result<()> {
+    fn has_scalar_field(p: &Proj) -> bool {
+        match p {
+            Proj::Scalar(s) => scalar_reads_field(s) || matches!(s, Scalar::Tag(_)),
+            Proj::Binary(l, _, r) => has_scalar_field(l) || has_scalar_field(r),
+            Proj::Math(_, args) => args.iter().any(has_scalar_field),
+            _ => false,
+        }
+    }
+    let raw = projs.iter().any(has_scalar_field);
+    if raw && !(calls.len() == 1 && calls[0].func.is_selector()) {
+        return Err(Error::query(
+            "mixing aggregate and non-aggregate queries is not supported",
+        ));
+    }
+    if calls.iter().any(|c| c.func.is_multi_row()) && calls.len() > 1 {
+        let name = calls
+            .iter()
+            .find(|c| c.func.is_multi_row())
+            .map_or("top", |c| c.func.name());
+        return Err(Error::query(format!(
+            "selector function {name}() cannot be combined with other functions"
+        )));
+    }
+    Ok(())
+}
+
+/// A projection's value in a bucket: calls from `outputs`, per-point values at the selected
+/// point.
+fn eval_bucket(p: &Proj, outputs: &[CallOutput], point: Option<PointRef<'_>>) -> Value {
+    match p {
+        Proj::Call(i) => match outputs.get(*i) {
+            Some(CallOutput::One { value, .. }) => value.clone(),
+            _ => Value::Null,
+        },
+        Proj::Lit(v) => v.clone(),
+        Proj::Scalar(s) => point.map_or(Value::Null, |p| s.eval(p)),
+        Proj::Binary(l, op, r) => eval::binary(
+            &eval_bucket(l, outputs, point),
+            *op,
+            &eval_bucket(r, outputs, point),
+        ),
+        Proj::Math(f, args) => {
+            let args: Vec<Value> = args
+                .iter()
+                .map(|a| eval_bucket(a, outputs, point))
+                .collect();
+            if args.iter().any(Value::is_null) {
+                Value::Null
+            } else {
+                f.apply(&args)
+            }
+        }
+        // Filled in by `apply_transforms` from the inner values.
+        Proj::Transform(_, inner) => eval_bucket(inner, outputs, point),
+    }
+}
+
+/// Rows of a raw query: one per point, or per transformed point.
+fn raw_rows(points: &[PointRef<'_>], projs: &[Proj]) -> Result<Vec<Vec<Value>>> {
+    let mut rows = Vec::with_capacity(points.len());
+    let field_columns: Vec<bool> = projs.iter().map(reads_field).collect();
+    let transforms = projs.iter().any(has_transform);
+    for p in points {
+        let mut row = Vec::with_capacity(projs.len() + 1);
+        row.push(Value::Time(p.time));
+        for proj in projs {
+            row.push(match proj {
+                Proj::Scalar(s) => s.eval(*p),
+                other => eval_bucket(other, &[], Some(*p)),
+            });
+        }
+        // A row whose selected fields are all missing is not a row.
+        let any = row[1..]
+            .iter()
+            .zip(&field_columns)
+            .any(|(v, is_field)| *is_field && !v.is_null());
+        if any {
+            rows.push(row);
+        }
+    }
+    if transforms {
+        rows = apply_transforms(rows, projs, None)?;
+    }
+    Ok(rows)
+}
+
+/// Replace each transformed column's values (its argument's, per row) with the transform's
+/// output, then drop the rows where every column is null.
+fn apply_transforms(
+    mut rows: Vec<Vec<Value>>,
+    projs: &[Proj],
+    interval: Option<i64>,
+) -> Result<Vec<Vec<Value>>> {
+    for (c, proj) in projs.iter().enumerate() {
+        let Proj::Transform(t, _) = proj else {
+            if has_transform(proj) {
+                return Err(Error::query(
+                    "expressions around transformation functions are not supported",
+                ));
+            }
+            continue;
+        };
+        let input: Vec<(i64, Value)> = rows
+            .iter()
+            .map(|r| {
+                let time = match r[0] {
+                    Value::Time(t) => t,
+                    _ => 0,
+                };
+                (time, r[c + 1].clone())
+            })
+            .collect();
+        let output = t.apply(&input, interval);
+        for (row, v) in rows.iter_mut().zip(output) {
+            row[c + 1] = v;
+        }
+    }
+    if projs.iter().any(|p| matches!(p, Proj::Transform(..))) {
+        rows.retain(|r| r[1..].iter().any(|v| !v.is_null()));
+    }
+    Ok(rows)
+}
+
+/// `fill(linear)`: each empty bucket's numeric columns interpolated between the nearest
+/// non-empty buckets around it.
+fn fill_linear(rows: &mut [Vec<Value>], empty: &[bool]) {
+    let width = rows.first().map_or(0, Vec::len);
+    for c in 1..width {
+        let mut last: Option<usize> = None;
+        for i in 0..rows.len() {
+            if empty[i] || rows[i][c].is_null() {
+                continue;
+            }
+            if let Some(prev) = last
+                && i > prev + 1
+            {
+                let (Some(y0), Some(y1)) = (rows[prev][c].as_f64(), rows[i][c].as_f64()) else {
+                    last = Some(i);
+                    continue;
+                };
+                let integer = matches!(rows[prev][c], Value::Integer(_))
+                    && matches!(rows[i][c], Value::Integer(_));
+                let (Value::Time(t0), Value::Time(t1)) = (&rows[prev][0], &rows[i][0]) else {
+                    continue;
+                };
+                let (t0, t1) = (*t0, *t1);
+                for j in prev + 1..i {
+                    if !empty[j] {
+                        continue;
+                    }
+                    let Value::Time(t) = rows[j][0] else { continue };
+                    let y = y0 + (y1 - y0) * ((t - t0) as f64 / (t1 - t0) as f64);
+                    rows[j][c] = if integer {
+                        Value::Integer(y as i64)
+                    } else {
+                        Value::Float(y)
+                    };
+                }
+            }
+            last = Some(i);
+        }
+    }
+}
