@@ -36,10 +36,15 @@ impl ParseError {
 
     /// InfluxDB's `found X, expected Y, Z` error.
     pub(crate) fn expected(src: &str, offset: usize, found: &str, expected: &[&str]) -> Self {
-        Self::at(
+        let mut error = Self::at(
             src,
             offset,
             format!("found {found}, expected {}", expected.join(", ")),
-        )
+        );
+        // InfluxDB's scanner reports the end of input one character further on.
+        if found == "EOF" {
+            error.column += 1;
+        }
+        error
     }
 }

@@ -146,6 +146,9 @@ impl<'a> Parser<'a> {
         let token = self.next()?;
         match token.kind {
             TokenKind::Duration(d) => Ok(d),
+            // InfluxDB reads an argument as any expression, so the end of input is reported
+            // as a missing operand.
+            TokenKind::Eof => Err(self.error(&token, EXPECTED_OPERAND)),
             _ => Err(self.error(&token, &["duration"])),
         }
     }
@@ -746,13 +749,21 @@ impl<'a> Parser<'a> {
                 self.number(&token, false)
             }
             TokenKind::Sub => {
-                let operand = self.next()?;
-                match operand.kind {
-                    TokenKind::Integer | TokenKind::Number | TokenKind::Duration(_) => {
-                        self.number(&operand, true)
-                    }
-                    _ => Err(self.error(&operand, &["number", "integer", "duration"])),
+                if matches!(
+                    self.peek_kind()?,
+                    TokenKind::Integer | TokenKind::Number | TokenKind::Duration(_)
+                ) {
+                    let operand = self.next()?;
+                    return self.number(&operand, true);
                 }
+                // `-x` of anything else is `-1 * x`, as InfluxDB reads it; nested, so that
+                // it prints back as one operand.
+                let operand = self.unary_expr()?;
+                Ok(Expr::Nested(Box::new(Expr::Binary {
+                    lhs: Box::new(Expr::Literal(Literal::Integer(-1))),
+                    op: BinaryOp::Mul,
+                    rhs: Box::new(operand),
+                })))
             }
             _ => Err(self.error(&token, EXPECTED_OPERAND)),
         }
@@ -791,7 +802,7 @@ impl<'a> Parser<'a> {
             match token.kind {
                 TokenKind::Comma => {}
                 TokenKind::RParen => return Ok(args),
-                _ => return Err(self.error(&token, &[",", ")"])),
+                _ => return Err(self.error(&token, &[")"])),
             }
         }
     }
