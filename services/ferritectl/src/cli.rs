@@ -742,7 +742,7 @@ pub enum QueryFormat {
 pub enum Language {
     /// SQL
     Sql,
-    /// InfluxQL (not supported by ferrite yet)
+    /// InfluxQL (a table of iox::measurement, time, GROUP BY tags and values)
     Influxql,
 }
 

@@ -105,14 +105,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             manage::partition(&api, command).await
         }
         Command::Query(args) => {
-            if args.language == Language::Influxql {
-                return Err(QueryError::Invalid(
-                    "InfluxQL is not supported by ferrite yet: write the query in SQL \
-                     (--language sql, the default)"
-                        .to_string(),
-                )
-                .into());
-            }
             let settings = Settings::resolve(&overrides, &Dirs::of_user())?;
             let token = settings.token()?.to_string();
             let database = settings.database(args.database.as_deref())?;
@@ -124,7 +116,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             let sql = text.read()?;
             let channel = query::channel(&settings, timeout).await?;
-            query::run(channel, &token, &database, sql, args.format).await?;
+            match args.language {
+                Language::Sql => query::run(channel, &token, &database, sql, args.format).await?,
+                Language::Influxql => {
+                    query::run_influxql(channel, &token, &database, sql, args.format).await?
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Write(args) => {

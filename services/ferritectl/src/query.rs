@@ -1,4 +1,5 @@
-//! `query`: SQL over Arrow Flight SQL, printed as a table, JSON, JSON lines or CSV.
+//! `query`: SQL over Arrow Flight SQL (InfluxQL over a Flight ticket), printed as a table,
+//! JSON, JSON lines or CSV.
 //!
 //! ```text
 //!  SQL ─► GetFlightInfo(CommandStatementQuery) ─► FlightInfo {schema, endpoints}
@@ -250,6 +251,43 @@ pub async fn run(
             }
         }
     }
+    out.finish(&schema)
+}
+
+/// Run InfluxQL statements on `database` (a Flight ticket with `"query_type": "influxql"`)
+/// and write their series to standard output in `format`: one table with the columns
+/// `iox::measurement`, `time`, the GROUP BY tags and the values.
+pub async fn run_influxql(
+    channel: Channel,
+    token: &str,
+    database: &str,
+    query: String,
+    format: QueryFormat,
+) -> Result<(), QueryError> {
+    let mut client = FlightServiceClient::new(channel);
+    let ticket = serde_json::json!({
+        "database": database,
+        "sql_query": query,
+        "query_type": "influxql",
+    });
+    let data = client
+        .do_get(request(Ticket::new(ticket.to_string()), token, database)?)
+        .await?
+        .into_inner()
+        .map_err(FlightError::from);
+    let mut batches = FlightRecordBatchStream::new_from_flight_data(data);
+    let mut out = Output::new(format);
+    let mut schema: Option<SchemaRef> = None;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        schema.get_or_insert_with(|| batch.schema());
+        if !out.write(&batch)? {
+            return Ok(());
+        }
+    }
+    let schema = schema
+        .or_else(|| batches.schema().cloned())
+        .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
     out.finish(&schema)
 }
 

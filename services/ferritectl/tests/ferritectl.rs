@@ -622,18 +622,36 @@ async fn queries_print_in_every_format_from_every_source() {
     assert!(bad.stderr.contains("invalid query"), "{bad:?}");
     let unknown = ctl.fails(&["query", "--database", "nope", count]);
     assert!(unknown.stderr.contains("not found"), "{unknown:?}");
-    let influxql = ctl.fails(&[
+    let influxql = ctl
+        .ok(&[
+            "query",
+            "--database",
+            "q",
+            "--language",
+            "influxql",
+            "--format",
+            "csv",
+            "SELECT max(usage) FROM cpu GROUP BY host",
+        ])
+        .stdout;
+    let mut lines: Vec<&str> = influxql.lines().collect();
+    assert_eq!(lines.remove(0), "iox::measurement,time,host,max");
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{influxql}");
+    assert!(
+        lines[0].starts_with("cpu,") && lines[0].ends_with(",a,0.5"),
+        "{influxql}"
+    );
+    assert!(lines[1].ends_with(",b,1.5"), "{influxql}");
+    let bad = ctl.fails(&[
         "query",
         "--database",
         "q",
         "--language",
         "influxql",
-        "SELECT * FROM cpu",
+        "SELECT FROM cpu",
     ]);
-    assert!(
-        influxql.stderr.contains("InfluxQL is not supported"),
-        "{influxql:?}"
-    );
+    assert!(bad.stderr.contains("error parsing query"), "{bad:?}");
 }
 
 #[tokio::test]

@@ -268,6 +268,7 @@ impl FlightSqlHandler {
             .influxql(crate::influxql::InfluxqlRequest {
                 caller,
                 database: Some(database),
+                retention_policy: None,
                 query,
                 params,
             })

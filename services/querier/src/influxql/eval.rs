@@ -33,6 +33,8 @@ pub enum Scalar {
     Binary(Box<Scalar>, BinaryOp, Box<Scalar>),
     /// A math function of its arguments.
     Math(MathFn, Vec<Scalar>),
+    /// A numeric field read as another numeric type (`x::integer` truncates).
+    Cast(Box<Scalar>, FieldType),
 }
 
 /// The point an expression is evaluated at.
@@ -209,7 +211,15 @@ pub fn compile(expr: &Expr, source: &Source, now: i64) -> Result<Scalar> {
     Ok(match expr {
         Expr::Nested(inner) => compile(inner, source, now)?,
         Expr::VarRef { name, data_type } => match resolve(source, name, *data_type) {
-            Resolved::Field(i) => Scalar::Field(i),
+            Resolved::Field(i) => match data_type {
+                Some(VarRefDataType::Integer) if source.fields[i].1 == Some(FieldType::Float) => {
+                    Scalar::Cast(Box::new(Scalar::Field(i)), FieldType::Integer)
+                }
+                Some(VarRefDataType::Float) if source.fields[i].1 == Some(FieldType::Integer) => {
+                    Scalar::Cast(Box::new(Scalar::Field(i)), FieldType::Float)
+                }
+                _ => Scalar::Field(i),
+            },
             Resolved::Tag(t) => Scalar::Tag(t),
             Resolved::Time => Scalar::Time,
             Resolved::Missing => Scalar::Lit(Value::Null),
@@ -294,6 +304,11 @@ impl Scalar {
             Self::Time => Value::Time(point.time),
             Self::Lit(v) => v.clone(),
             Self::Regex(r) => Value::String(r.as_str().to_string()),
+            Self::Cast(inner, to) => match (inner.eval_in(point, condition), to) {
+                (Value::Float(f), FieldType::Integer) => Value::Integer(f as i64),
+                (Value::Integer(i), FieldType::Float) => Value::Float(i as f64),
+                (other, _) => other,
+            },
             Self::Math(f, args) => {
                 let args: Vec<Value> = args.iter().map(|a| a.eval_in(point, condition)).collect();
                 if args.iter().any(Value::is_null) {
@@ -472,7 +487,9 @@ pub fn time_expr(expr: &Expr, now: i64) -> Result<Option<i64>> {
         Expr::Call { name, args } if name.eq_ignore_ascii_case("now") && args.is_empty() => {
             Some(now)
         }
-        Expr::Literal(Literal::String(s)) => Some(parse_time(s)?),
+        Expr::Literal(Literal::String(s)) => Some(parse_time(s).map_err(|_| {
+            Error::query("invalid operation: time and *influxql.StringLiteral are not compatible")
+        })?),
         Expr::Literal(Literal::Integer(v) | Literal::Duration(v)) => Some(*v),
         Expr::Literal(Literal::Float(f)) => Some(*f as i64),
         Expr::Binary { lhs, op, rhs } if matches!(op, BinaryOp::Add | BinaryOp::Sub) => {

@@ -7,7 +7,7 @@ use ferrite_influxql::{Expr, Literal};
 
 use super::eval::{self, PointRef, Scalar};
 use super::source::Source;
-use super::value::Value;
+use super::value::{FieldType, Value};
 use super::{Error, Result};
 
 /// An aggregate or selector.
@@ -185,6 +185,22 @@ impl Func {
         )
     }
 
+    /// Accepts numbers only.
+    pub fn is_numeric_only(&self) -> bool {
+        matches!(
+            self,
+            Self::Integral(_)
+                | Self::Mean
+                | Self::Median
+                | Self::Spread
+                | Self::Stddev
+                | Self::Sum
+                | Self::Percentile(_)
+                | Self::Top(_)
+                | Self::Bottom(_)
+        )
+    }
+
     /// Returns several rows per bucket.
     pub fn is_multi_row(&self) -> bool {
         matches!(
@@ -262,8 +278,19 @@ impl Call {
                 .collect::<Result<_>>()?,
             _ => Vec::new(),
         };
+        let arg = eval::compile(&first, source, now)?;
+        if func.is_numeric_only()
+            && let Scalar::Field(i) = &arg
+            && let Some(t @ (FieldType::String | FieldType::Boolean)) = source.fields[*i].1
+        {
+            return Err(Error::query(format!(
+                "unsupported {} iterator type: *query.{}InterruptIterator",
+                func.name(),
+                t.name()
+            )));
+        }
         Ok(Self {
-            arg: eval::compile(&first, source, now)?,
+            arg,
             func,
             tag_args,
         })
@@ -301,9 +328,20 @@ impl Call {
                 one(Value::Integer(distinct.len() as i64))
             }
             Func::Distinct => {
-                let mut distinct: Vec<Value> = values.iter().map(|(_, v, _)| v.clone()).collect();
-                distinct.sort_by(|a, b| a.total_cmp(b));
-                distinct.dedup();
+                // In order of first appearance within one series; merged from several,
+                // sorted by value (InfluxDB's order either way).
+                let mut distinct: Vec<Value> = Vec::new();
+                for (_, v, _) in &values {
+                    if !distinct.contains(v) {
+                        distinct.push(v.clone());
+                    }
+                }
+                let one_series = points
+                    .windows(2)
+                    .all(|w| std::ptr::eq(w[0].tags, w[1].tags));
+                if !one_series {
+                    distinct.sort_by(|a, b| a.total_cmp(b));
+                }
                 CallOutput::Rows(distinct.into_iter().map(|v| (0, v, None)).collect())
             }
             Func::Sum => one(sum(&values)),
@@ -372,8 +410,21 @@ impl Call {
                     Value::Float(area)
                 }
             }),
-            Func::First => pick(values.first()),
-            Func::Last => pick(values.iter().rev().max_by_key(|(t, _, _)| *t)),
+            // Points of one time (from several series): the greater value wins.
+            Func::First => pick(values.iter().reduce(|best, x| {
+                if x.0 < best.0 || (x.0 == best.0 && x.1.total_cmp(&best.1).is_gt()) {
+                    x
+                } else {
+                    best
+                }
+            })),
+            Func::Last => pick(values.iter().reduce(|best, x| {
+                if x.0 > best.0 || (x.0 == best.0 && x.1.total_cmp(&best.1).is_gt()) {
+                    x
+                } else {
+                    best
+                }
+            })),
             Func::Min => pick(values.iter().reduce(|best, x| {
                 if x.1.total_cmp(&best.1).is_lt() {
                     x
@@ -502,6 +553,26 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// Its name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Difference {
+                non_negative: false,
+            } => "difference",
+            Self::Difference { non_negative: true } => "non_negative_difference",
+            Self::Derivative {
+                non_negative: false,
+                ..
+            } => "derivative",
+            Self::Derivative {
+                non_negative: true, ..
+            } => "non_negative_derivative",
+            Self::MovingAverage(_) => "moving_average",
+            Self::CumulativeSum => "cumulative_sum",
+            Self::Elapsed(_) => "elapsed",
+        }
+    }
+
     /// The transformation called `name`, if it is one.
     pub fn parse(name: &str, args: &[Expr]) -> Result<Option<Self>> {
         let unit = |i: usize| -> Result<Option<i64>> {

@@ -91,20 +91,27 @@ impl Epoch {
         })
     }
 
-    fn time(self, t: i64) -> Json {
+    fn time(self, t: i64, tz: Option<chrono_tz::Tz>) -> Json {
         match self {
-            Self::Rfc3339 => Json::String(rfc3339(t)),
+            Self::Rfc3339 => Json::String(rfc3339(t, tz)),
             Self::Divide(unit) => Json::from(t.div_euclid(unit)),
         }
     }
 }
 
-/// Go's `time.RFC3339Nano` in UTC: trailing zeros of the fraction trimmed.
-fn rfc3339(t: i64) -> String {
-    DateTime::from_timestamp_nanos(t).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+/// Go's `time.RFC3339Nano`: trailing zeros of the fraction trimmed; in `tz`'s offset when
+/// the statement set one, else UTC (`Z`).
+fn rfc3339(t: i64, tz: Option<chrono_tz::Tz>) -> String {
+    let utc = DateTime::from_timestamp_nanos(t);
+    match tz {
+        Some(tz) => utc
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        None => utc.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    }
 }
 
-fn json_value(v: &Value, epoch: Epoch) -> Json {
+fn json_value(v: &Value, epoch: Epoch, tz: Option<chrono_tz::Tz>) -> Json {
     match v {
         Value::Null => Json::Null,
         // Go prints integral floats without a fraction.
@@ -116,7 +123,7 @@ fn json_value(v: &Value, epoch: Epoch) -> Json {
         Value::Unsigned(u) => Json::from(*u),
         Value::String(s) => Json::String(s.clone()),
         Value::Boolean(b) => Json::Bool(*b),
-        Value::Time(t) => epoch.time(*t),
+        Value::Time(t) => epoch.time(*t, tz),
     }
 }
 
@@ -133,7 +140,7 @@ fn series_json(s: &Series, rows: &[Vec<Value>], epoch: Epoch, partial: bool) -> 
         "values".into(),
         Json::Array(
             rows.iter()
-                .map(|r| Json::Array(r.iter().map(|v| json_value(v, epoch)).collect()))
+                .map(|r| Json::Array(r.iter().map(|v| json_value(v, epoch, s.timezone)).collect()))
                 .collect(),
         ),
     );
@@ -181,6 +188,7 @@ async fn v1_query(
             .influxql(InfluxqlRequest {
                 caller: &caller,
                 database: params.get("db").map(String::as_str),
+                retention_policy: params.get("rp").map(String::as_str),
                 query: q,
                 params: bind_params(params.get("params"))?,
             })
@@ -308,7 +316,7 @@ fn to_csv(results: &[StatementResult], epoch: Epoch) -> String {
             for row in &s.values {
                 let cells: Vec<String> = row
                     .iter()
-                    .map(|v| match json_value(v, epoch) {
+                    .map(|v| match json_value(v, epoch, None) {
                         Json::Null => String::new(),
                         Json::String(s) => csv_cell(&s),
                         other => other.to_string(),
@@ -377,6 +385,7 @@ async fn v3_query(
             .influxql(InfluxqlRequest {
                 caller: &caller,
                 database: db.as_deref(),
+                retention_policy: None,
                 query: &q,
                 params,
             })

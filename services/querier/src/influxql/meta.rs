@@ -27,6 +27,7 @@ fn series(name: &str, columns: &[&str], values: Vec<Vec<Value>>) -> Vec<Series> 
         tags: BTreeMap::new(),
         columns: columns.iter().map(|c| (*c).to_string()).collect(),
         values,
+        timezone: None,
     }]
 }
 

@@ -58,6 +58,8 @@ pub struct Series {
     pub columns: Vec<String>,
     /// Rows.
     pub values: Vec<Vec<Value>>,
+    /// The statement's `tz()`: RFC3339 times are printed with its offset.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// The outcome of one statement.
@@ -104,6 +106,9 @@ pub struct InfluxqlRequest<'a> {
     pub caller: &'a Caller,
     /// The `db` parameter (statements may name their own).
     pub database: Option<&'a str>,
+    /// The `rp` parameter: a policy other than `autogen` / `default` names the database
+    /// `db/rp`, as writes do.
+    pub retention_policy: Option<&'a str>,
     /// The statements.
     pub query: &'a str,
     /// Values of `$name` bind parameters.
@@ -129,6 +134,8 @@ impl QueryEngine {
                 .map_err(|e| QueryError::InvalidRequest(format!("error parsing query: {e}")))?;
             for statement in &mut statements {
                 bind(statement, &request.params)?;
+                check_time_zones(statement)?;
+                check_regexes(statement)?;
             }
             let _slot = self.slot().await?;
             let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
@@ -178,16 +185,19 @@ impl QueryEngine {
         now: i64,
     ) -> Result<Vec<Series>> {
         let database = |named: Option<&String>| -> Result<String> {
-            named
+            let db = named
                 .map(String::as_str)
                 .or(request.database)
                 .filter(|d| !d.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| Error::query("database name required"))
+                .ok_or_else(|| Error::query("database name required"))?;
+            Ok(with_policy(db, request.retention_policy))
         };
         match statement {
             Statement::Select(select) => {
-                let db = database(select_database(select))?;
+                let db = match select_database(select) {
+                    Some((db, rp)) => with_policy(db, rp.map(String::as_str)),
+                    None => database(None)?,
+                };
                 let reader = self.reader(request.caller, &db).await?;
                 select::select(&reader, select, now).await
             }
@@ -238,12 +248,105 @@ impl QueryEngine {
     }
 }
 
-/// The database the first measurement of `select` names, if any (`db.rp.m`).
-fn select_database(select: &SelectStatement) -> Option<&String> {
+/// A `tz()` naming no time zone fails the request as a parse error, as in InfluxDB 1.x.
+fn check_time_zones(statement: &Statement) -> std::result::Result<(), QueryError> {
+    fn check(select: &SelectStatement) -> std::result::Result<(), QueryError> {
+        if let Some(name) = &select.timezone
+            && name.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(QueryError::InvalidRequest(format!(
+                "error parsing query: unable to find time zone {name}"
+            )));
+        }
+        select.sources.iter().try_for_each(|s| match s {
+            AstSource::Subquery(inner) => check(inner),
+            AstSource::Measurement(_) => Ok(()),
+        })
+    }
+    match statement {
+        Statement::Select(select) => check(select),
+        _ => Ok(()),
+    }
+}
+
+/// A regex that does not compile fails the request as a parse error, as in InfluxDB 1.x.
+fn check_regexes(statement: &Statement) -> std::result::Result<(), QueryError> {
+    fn regex(source: &str) -> std::result::Result<(), QueryError> {
+        regex::Regex::new(source).map(|_| ()).map_err(|e| {
+            let reason = e.to_string();
+            let reason = reason.lines().last().unwrap_or_default().trim().to_string();
+            QueryError::InvalidRequest(format!(
+                "error parsing query: error parsing regexp: {reason}: `{source}`"
+            ))
+        })
+    }
+    fn expr(e: &Expr) -> std::result::Result<(), QueryError> {
+        match e {
+            Expr::Literal(Literal::Regex(r)) => regex(r),
+            Expr::Call { args, .. } => args.iter().try_for_each(expr),
+            Expr::Binary { lhs, rhs, .. } => expr(lhs).and_then(|()| expr(rhs)),
+            Expr::Nested(inner) => expr(inner),
+            _ => Ok(()),
+        }
+    }
+    fn name(m: &ferrite_influxql::MeasurementName) -> std::result::Result<(), QueryError> {
+        match m {
+            ferrite_influxql::MeasurementName::Regex(r) => regex(r),
+            ferrite_influxql::MeasurementName::Name(_) => Ok(()),
+        }
+    }
+    fn select(s: &SelectStatement) -> std::result::Result<(), QueryError> {
+        s.fields.iter().try_for_each(|f| expr(&f.expr))?;
+        s.condition.iter().try_for_each(expr)?;
+        for d in &s.dimensions {
+            if let ferrite_influxql::Dimension::Regex(r) = d {
+                regex(r)?;
+            }
+        }
+        s.sources.iter().try_for_each(|source| match source {
+            AstSource::Measurement(m) => name(&m.name),
+            AstSource::Subquery(inner) => select(inner),
+        })
+    }
+    match statement {
+        Statement::Select(s) => select(s),
+        Statement::ShowMeasurements(s) => {
+            s.with_measurement.iter().try_for_each(name)?;
+            s.condition.iter().try_for_each(expr)
+        }
+        Statement::ShowTagKeys(s) => s.condition.iter().try_for_each(expr),
+        Statement::ShowTagValues(s) => {
+            if let ferrite_influxql::ShowTagValuesKey::EqRegex(r)
+            | ferrite_influxql::ShowTagValuesKey::NotEqRegex(r) = &s.key
+            {
+                regex(r)?;
+            }
+            s.condition.iter().try_for_each(expr)
+        }
+        Statement::ShowSeries(s) => s.condition.iter().try_for_each(expr),
+        _ => Ok(()),
+    }
+}
+
+/// The database (and policy) the first qualified measurement of `select` names
+/// (`db.rp.m`), if any.
+fn select_database(select: &SelectStatement) -> Option<(&str, Option<&String>)> {
     select.sources.iter().find_map(|s| match s {
-        AstSource::Measurement(m) => m.database.as_ref(),
+        AstSource::Measurement(m) => m
+            .database
+            .as_deref()
+            .map(|db| (db, m.retention_policy.as_ref())),
         AstSource::Subquery(inner) => select_database(inner),
     })
+}
+
+/// The database holding `db`'s retention policy `rp`: `db` itself for the default policy,
+/// else `db/rp` (as v1 writes name it).
+fn with_policy(db: &str, rp: Option<&str>) -> String {
+    match rp {
+        None | Some("" | "autogen" | "default") => db.to_string(),
+        Some(rp) => format!("{db}/{rp}"),
+    }
 }
 
 /// Reads one database's measurements for `SELECT` and `SHOW`.

@@ -80,62 +80,89 @@ pub fn select<'a>(
                     .map_err(|_| Error::query(format!("unable to find time zone {name}")))
             })
             .transpose()?;
-        let mut out = Vec::new();
+        // Every measurement of the statement shares one column list (InfluxDB's union of
+        // their fields and tags): a measurement lacking a column has nulls there.
+        let mut names: BTreeSet<String> = BTreeSet::new();
         for source in &stmt.sources {
-            match source {
-                AstSource::Measurement(m) => {
-                    let names: Vec<String> = match &m.name {
-                        MeasurementName::Name(n) => vec![n.clone()],
-                        MeasurementName::Regex(re) => {
-                            let re = eval::compile_regex(re)?;
-                            let mut names: Vec<String> = reader
-                                .measurements()
-                                .into_iter()
-                                .filter(|n| re.is_match(n))
-                                .collect();
-                            names.sort();
-                            names
-                        }
-                    };
-                    for name in names {
-                        let Some((fields, numeric, tags)) = reader.columns(&name) else {
-                            continue;
-                        };
-                        let plan = Plan::new(stmt, &fields, &numeric, &tags, range, tz)?;
-                        let scan = Scan {
-                            fields: plan.needed_fields(condition.as_ref(), &fields),
-                            min_time: range.min,
-                            max_time: range.max,
-                            tag_equals: condition
-                                .as_ref()
-                                .map(|c| eval::tag_equalities(c, &tags))
-                                .unwrap_or_default(),
-                        };
-                        let Some(source) = reader.scan(&name, scan).await? else {
-                            continue;
-                        };
-                        out.extend(plan.run(&source, condition.as_ref(), now)?);
+            if let AstSource::Measurement(m) = source {
+                match &m.name {
+                    MeasurementName::Name(n) => {
+                        names.insert(n.clone());
                     }
-                }
-                AstSource::Subquery(inner) => {
-                    let inner_series = select(reader, inner, now).await?;
-                    for source in sources_of(inner_series) {
-                        let fields: Vec<String> =
-                            source.fields.iter().map(|(n, _)| n.clone()).collect();
-                        let numeric = numeric_columns(&source);
-                        let plan = Plan::new(stmt, &fields, &numeric, &source.tag_keys, range, tz)?;
-                        let mut source = source;
-                        // The outer time range applies to the inner rows too.
-                        for series in &mut source.series {
-                            series.points.retain(|p| {
-                                range.min.is_none_or(|m| p.time >= m)
-                                    && range.max.is_none_or(|m| p.time <= m)
-                            });
-                        }
-                        out.extend(plan.run(&source, condition.as_ref(), now)?);
+                    MeasurementName::Regex(re) => {
+                        let re = eval::compile_regex(re)?;
+                        names.extend(reader.measurements().into_iter().filter(|n| re.is_match(n)));
                     }
                 }
             }
+        }
+        let mut fields: Vec<String> = Vec::new();
+        let mut numeric = BTreeSet::new();
+        let mut tags = BTreeSet::new();
+        let mut present = Vec::new();
+        for name in &names {
+            let Some((f, n, t)) = reader.columns(name) else {
+                continue;
+            };
+            for field in f {
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            numeric.extend(n);
+            tags.extend(t);
+            present.push(name.clone());
+        }
+        fields.sort();
+        let mut out = Vec::new();
+        if !present.is_empty() {
+            let plan = Plan::new(stmt, &fields, &numeric, &tags, range, tz)?;
+            for name in present {
+                let scan = Scan {
+                    fields: plan.needed_fields(condition.as_ref(), &fields),
+                    min_time: range.min,
+                    max_time: range.max,
+                    tag_equals: condition
+                        .as_ref()
+                        .map(|c| eval::tag_equalities(c, &tags))
+                        .unwrap_or_default(),
+                };
+                let Some(source) = reader.scan(&name, scan).await? else {
+                    continue;
+                };
+                out.extend(plan.run(&source, condition.as_ref(), now)?);
+            }
+        }
+        for source in &stmt.sources {
+            let AstSource::Subquery(inner) = source else {
+                continue;
+            };
+            // The outer query's GROUP BY tags group the inner query too.
+            let mut inner = inner.as_ref().clone();
+            for dim in &stmt.dimensions {
+                if !matches!(dim, Dimension::Time { .. }) && !inner.dimensions.contains(dim) {
+                    inner.dimensions.push(dim.clone());
+                }
+            }
+            let inner_series = select(reader, &inner, now).await?;
+            for source in sources_of(inner_series) {
+                let fields: Vec<String> = source.fields.iter().map(|(n, _)| n.clone()).collect();
+                let numeric = numeric_columns(&source);
+                let plan = Plan::new(stmt, &fields, &numeric, &source.tag_keys, range, tz)?;
+                let mut source = source;
+                // The outer time range applies to the inner rows too.
+                for series in &mut source.series {
+                    series.points.retain(|p| {
+                        range.min.is_none_or(|m| p.time >= m)
+                            && range.max.is_none_or(|m| p.time <= m)
+                    });
+                }
+                out.extend(plan.run(&source, condition.as_ref(), now)?);
+            }
+        }
+        if stmt.order_by == Some(SortOrder::Descending) {
+            // Descending time order lists the series in reverse too.
+            out.reverse();
         }
         let offset = stmt.series_offset.unwrap_or(0) as usize;
         let mut out: Vec<Series> = out.into_iter().skip(offset).collect();
@@ -318,6 +345,15 @@ impl<'s> Plan<'s> {
         }
         if aggregate {
             check_aggregate_mix(&projs, &calls)?;
+            if self.interval.is_none()
+                && let Some(Proj::Transform(t, _)) =
+                    projs.iter().find(|p| matches!(p, Proj::Transform(..)))
+            {
+                return Err(Error::query(format!(
+                    "{} aggregate requires a GROUP BY interval",
+                    t.name()
+                )));
+            }
         } else if !projs.iter().any(reads_field) {
             // Only tags selected: InfluxDB answers with no rows.
             return Ok(Vec::new());
@@ -391,6 +427,7 @@ impl<'s> Plan<'s> {
                 tags: key.into_iter().collect(),
                 columns: column_names.clone(),
                 values: rows,
+                timezone: self.tz,
             });
         }
         Ok(out)
@@ -541,11 +578,20 @@ impl<'s> Plan<'s> {
             };
             let time = match (selector_time, &outputs[..]) {
                 (true, [CallOutput::One { time: Some(t), .. }]) => *t,
+                // InfluxDB reports an integral over the whole range at time zero.
+                _ if self.interval.is_none()
+                    && calls.iter().all(|c| matches!(c.func, Func::Integral(_))) =>
+                {
+                    0
+                }
                 _ => start,
             };
             let mut row = vec![Value::Time(time)];
             for proj in projs {
                 row.push(eval_bucket(proj, &outputs, selected));
+            }
+            if self.interval.is_none() && row[1..].iter().all(Value::is_null) {
+                continue;
             }
             rows.push(row);
             empty_rows.push(false);
@@ -730,6 +776,8 @@ fn expand(
                     ));
                 }
             }
+            // `time` is always the first column; naming it adds nothing.
+            Expr::VarRef { name, .. } if name == "time" => {}
             expr => {
                 let label = field.alias.clone().unwrap_or_else(|| column_name(expr));
                 out.push((label, expr.clone()));
@@ -877,11 +925,39 @@ fn reads_field(p: &Proj) -> bool {
     }
 }
 
+/// The field indexes a projection reads.
+fn proj_fields(p: &Proj, out: &mut Vec<usize>) {
+    match p {
+        Proj::Scalar(s) => scalar_fields(s, out),
+        Proj::Binary(l, _, r) => {
+            proj_fields(l, out);
+            proj_fields(r, out);
+        }
+        Proj::Math(_, args) => args.iter().for_each(|a| proj_fields(a, out)),
+        Proj::Transform(_, inner) => proj_fields(inner, out),
+        Proj::Call(_) | Proj::Lit(_) => {}
+    }
+}
+
+fn scalar_fields(s: &Scalar, out: &mut Vec<usize>) {
+    match s {
+        Scalar::Field(i) => out.push(*i),
+        Scalar::Binary(l, _, r) => {
+            scalar_fields(l, out);
+            scalar_fields(r, out);
+        }
+        Scalar::Math(_, args) => args.iter().for_each(|a| scalar_fields(a, out)),
+        Scalar::Cast(inner, _) => scalar_fields(inner, out),
+        _ => {}
+    }
+}
+
 fn scalar_reads_field(s: &Scalar) -> bool {
     match s {
         Scalar::Field(_) => true,
         Scalar::Binary(l, _, r) => scalar_reads_field(l) || scalar_reads_field(r),
         Scalar::Math(_, args) => args.iter().any(scalar_reads_field),
+        Scalar::Cast(inner, _) => scalar_reads_field(inner),
         _ => false,
     }
 }
@@ -962,7 +1038,8 @@ fn eval_bucket(p: &Proj, outputs: &[CallOutput], point: Option<PointRef<'_>>) ->
 /// Rows of a raw query: one per point, or per transformed point.
 fn raw_rows(points: &[PointRef<'_>], projs: &[Proj]) -> Result<Vec<Vec<Value>>> {
     let mut rows = Vec::with_capacity(points.len());
-    let field_columns: Vec<bool> = projs.iter().map(reads_field).collect();
+    let mut read: Vec<usize> = Vec::new();
+    projs.iter().for_each(|p| proj_fields(p, &mut read));
     let transforms = projs.iter().any(has_transform);
     for p in points {
         let mut row = Vec::with_capacity(projs.len() + 1);
@@ -973,12 +1050,8 @@ fn raw_rows(points: &[PointRef<'_>], projs: &[Proj]) -> Result<Vec<Vec<Value>>> 
                 other => eval_bucket(other, &[], Some(*p)),
             });
         }
-        // A row whose selected fields are all missing is not a row.
-        let any = row[1..]
-            .iter()
-            .zip(&field_columns)
-            .any(|(v, is_field)| *is_field && !v.is_null());
-        if any {
+        // A point without any of the fields the projections read is not a row.
+        if read.iter().any(|i| !p.values[*i].is_null()) {
             rows.push(row);
         }
     }

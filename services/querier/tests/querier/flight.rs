@@ -136,10 +136,10 @@ async fn do_get_errors_map_to_grpc_codes() {
             "error while planning query",
         ),
         (
-            json!({"database": f.db, "sql_query": "SHOW MEASUREMENTS", "query_type": "influxql"})
+            json!({"database": f.db, "sql_query": "SHOW MEASURE", "query_type": "influxql"})
                 .to_string(),
             tonic::Code::InvalidArgument,
-            "InfluxQL is not supported yet",
+            "error parsing query: found MEASURE",
         ),
         (
             "garbage".to_string(),
