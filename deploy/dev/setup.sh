@@ -15,8 +15,11 @@
 #     Flight SQL client with Grafana's macros and the Arrow Flight SQL JDBC driver with a
 #     small Java program (deploy/dev/install-clients.sh; rebuilt only when their sources
 #     change); Jaeger, the trace backend of the observability tests, built the same way
-#     (deploy/dev/install-jaeger.sh), and Debian's prometheus package, the Prometheus and
-#     promtool those tests run (deploy/dev/install-prometheus.sh; its service left stopped).
+#     (deploy/dev/install-jaeger.sh); influxd, InfluxDB 1.x itself, the reference the InfluxQL
+#     differential tests compare ferrite's /query with, built the same way
+#     (deploy/dev/install-influxd.sh; skipped when the pinned version is there already); and
+#     Debian's prometheus package, the Prometheus and promtool the observability tests run
+#     (deploy/dev/install-prometheus.sh; its service left stopped).
 #  3. A Python virtualenv at <repo>/.venv with services/testkit/python/requirements.txt,
 #     re-installed only when the requirements file (or the interpreter) changed: a hash stamp
 #     is kept inside .venv.
@@ -88,6 +91,7 @@ bash "$REPO_ROOT/deploy/dev/install-helm.sh" || die "installing Helm failed"
 bash "$REPO_ROOT/deploy/dev/install-kube.sh" || die "building the Kubernetes control plane (kube-apiserver, kube-controller-manager, kubectl) failed"
 bash "$REPO_ROOT/deploy/dev/install-clients.sh" || die "building the SQL client programs (ferrite-sql-go, ferrite-sql-jdbc) failed"
 bash "$REPO_ROOT/deploy/dev/install-jaeger.sh" || die "building Jaeger (the observability tests' trace backend) failed"
+bash "$REPO_ROOT/deploy/dev/install-influxd.sh" || die "building influxd (InfluxDB 1.x, the reference of the InfluxQL differential tests) failed"
 bash "$REPO_ROOT/deploy/dev/install-prometheus.sh" || die "installing Prometheus and promtool (Debian's prometheus package) failed"
 
 # --- 3. Python virtualenv ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from ferrite_cluster import FerriteCluster, find_launcher
 from ferrite_e2e import (FerriteBinaryMissing, FerriteServer, assert_no_secret_in,
                          find_ferrite_bin, unique_db)
+from influxd import InfluxD, InfluxDMissing, find_influxd
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +55,21 @@ def cluster(ferrite_bin, tmp_path_factory):
     assert_no_secret_in(c.service_logs)
     code = c.stop()
     assert code == 0, f"ferrite-test-cluster exited {code}\n{c.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory):
+    """A real InfluxDB 1.x for the session, the reference of the InfluxQL tests (no auth).
+    Teardown: SIGTERM, and it must exit 0."""
+    try:
+        binary = find_influxd()
+    except InfluxDMissing as e:
+        pytest.exit(f"ferrite e2e: {e}", returncode=3)
+    ref = InfluxD(binary, tmp_path_factory.mktemp("influxd"))
+    ref.start()
+    yield ref
+    code = ref.stop()
+    assert code == 0, f"influxd exited {code} after SIGTERM\n{ref.log_tail()}"
 
 
 @pytest.fixture(scope="session", params=["serve", "cluster"])

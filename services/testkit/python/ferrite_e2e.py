@@ -89,6 +89,42 @@ def free_port() -> int:
 
 # --- the server -------------------------------------------------------------------------------
 
+def wait_answering(proc: subprocess.Popen, name: str, cmd, url: str, status: int, timeout: float,
+                   log_tail, verify=True) -> None:
+    """Poll `url` until it answers `status`; fail (killing `proc`) if the process exits first
+    or the time runs out, with the end of its log."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} while starting: "
+                               f"{' '.join(cmd)}\n{log_tail()}")
+        try:
+            r = requests.get(url, timeout=1, verify=verify)
+            if r.status_code == status:
+                return
+            last = f"{r.status_code} {r.text!r}"
+        except requests.RequestException as e:  # not listening yet
+            last = repr(e)
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"{name} not answering {url} within {timeout}s (last: {last})\n{log_tail()}")
+
+
+def stop_gracefully(proc: subprocess.Popen | None, name: str, timeout: float, log_tail) -> int:
+    """SIGTERM and return the exit code (0 if it was not running)."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else 0
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{name} did not exit within {timeout}s of SIGTERM\n{log_tail()}")
+
+
 class FerriteServer:
     """One `ferrite serve` process. `start()` may be called again after `stop()`/`kill()`
     (same data directory, a new port)."""
@@ -140,35 +176,12 @@ class FerriteServer:
         return self
 
     def _wait_healthy(self, cmd) -> None:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ferrite exited with {self.proc.returncode} while starting: "
-                                   f"{' '.join(cmd)}\n{self.log_tail()}")
-            try:
-                r = requests.get(self.url + "/health", timeout=1, verify=self.tls_ca or True)
-                if r.status_code == 200:
-                    return
-                last = f"{r.status_code} {r.text!r}"
-            except requests.RequestException as e:  # not listening yet
-                last = repr(e)
-            time.sleep(0.05)
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError(f"ferrite not healthy within {HEALTH_TIMEOUT_S}s (last: {last})\n{self.log_tail()}")
+        wait_answering(self.proc, "ferrite", cmd, self.url + "/health", 200, HEALTH_TIMEOUT_S,
+                       self.log_tail, verify=self.tls_ca or True)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM (persist everything, exit) and return the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(f"ferrite did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        return stop_gracefully(self.proc, "ferrite", timeout, self.log_tail)
 
     def kill(self) -> int:
         """SIGKILL: a crash. Whatever was acknowledged must come back from the WAL."""
