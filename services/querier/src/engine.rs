@@ -536,12 +536,19 @@ impl QueryEngine {
         &self.runtime
     }
 
-    /// [`Self::session`] (without system tables listed) and the database schema it holds.
+    /// The longest a query may run, if limited.
+    pub(crate) fn query_timeout(&self) -> Option<Duration> {
+        self.config.query_timeout
+    }
+
+    /// [`Self::session`] (without system tables listed) over `runtime`, and the database
+    /// schema it holds.
     pub(crate) async fn session_and_schema(
         &self,
         database: &str,
+        runtime: &Arc<RuntimeEnv>,
     ) -> Result<(SessionContext, DatabaseSchema)> {
-        let runtime = || Arc::clone(&self.runtime);
+        let runtime = || Arc::clone(runtime);
         match self
             .try_session_and_schema(database, runtime(), false)
             .await

@@ -33,6 +33,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use ferrite_auth::Caller;
 use ferrite_influxql::{Expr, Literal, SelectStatement, Source as AstSource, Statement};
@@ -129,6 +131,12 @@ impl QueryEngine {
             request.query,
             Arc::clone(&self.runtime_env().memory_pool),
         );
+        // The query's operators and the rows it holds draw on its own pool (counted in the
+        // query log) on the way to the engine's.
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: tracker.memory_pool(),
+            ..(**self.runtime_env()).clone()
+        });
         let run = async {
             let mut statements = ferrite_influxql::parse_statements(request.query)
                 .map_err(|e| QueryError::InvalidRequest(format!("error parsing query: {e}")))?;
@@ -146,7 +154,7 @@ impl QueryEngine {
                 let outcome = if failed {
                     Err("not executed".to_string())
                 } else {
-                    match self.statement(&request, statement, now).await {
+                    match self.statement(&request, statement, now, &runtime).await {
                         Ok(series) => Ok(series),
                         Err(Error::Query(message)) => Err(message),
                         Err(Error::Engine(e)) => return Err(e),
@@ -161,7 +169,13 @@ impl QueryEngine {
             Ok(results)
         };
         let span = tracker.span().clone();
-        let result = tracing::Instrument::instrument(run, span).await;
+        let run = tracing::Instrument::instrument(run, span);
+        let result = match self.query_timeout() {
+            None => run.await,
+            Some(limit) => tokio::time::timeout(limit, run)
+                .await
+                .unwrap_or(Err(QueryError::Timeout(limit))),
+        };
         match &result {
             Ok(results) => {
                 let rows: usize = results
@@ -183,7 +197,9 @@ impl QueryEngine {
         request: &InfluxqlRequest<'_>,
         statement: &Statement,
         now: i64,
+        runtime: &Arc<RuntimeEnv>,
     ) -> Result<Vec<Series>> {
+        let reader = |db: String| self.reader(request.caller, db, runtime);
         let database = |named: Option<&String>| -> Result<String> {
             let db = named
                 .map(String::as_str)
@@ -198,7 +214,7 @@ impl QueryEngine {
                     Some((db, rp)) => with_policy(db, rp.map(String::as_str)),
                     None => database(None)?,
                 };
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 select::select(&reader, select, now).await
             }
             Statement::ShowDatabases => meta::show_databases(self, request.caller).await,
@@ -211,40 +227,51 @@ impl QueryEngine {
             }
             Statement::ShowMeasurements(show) => {
                 let db = database(show.database.as_ref())?;
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 meta::show_measurements(&reader, show, now).await
             }
             Statement::ShowTagKeys(show) => {
                 let db = database(show.database.as_ref())?;
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 meta::show_tag_keys(&reader, show, now).await
             }
             Statement::ShowTagValues(show) => {
                 let db = database(show.database.as_ref())?;
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 meta::show_tag_values(&reader, show, now).await
             }
             Statement::ShowFieldKeys(show) => {
                 let db = database(show.database.as_ref())?;
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 meta::show_field_keys(&reader, show)
             }
             Statement::ShowSeries(show) => {
                 let db = database(show.database.as_ref())?;
-                let reader = self.reader(request.caller, &db).await?;
+                let reader = reader(db).await?;
                 meta::show_series(&reader, show, now).await
             }
         }
     }
 
-    /// A reader of `database` for `caller`, who must be allowed to read it.
-    async fn reader(&self, caller: &Caller, database: &str) -> Result<DbReader> {
+    /// A reader of `database` for `caller`, who must be allowed to read it, whose scans run
+    /// on `runtime` and count the rows they hold in its memory pool.
+    async fn reader(
+        &self,
+        caller: &Caller,
+        database: String,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<DbReader> {
         caller
-            .require(ferrite_catalog::Action::Read, database)
+            .require(ferrite_catalog::Action::Read, &database)
             .await
             .map_err(|e| Error::Engine(e.into()))?;
-        let (ctx, schema) = self.session_and_schema(database).await?;
-        Ok(DbReader { ctx, schema })
+        let (ctx, schema) = self.session_and_schema(&database, runtime).await?;
+        let memory = MemoryConsumer::new("InfluxQL rows").register(&runtime.memory_pool);
+        Ok(DbReader {
+            ctx,
+            schema,
+            memory: parking_lot::Mutex::new(memory),
+        })
     }
 }
 
@@ -353,6 +380,8 @@ fn with_policy(db: &str, rp: Option<&str>) -> String {
 pub(crate) struct DbReader {
     ctx: SessionContext,
     schema: DatabaseSchema,
+    /// The rows its scans hold.
+    memory: parking_lot::Mutex<MemoryReservation>,
 }
 
 impl select::Reader for DbReader {
@@ -369,7 +398,9 @@ impl select::Reader for DbReader {
             let Some(table) = self.schema.tables.get(name) else {
                 return Ok(None);
             };
-            Ok(Some(source::scan(&self.ctx, table, &scan).await?))
+            Ok(Some(
+                source::scan(&self.ctx, table, &scan, &self.memory).await?,
+            ))
         })
     }
 

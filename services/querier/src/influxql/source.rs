@@ -15,6 +15,7 @@ use arrow::array::{
 };
 use arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::logical_expr::{Expr as DfExpr, SortExpr, lit};
 use datafusion::prelude::SessionContext;
 use ferrite_model::{ColumnType, TableSchema};
@@ -87,7 +88,14 @@ pub struct Scan {
 
 /// Read `table` through `ctx`: the fields asked for (those the table has), every tag, in
 /// series of one tag set each.
-pub async fn scan(ctx: &SessionContext, table: &TableSchema, scan: &Scan) -> Result<Source> {
+/// The rows read are counted in `memory` (the query's pool): a scan too big for the querier
+/// fails with its memory limit instead of exhausting the process.
+pub async fn scan(
+    ctx: &SessionContext,
+    table: &TableSchema,
+    scan: &Scan,
+    memory: &parking_lot::Mutex<MemoryReservation>,
+) -> Result<Source> {
     let tag_keys: BTreeSet<String> = table
         .columns
         .iter()
@@ -136,6 +144,12 @@ pub async fn scan(ctx: &SessionContext, table: &TableSchema, scan: &Scan) -> Res
         .collect()
         .await
         .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    // Rows become values about twice their Arrow size.
+    memory
+        .lock()
+        .try_grow(bytes.saturating_mul(3))
+        .map_err(QueryError::from_stream_error)?;
 
     let mut by_tags: HashMap<Vec<Option<String>>, InputSeries> = HashMap::new();
     let tag_list: Vec<&String> = tag_keys.iter().collect();

@@ -4,10 +4,11 @@ final status and a message that says what to change, on HTTP and on Flight."""
 from __future__ import annotations
 
 import pyarrow as pa
+import requests
 import pytest
 
 from ferrite_cluster import FerriteCluster, find_launcher
-from ferrite_e2e import assert_204, flight_sql_query, lines, query_http, write_v2
+from ferrite_e2e import TOKEN, assert_204, flight_sql_query, lines, query_http, write_v2
 
 HOSTS = 20_000
 SQL = "SELECT host, avg(usage) AS usage FROM cpu GROUP BY host ORDER BY host DESC"
@@ -46,3 +47,15 @@ def test_flight_query_over_the_memory_limit_is_resource_exhausted(small_memory, 
     message = str(err.value)
     assert "gRPC returned resource exhausted error" in message, message
     assert "memory limit" in message, message
+
+
+def test_influxql_query_over_the_memory_limit_is_422(small_memory, db):
+    # The rows an InfluxQL statement reads count against the same limit.
+    url = f"{small_memory.url}/query"
+    r = requests.get(url, params={"db": db, "q": "SELECT mean(usage) FROM cpu GROUP BY host"},
+                     headers={"Authorization": f"Token {TOKEN}"}, timeout=60)
+    assert r.status_code == 422, r.text
+    assert "memory limit" in r.json()["error"]
+    r = requests.get(url, params={"db": db, "q": "SHOW MEASUREMENTS"},
+                     headers={"Authorization": f"Token {TOKEN}"}, timeout=60)
+    assert r.status_code == 200, r.text
