@@ -655,3 +655,86 @@ fn collect_equalities(
         _ => {}
     }
 }
+
+/// `condition` as a DataFusion filter with the same meaning (a missing tag is `''`; a
+/// comparison with a missing field is false), or `None` if part of it has no such form
+/// (it is then evaluated point by point instead).
+pub fn to_datafusion(condition: &Expr, source: &Source) -> Option<datafusion::logical_expr::Expr> {
+    use datafusion::common::{Column, ScalarValue};
+    use datafusion::logical_expr::{Expr as Df, lit};
+    let column = |name: &str| Df::Column(Column::from_name(name));
+    // A tag with its absence read as ''.
+    let tag = |name: &str| {
+        datafusion::functions::expr_fn::coalesce(vec![
+            datafusion::functions::expr_fn::arrow_cast(column(name), lit("Utf8")),
+            lit(""),
+        ])
+    };
+    match condition {
+        Expr::Nested(inner) => to_datafusion(inner, source),
+        Expr::Binary {
+            lhs,
+            op: op @ (BinaryOp::And | BinaryOp::Or),
+            rhs,
+        } => {
+            let l = to_datafusion(lhs, source)?;
+            let r = to_datafusion(rhs, source)?;
+            Some(if *op == BinaryOp::And {
+                l.and(r)
+            } else {
+                l.or(r)
+            })
+        }
+        Expr::Binary { lhs, op, rhs } => {
+            let (Expr::VarRef { name, data_type }, Expr::Literal(literal)) =
+                (lhs.as_ref(), rhs.as_ref())
+            else {
+                return None;
+            };
+            if !matches!(
+                data_type,
+                None | Some(VarRefDataType::Field | VarRefDataType::Tag)
+            ) {
+                return None;
+            }
+            let target = match resolve(source, name, *data_type) {
+                Resolved::Field(i) => column(&source.fields[i].0),
+                Resolved::Tag(t) => tag(&t),
+                Resolved::Missing => return Some(lit(false)),
+                Resolved::Time => return None,
+            };
+            if let (BinaryOp::EqRegex | BinaryOp::NotEqRegex, Literal::Regex(re)) = (op, literal) {
+                let matches =
+                    datafusion::functions::expr_fn::regexp_like(target, lit(re.as_str()), None);
+                return Some(if *op == BinaryOp::EqRegex {
+                    matches
+                } else {
+                    // A missing field never matches either way.
+                    matches
+                        .clone()
+                        .is_not_null()
+                        .and(datafusion::logical_expr::not(matches))
+                });
+            }
+            let value = match literal {
+                Literal::Integer(i) => ScalarValue::Int64(Some(*i)),
+                Literal::Unsigned(u) => ScalarValue::UInt64(Some(*u)),
+                Literal::Float(f) => ScalarValue::Float64(Some(*f)),
+                Literal::String(s) => ScalarValue::Utf8(Some(s.clone())),
+                Literal::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+                Literal::Duration(_) | Literal::Regex(_) => return None,
+            };
+            let value = lit(value);
+            Some(match op {
+                BinaryOp::Eq => target.eq(value),
+                BinaryOp::NotEq => target.not_eq(value),
+                BinaryOp::Lt => target.lt(value),
+                BinaryOp::LtEq => target.lt_eq(value),
+                BinaryOp::Gt => target.gt(value),
+                BinaryOp::GtEq => target.gt_eq(value),
+                _ => return None,
+            })
+        }
+        _ => None,
+    }
+}

@@ -6,7 +6,7 @@
 use ferrite_influxql::{Expr, Literal};
 
 use super::eval::{self, PointRef, Scalar};
-use super::source::Source;
+use super::source::{PushFunc, Source};
 use super::value::{FieldType, Value};
 use super::{Error, Result};
 
@@ -294,6 +294,31 @@ impl Call {
             func,
             tag_args,
         })
+    }
+
+    /// The DataFusion aggregate computing this call over field `name`, if there is one
+    /// with InfluxQL's result.
+    pub fn pushable(&self, source: &Source) -> Option<(PushFunc, String)> {
+        let Scalar::Field(i) = &self.arg else {
+            return None;
+        };
+        let (name, kind) = &source.fields[*i];
+        let numeric = matches!(
+            kind,
+            Some(FieldType::Float | FieldType::Integer | FieldType::Unsigned)
+        );
+        let func = match self.func {
+            Func::Count => PushFunc::Count,
+            Func::Sum if numeric => PushFunc::Sum,
+            Func::Mean if numeric => PushFunc::Mean,
+            Func::Spread if numeric => PushFunc::Spread,
+            Func::Min if numeric => PushFunc::Min,
+            Func::Max if numeric => PushFunc::Max,
+            Func::First => PushFunc::First,
+            Func::Last => PushFunc::Last,
+            _ => return None,
+        };
+        Some((func, name.clone()))
     }
 
     /// The call over one bucket's points (in time order).

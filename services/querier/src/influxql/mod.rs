@@ -404,6 +404,37 @@ impl select::Reader for DbReader {
         })
     }
 
+    fn aggregate<'a>(
+        &'a self,
+        name: &'a str,
+        request: source::AggregateScan,
+    ) -> BoxFuture<'a, Result<Option<Vec<source::AggregateRow>>>> {
+        Box::pin(async move {
+            let Some(table) = self.schema.tables.get(name) else {
+                return Ok(None);
+            };
+            Ok(Some(source::aggregate(&self.ctx, table, &request).await?))
+        })
+    }
+
+    fn shell(&self, name: &str) -> Option<source::Source> {
+        let table = self.schema.tables.get(name)?;
+        let mut shell = source::Source {
+            name: name.to_string(),
+            fields: Vec::new(),
+            tag_keys: BTreeSet::new(),
+            series: Vec::new(),
+        };
+        for (column, (_, kind)) in &table.columns {
+            if *kind == ferrite_model::ColumnType::Tag {
+                shell.tag_keys.insert(column.clone());
+            } else if let Some(t) = source::field_type(*kind) {
+                shell.fields.push((column.clone(), Some(t)));
+            }
+        }
+        Some(shell)
+    }
+
     fn columns(&self, name: &str) -> Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>)> {
         let table = self.schema.tables.get(name)?;
         let mut fields = Vec::new();

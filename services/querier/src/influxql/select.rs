@@ -20,7 +20,7 @@ use ferrite_influxql::{
 
 use super::eval::{self, MathFn, PointRef, Scalar, TimeRange};
 use super::functions::{Call, CallOutput, Func, Transform};
-use super::source::{InputSeries, Point, Scan, Source};
+use super::source::{AggregateRow, AggregateScan, InputSeries, Point, Scan, Source};
 use super::value::Value;
 use super::{Error, Result, Series};
 
@@ -34,6 +34,14 @@ pub trait Reader: Sync {
         name: &'a str,
         scan: Scan,
     ) -> futures::future::BoxFuture<'a, Result<Option<Source>>>;
+    /// Aggregate measurement `name` in DataFusion (`None` if it does not exist).
+    fn aggregate<'a>(
+        &'a self,
+        name: &'a str,
+        request: AggregateScan,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Vec<AggregateRow>>>>;
+    /// Measurement `name`'s fields (with their types) and tags, without rows.
+    fn shell(&self, name: &str) -> Option<Source>;
     /// The field names, the numeric ones among them, and the tag keys of measurement `name`
     /// (for expanding `*` before reading).
     fn columns(&self, name: &str) -> Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>)>;
@@ -118,6 +126,13 @@ pub fn select<'a>(
         if !present.is_empty() {
             let plan = Plan::new(stmt, &fields, &numeric, &tags, range, tz)?;
             for name in present {
+                if let Some(series) = plan
+                    .pushdown(reader, &name, condition.as_ref(), now)
+                    .await?
+                {
+                    out.extend(series);
+                    continue;
+                }
                 let scan = Scan {
                     fields: plan.needed_fields(condition.as_ref(), &fields),
                     min_time: range.min,
@@ -406,31 +421,126 @@ impl<'s> Plan<'s> {
                     }
                 })
                 .collect();
-            let mut rows = if aggregate {
+            let rows = if aggregate {
                 self.aggregate_rows(&points, &projs, &calls, earliest, now)?
             } else {
                 raw_rows(&points, &projs)?
             };
-            if self.stmt.order_by == Some(SortOrder::Descending) {
-                rows.reverse();
-            }
-            let offset = self.stmt.offset.unwrap_or(0) as usize;
-            let mut rows: Vec<Vec<Value>> = rows.into_iter().skip(offset).collect();
-            if let Some(limit) = self.stmt.limit {
-                rows.truncate(limit as usize);
-            }
-            if rows.is_empty() {
-                continue;
-            }
-            out.push(Series {
-                name: source.name.clone(),
-                tags: key.into_iter().collect(),
-                columns: column_names.clone(),
-                values: rows,
-                timezone: self.tz,
-            });
+            out.extend(self.series(&source.name, key, &column_names, rows));
         }
         Ok(out)
+    }
+
+    /// One output series of `rows` (ordered, offset and limited), unless none are left.
+    fn series(
+        &self,
+        name: &str,
+        key: GroupKey,
+        columns: &[String],
+        mut rows: Vec<Vec<Value>>,
+    ) -> Option<Series> {
+        if self.stmt.order_by == Some(SortOrder::Descending) {
+            rows.reverse();
+        }
+        let offset = self.stmt.offset.unwrap_or(0) as usize;
+        let mut rows: Vec<Vec<Value>> = rows.into_iter().skip(offset).collect();
+        if let Some(limit) = self.stmt.limit {
+            rows.truncate(limit as usize);
+        }
+        (!rows.is_empty()).then(|| Series {
+            name: name.to_string(),
+            tags: key.into_iter().collect(),
+            columns: columns.to_vec(),
+            values: rows,
+            timezone: self.tz,
+        })
+    }
+
+    /// Answer an aggregate query over measurement `name` with one DataFusion aggregate, when
+    /// every call is one DataFusion computes with InfluxQL's result (count, sum, mean, min,
+    /// max, first, last, spread of a field) and the condition has a DataFusion form; `None`
+    /// otherwise (the points are then read and aggregated here).
+    async fn pushdown(
+        &self,
+        reader: &dyn Reader,
+        name: &str,
+        condition: Option<&Expr>,
+        now: i64,
+    ) -> Result<Option<Vec<Series>>> {
+        if self.tz.is_some() {
+            return Ok(None);
+        }
+        let Some(shell) = reader.shell(name) else {
+            return Ok(None);
+        };
+        let mut calls: Vec<Call> = Vec::new();
+        let mut projs = Vec::new();
+        for (_, e) in &self.columns {
+            match compile_proj(e, &shell, now, &mut calls, false) {
+                Ok(p) => projs.push(p),
+                // The point-by-point path reports it.
+                Err(_) => return Ok(None),
+            }
+        }
+        if calls.is_empty() || !projs.iter().all(only_calls) {
+            return Ok(None);
+        }
+        if self.interval.is_none() && projs.iter().any(has_transform) {
+            return Ok(None);
+        }
+        let mut pushed = Vec::new();
+        for call in &calls {
+            let Some((func, field)) = call.pushable(&shell) else {
+                return Ok(None);
+            };
+            pushed.push((func, field));
+        }
+        let filter = match condition {
+            None => None,
+            Some(c) => match eval::to_datafusion(c, &shell) {
+                Some(f) => Some(f),
+                None => return Ok(None),
+            },
+        };
+        let request = AggregateScan {
+            min_time: self.range.min,
+            max_time: self.range.max,
+            filter,
+            group_tags: self.group_tags.clone(),
+            interval: self.interval,
+            calls: pushed,
+        };
+        tracing::debug!(
+            measurement = name,
+            "InfluxQL aggregate planned in DataFusion"
+        );
+        let Some(rows) = reader.aggregate(name, request).await? else {
+            return Ok(Some(Vec::new()));
+        };
+        let earliest = rows.iter().map(|r| r.bucket).min();
+        let mut groups: BTreeMap<GroupKey, BTreeMap<i64, Vec<CallOutput>>> = BTreeMap::new();
+        for row in rows {
+            let key: GroupKey = self.group_tags.iter().cloned().zip(row.tags).collect();
+            let outputs = row
+                .outputs
+                .into_iter()
+                .map(|(value, time)| CallOutput::One {
+                    value,
+                    time,
+                    point: None,
+                })
+                .collect();
+            groups.entry(key).or_default().insert(row.bucket, outputs);
+        }
+        let column_names: Vec<String> = std::iter::once("time".to_string())
+            .chain(self.output_names(&projs, &calls))
+            .collect();
+        let mut out = Vec::new();
+        for (key, buckets) in groups {
+            let rows = self.computed_rows(buckets, &projs, &calls, earliest, now)?;
+            out.extend(self.series(name, key, &column_names, rows));
+        }
+        Ok(Some(out))
     }
 
     /// The column names after `time`: aliases, else derived from the expression; a name
@@ -476,68 +586,38 @@ impl<'s> Plan<'s> {
                 let start = self.range.min.unwrap_or(0);
                 buckets.push((start, points));
             }
-            Some((interval, offset)) => {
-                let lower = self.range.min.or(earliest).unwrap_or(0);
-                let upper = self.range.max.unwrap_or(now);
+            Some((interval, offset)) if matches!(fill, Fill::None) => {
                 let mut at = 0;
-                let mut start = self.bucket_start(lower, interval, offset);
-                if matches!(fill, Fill::None) {
-                    while at < points.len() {
-                        let b = self.bucket_start(points[at].time, interval, offset);
-                        let end = points[at..]
-                            .iter()
-                            .position(|p| self.bucket_start(p.time, interval, offset) != b)
-                            .map_or(points.len(), |n| at + n);
-                        buckets.push((b, &points[at..end]));
-                        at = end;
-                    }
-                } else {
-                    let mut count = 0usize;
-                    while start <= upper {
-                        count += 1;
-                        if count > MAX_BUCKETS {
-                            return Err(Error::query(format!(
-                                "max-select-buckets limit exceeded: more than {MAX_BUCKETS} \
-                                 GROUP BY time buckets; narrow the time range or widen the \
-                                 interval"
-                            )));
-                        }
-                        let next = self.next_bucket(start, interval, offset);
-                        let end = points[at..]
-                            .iter()
-                            .position(|p| p.time >= next)
-                            .map_or(points.len(), |n| at + n);
-                        buckets.push((start, &points[at..end]));
-                        at = end;
-                        start = next;
-                    }
+                while at < points.len() {
+                    let b = self.bucket_start(points[at].time, interval, offset);
+                    let end = points[at..]
+                        .iter()
+                        .position(|p| self.bucket_start(p.time, interval, offset) != b)
+                        .map_or(points.len(), |n| at + n);
+                    buckets.push((b, &points[at..end]));
+                    at = end;
+                }
+            }
+            Some((interval, offset)) => {
+                let mut at = 0;
+                for start in self.bucket_starts(earliest, now)? {
+                    let next = self.next_bucket(start, interval, offset);
+                    let end = points[at..]
+                        .iter()
+                        .position(|p| p.time >= next)
+                        .map_or(points.len(), |n| at + n);
+                    buckets.push((start, &points[at..end]));
+                    at = end;
                 }
             }
         }
-        // One selector alone, without GROUP BY time: rows take the selected point's time.
-        let selector_time =
-            self.interval.is_none() && calls.len() == 1 && calls[0].func.is_selector();
         let multi_row = calls.len() == 1 && calls[0].func.is_multi_row();
-        let transforms = projs.iter().any(has_transform);
-        let mut rows: Vec<Vec<Value>> = Vec::new();
-        let mut empty_rows: Vec<bool> = Vec::new();
+        let mut rows = Vec::new();
         for (start, bucket) in buckets {
             if bucket.is_empty() {
-                if self.interval.is_none() {
-                    continue;
+                if self.interval.is_some() {
+                    rows.push((self.empty_row(start, projs, calls), true));
                 }
-                let mut row = vec![Value::Time(start)];
-                for (proj, n) in projs.iter().zip(self.widths(projs, calls)) {
-                    let v = match &fill {
-                        Fill::Integer(i) if !has_transform(proj) => Value::Integer(*i),
-                        Fill::Float(f) if !has_transform(proj) => Value::Float(*f),
-                        _ if count_only(proj, calls) => Value::Integer(0),
-                        _ => Value::Null,
-                    };
-                    row.extend(std::iter::repeat_n(v, n));
-                }
-                rows.push(row);
-                empty_rows.push(true);
                 continue;
             }
             let outputs: Vec<CallOutput> = calls.iter().map(|c| c.apply(bucket)).collect();
@@ -567,8 +647,7 @@ impl<'s> Plan<'s> {
                             other => row.push(eval_bucket(other, &[], point.map(|p| bucket[p]))),
                         }
                     }
-                    rows.push(row);
-                    empty_rows.push(false);
+                    rows.push((row, false));
                 }
                 continue;
             }
@@ -576,27 +655,134 @@ impl<'s> Plan<'s> {
                 Some(CallOutput::One { point, .. }) if calls.len() == 1 => point.map(|p| bucket[p]),
                 _ => None,
             };
-            let time = match (selector_time, &outputs[..]) {
-                (true, [CallOutput::One { time: Some(t), .. }]) => *t,
-                // InfluxDB reports an integral over the whole range at time zero.
-                _ if self.interval.is_none()
-                    && calls.iter().all(|c| matches!(c.func, Func::Integral(_))) =>
-                {
-                    0
-                }
-                _ => start,
-            };
-            let mut row = vec![Value::Time(time)];
-            for proj in projs {
-                row.push(eval_bucket(proj, &outputs, selected));
+            if let Some(row) = self.bucket_row(start, &outputs, selected, projs, calls) {
+                rows.push((row, false));
             }
-            if self.interval.is_none() && row[1..].iter().all(Value::is_null) {
-                continue;
-            }
-            rows.push(row);
-            empty_rows.push(false);
         }
-        match fill {
+        self.finish_rows(rows, projs)
+    }
+
+    /// Rows of an aggregate query whose calls were computed by DataFusion: `computed` holds
+    /// each non-empty bucket's call outputs, by bucket start.
+    fn computed_rows(
+        &self,
+        computed: BTreeMap<i64, Vec<CallOutput>>,
+        projs: &[Proj],
+        calls: &[Call],
+        earliest: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<Vec<Value>>> {
+        let fill = self.stmt.fill.unwrap_or(Fill::Null);
+        let mut rows = Vec::new();
+        if self.interval.is_none() || matches!(fill, Fill::None) {
+            for (start, outputs) in computed {
+                let start = if self.interval.is_none() {
+                    self.range.min.unwrap_or(0)
+                } else {
+                    start
+                };
+                if let Some(row) = self.bucket_row(start, &outputs, None, projs, calls) {
+                    rows.push((row, false));
+                }
+            }
+        } else {
+            let mut computed = computed;
+            for start in self.bucket_starts(earliest, now)? {
+                match computed.remove(&start) {
+                    Some(outputs) => {
+                        if let Some(row) = self.bucket_row(start, &outputs, None, projs, calls) {
+                            rows.push((row, false));
+                        }
+                    }
+                    None => rows.push((self.empty_row(start, projs, calls), true)),
+                }
+            }
+        }
+        self.finish_rows(rows, projs)
+    }
+
+    /// The starts of every `GROUP BY time` bucket of the query's range (from the earliest
+    /// point without a lower bound; to now without an upper one).
+    fn bucket_starts(&self, earliest: Option<i64>, now: i64) -> Result<Vec<i64>> {
+        let Some((interval, offset)) = self.interval else {
+            return Ok(Vec::new());
+        };
+        let lower = self.range.min.or(earliest).unwrap_or(0);
+        let upper = self.range.max.unwrap_or(now);
+        let mut starts = Vec::new();
+        let mut start = self.bucket_start(lower, interval, offset);
+        while start <= upper {
+            if starts.len() == MAX_BUCKETS {
+                return Err(Error::query(format!(
+                    "max-select-buckets limit exceeded: more than {MAX_BUCKETS} GROUP BY time \
+                     buckets; narrow the time range or widen the interval"
+                )));
+            }
+            starts.push(start);
+            start = self.next_bucket(start, interval, offset);
+        }
+        Ok(starts)
+    }
+
+    /// The row of an empty bucket before `fill(previous|linear)`: the fill value, 0 for a
+    /// bare `count`, else null.
+    fn empty_row(&self, start: i64, projs: &[Proj], calls: &[Call]) -> Vec<Value> {
+        let fill = self.stmt.fill.unwrap_or(Fill::Null);
+        let mut row = vec![Value::Time(start)];
+        for (proj, n) in projs.iter().zip(self.widths(projs, calls)) {
+            let v = match &fill {
+                Fill::Integer(i) if !has_transform(proj) => Value::Integer(*i),
+                Fill::Float(f) if !has_transform(proj) => Value::Float(*f),
+                _ if count_only(proj, calls) => Value::Integer(0),
+                _ => Value::Null,
+            };
+            row.extend(std::iter::repeat_n(v, n));
+        }
+        row
+    }
+
+    /// The row of a bucket with points (`None`: a bucket of the whole range whose every
+    /// value is null, which InfluxDB leaves out). `selected`: the point a lone selector chose.
+    fn bucket_row(
+        &self,
+        start: i64,
+        outputs: &[CallOutput],
+        selected: Option<PointRef<'_>>,
+        projs: &[Proj],
+        calls: &[Call],
+    ) -> Option<Vec<Value>> {
+        // One selector alone, without GROUP BY time: the row takes the selected point's time.
+        let selector_time =
+            self.interval.is_none() && calls.len() == 1 && calls[0].func.is_selector();
+        let time = match (selector_time, outputs) {
+            (true, [CallOutput::One { time: Some(t), .. }]) => *t,
+            // InfluxDB reports an integral over the whole range at time zero.
+            _ if self.interval.is_none()
+                && calls.iter().all(|c| matches!(c.func, Func::Integral(_))) =>
+            {
+                0
+            }
+            _ => start,
+        };
+        let mut row = vec![Value::Time(time)];
+        for proj in projs {
+            row.push(eval_bucket(proj, outputs, selected));
+        }
+        if self.interval.is_none() && row[1..].iter().all(Value::is_null) {
+            return None;
+        }
+        Some(row)
+    }
+
+    /// `fill(previous|linear)` over the rows (flagged when their bucket was empty), then the
+    /// transformations.
+    fn finish_rows(
+        &self,
+        rows: Vec<(Vec<Value>, bool)>,
+        projs: &[Proj],
+    ) -> Result<Vec<Vec<Value>>> {
+        let (mut rows, empty_rows): (Vec<Vec<Value>>, Vec<bool>) = rows.into_iter().unzip();
+        match self.stmt.fill.unwrap_or(Fill::Null) {
             Fill::Previous => {
                 for i in 1..rows.len() {
                     if empty_rows[i] {
@@ -611,7 +797,7 @@ impl<'s> Plan<'s> {
             Fill::Linear => fill_linear(&mut rows, &empty_rows),
             _ => {}
         }
-        if transforms {
+        if projs.iter().any(has_transform) {
             rows = apply_transforms(rows, projs, self.transform_interval())?;
         }
         Ok(rows)
@@ -912,6 +1098,17 @@ fn scalar_args(args: &[Proj]) -> Option<Vec<Scalar>> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether the projection is built of calls and constants only (no per-point value).
+fn only_calls(p: &Proj) -> bool {
+    match p {
+        Proj::Call(_) | Proj::Lit(_) => true,
+        Proj::Binary(l, _, r) => only_calls(l) && only_calls(r),
+        Proj::Math(_, args) => args.iter().all(only_calls),
+        Proj::Transform(_, inner) => only_calls(inner),
+        Proj::Scalar(_) => false,
+    }
 }
 
 fn reads_field(p: &Proj) -> bool {

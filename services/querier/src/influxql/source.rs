@@ -239,3 +239,218 @@ fn cell(array: &ArrayRef, row: usize) -> Result<Value> {
         ))
     })
 }
+
+/// An aggregate DataFusion computes for InfluxQL (see `select.rs`'s pushdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushFunc {
+    Count,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    First,
+    Last,
+    Spread,
+}
+
+/// A measurement's rows aggregated by DataFusion: filtered, grouped by tags and time bucket.
+#[derive(Debug, Clone, Default)]
+pub struct AggregateScan {
+    /// Inclusive time bounds, ns.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    /// The rest of the `WHERE` clause.
+    pub filter: Option<DfExpr>,
+    /// Tags to group by (a missing tag is the group `''`).
+    pub group_tags: Vec<String>,
+    /// `GROUP BY time(interval, offset)`.
+    pub interval: Option<(i64, i64)>,
+    /// What to compute, over which field.
+    pub calls: Vec<(PushFunc, String)>,
+}
+
+/// One group's results: its tag values, its bucket's start (0 without an interval) and each
+/// call's value with the time of the point a selector chose.
+#[derive(Debug, Clone)]
+pub struct AggregateRow {
+    pub tags: Vec<String>,
+    pub bucket: i64,
+    pub outputs: Vec<(Value, Option<i64>)>,
+}
+
+/// Run `request` over `table` as one DataFusion aggregate: time-bucketed with `date_bin`,
+/// selectors through ferrite's `selector_*` functions (which return the chosen point's time).
+pub async fn aggregate(
+    ctx: &SessionContext,
+    table: &TableSchema,
+    request: &AggregateScan,
+) -> Result<Vec<AggregateRow>> {
+    use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, sum};
+    let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
+    let column = |name: &str| DfExpr::Column(Column::from_name(name));
+    let mut df = ctx
+        .table(TableReference::bare(table.name.as_str()))
+        .await
+        .map_err(planning)?;
+    let mut conditions = Vec::new();
+    if let Some(min) = request.min_time {
+        conditions
+            .push(column("time").gt_eq(lit(ScalarValue::TimestampNanosecond(Some(min), None))));
+    }
+    if let Some(max) = request.max_time {
+        conditions
+            .push(column("time").lt_eq(lit(ScalarValue::TimestampNanosecond(Some(max), None))));
+    }
+    conditions.extend(request.filter.clone());
+    if let Some(condition) = conditions.into_iter().reduce(DfExpr::and) {
+        df = df.filter(condition).map_err(planning)?;
+    }
+    let mut groups: Vec<DfExpr> = request
+        .group_tags
+        .iter()
+        .map(|t| {
+            if table.columns.contains_key(t) {
+                column(t).alias(t)
+            } else {
+                lit(ScalarValue::Utf8(None)).alias(t)
+            }
+        })
+        .collect();
+    if let Some((interval, offset)) = request.interval {
+        let stride = ScalarValue::IntervalMonthDayNano(Some(
+            arrow::datatypes::IntervalMonthDayNano::new(0, 0, interval),
+        ));
+        let origin = ScalarValue::TimestampNanosecond(Some(offset), None);
+        groups.push(
+            datafusion::functions::expr_fn::date_bin(lit(stride), column("time"), lit(origin))
+                .alias("__bucket"),
+        );
+    }
+    let selector = |name: &str, field: &str| -> Result<DfExpr> {
+        let udaf = datafusion::execution::FunctionRegistry::udaf(ctx, name).map_err(planning)?;
+        Ok(udaf.call(vec![column(field), column("time")]))
+    };
+    // Rows per group, so that an aggregate over no rows (one row without GROUP BY) is dropped.
+    let mut aggregates = vec![count(column("time")).alias("__rows")];
+    for (i, (func, field)) in request.calls.iter().enumerate() {
+        let f = column(field);
+        let name = format!("__c{i}");
+        match func {
+            PushFunc::Count => aggregates.push(count(f).alias(name)),
+            PushFunc::Sum => aggregates.push(sum(f).alias(name)),
+            PushFunc::Mean => aggregates.push(avg(f).alias(name)),
+            PushFunc::Min => aggregates.push(selector("selector_min", field)?.alias(name)),
+            PushFunc::Max => aggregates.push(selector("selector_max", field)?.alias(name)),
+            PushFunc::First => aggregates.push(selector("selector_first", field)?.alias(name)),
+            PushFunc::Last => aggregates.push(selector("selector_last", field)?.alias(name)),
+            PushFunc::Spread => {
+                aggregates.push(min(f.clone()).alias(format!("{name}_min")));
+                aggregates.push(max(f).alias(format!("{name}_max")));
+            }
+        }
+    }
+    df = df.aggregate(groups, aggregates).map_err(planning)?;
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+
+    let mut out = Vec::new();
+    for batch in &batches {
+        let tags: Vec<StringArray> = (0..request.group_tags.len())
+            .map(|i| to_strings(batch.column(i)))
+            .collect::<Result<_>>()?;
+        let mut at = request.group_tags.len();
+        let buckets = match request.interval {
+            Some(_) => {
+                let column = batch.column(at);
+                at += 1;
+                Some(
+                    column
+                        .as_any()
+                        .downcast_ref::<TimestampNanosecondArray>()
+                        .cloned()
+                        .ok_or_else(|| {
+                            QueryError::Internal("date_bin is not a timestamp".into())
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let rows = batch
+            .column(at)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .cloned()
+            .ok_or_else(|| QueryError::Internal("count is not an integer".into()))?;
+        at += 1;
+        for row in 0..batch.num_rows() {
+            if rows.value(row) == 0 {
+                continue;
+            }
+            let mut next = at;
+            let mut outputs = Vec::with_capacity(request.calls.len());
+            for (func, _) in &request.calls {
+                let array = batch.column(next);
+                next += 1;
+                outputs.push(match func {
+                    PushFunc::Min | PushFunc::Max | PushFunc::First | PushFunc::Last => {
+                        selected(array, row)?
+                    }
+                    PushFunc::Spread => {
+                        let high = batch.column(next);
+                        next += 1;
+                        (spread(&cell(array, row)?, &cell(high, row)?), None)
+                    }
+                    _ => (cell(array, row)?, None),
+                });
+            }
+            out.push(AggregateRow {
+                tags: tags
+                    .iter()
+                    .map(|t| {
+                        if t.is_null(row) {
+                            String::new()
+                        } else {
+                            t.value(row).to_string()
+                        }
+                    })
+                    .collect(),
+                bucket: buckets.as_ref().map_or(0, |b| b.value(row)),
+                outputs,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A selector's `{value, time}` at `row`.
+fn selected(array: &ArrayRef, row: usize) -> Result<(Value, Option<i64>)> {
+    let structs = array
+        .as_any()
+        .downcast_ref::<arrow::array::StructArray>()
+        .ok_or_else(|| QueryError::Internal("selector result is not a struct".into()))?;
+    if structs.is_null(row) {
+        return Ok((Value::Null, None));
+    }
+    let value = cell(structs.column(0), row)?;
+    let time = structs
+        .column(1)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .filter(|t| !t.is_null(row))
+        .map(|t| t.value(row));
+    Ok((value, time))
+}
+
+/// `max - min`, keeping integers integers.
+fn spread(min: &Value, max: &Value) -> Value {
+    match (min, max) {
+        (Value::Integer(a), Value::Integer(b)) => Value::Integer(b.wrapping_sub(*a)),
+        (Value::Unsigned(a), Value::Unsigned(b)) => Value::Unsigned(b.wrapping_sub(*a)),
+        (a, b) => match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => Value::Float(b - a),
+            _ => Value::Null,
+        },
+    }
+}
