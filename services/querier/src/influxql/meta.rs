@@ -189,6 +189,7 @@ async fn tag_sets(
                 min_time: range.min,
                 max_time: range.max,
                 tag_equals: Vec::new(),
+                filter: None,
             },
         )
         .await?

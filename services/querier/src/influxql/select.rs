@@ -141,6 +141,13 @@ pub fn select<'a>(
                         .as_ref()
                         .map(|c| eval::tag_equalities(c, &tags))
                         .unwrap_or_default(),
+                    // The whole condition, when it has a DataFusion form: fewer rows read
+                    // (it is still checked per point, which changes nothing then).
+                    filter: condition.as_ref().and_then(|c| {
+                        reader
+                            .shell(&name)
+                            .and_then(|shell| eval::to_datafusion(c, &shell))
+                    }),
                 };
                 let Some(source) = reader.scan(&name, scan).await? else {
                     continue;

@@ -84,6 +84,8 @@ pub struct Scan {
     pub max_time: Option<i64>,
     /// `tag = 'value'` conditions every point must meet (ANDed at the top of `WHERE`).
     pub tag_equals: Vec<(String, String)>,
+    /// A DataFusion form of the whole `WHERE` clause, if it has one.
+    pub filter: Option<DfExpr>,
 }
 
 /// Read `table` through `ctx`: the fields asked for (those the table has), every tag, in
@@ -128,6 +130,7 @@ pub async fn scan(
             conditions.push(column(tag).eq(lit(value.as_str())));
         }
     }
+    conditions.extend(scan.filter.clone());
     if let Some(condition) = conditions.into_iter().reduce(DfExpr::and) {
         df = df.filter(condition).map_err(planning)?;
     }
