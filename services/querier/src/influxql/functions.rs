@@ -730,3 +730,179 @@ impl Transform {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn series(values: &[Value]) -> Vec<(i64, Value)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 10 * S, v.clone()))
+            .collect()
+    }
+
+    fn source() -> Source {
+        Source {
+            name: "m".into(),
+            fields: vec![("v".into(), Some(FieldType::Float))],
+            tag_keys: Default::default(),
+            series: Vec::new(),
+        }
+    }
+
+    fn call(func: Func) -> Call {
+        let arg = [Expr::VarRef {
+            name: "v".into(),
+            data_type: None,
+        }];
+        Call::new(func, &arg, &source(), 0).unwrap()
+    }
+
+    /// The call over points of `v` every 10 s.
+    fn apply(func: Func, values: &[f64]) -> CallOutput {
+        let tags = BTreeMap::new();
+        let rows: Vec<Vec<Value>> = values.iter().map(|v| vec![Value::Float(*v)]).collect();
+        let points: Vec<PointRef<'_>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| PointRef {
+                time: i as i64 * 10 * S,
+                tags: &tags,
+                values: r,
+            })
+            .collect();
+        call(func).apply(&points)
+    }
+
+    fn value(out: CallOutput) -> (Value, Option<i64>) {
+        match out {
+            CallOutput::One { value, time, .. } => (value, time),
+            CallOutput::Rows(_) => panic!("several rows"),
+        }
+    }
+
+    #[test]
+    fn derivative_defaults_to_one_second_or_the_interval() {
+        let input = series(&[
+            Value::Float(0.0),
+            Value::Float(20.0),
+            Value::Null,
+            Value::Float(30.0),
+        ]);
+        let per_second = Transform::Derivative {
+            unit: None,
+            non_negative: false,
+        };
+        assert_eq!(
+            per_second.apply(&input, None),
+            vec![
+                Value::Null,
+                Value::Float(2.0),
+                Value::Null,
+                Value::Float(0.5)
+            ]
+        );
+        // Over buckets the default unit is the GROUP BY interval.
+        assert_eq!(
+            per_second.apply(&input, Some(60 * S))[1],
+            Value::Float(120.0)
+        );
+    }
+
+    #[test]
+    fn difference_keeps_integers_and_non_negative_drops_decreases() {
+        let input = series(&[Value::Integer(5), Value::Integer(3), Value::Integer(10)]);
+        let all = Transform::Difference {
+            non_negative: false,
+        };
+        let up = Transform::Difference { non_negative: true };
+        assert_eq!(
+            all.apply(&input, None),
+            vec![Value::Null, Value::Integer(-2), Value::Integer(7)]
+        );
+        assert_eq!(
+            up.apply(&input, None),
+            vec![Value::Null, Value::Null, Value::Integer(7)]
+        );
+    }
+
+    #[test]
+    fn moving_average_starts_at_the_window_and_cumulative_sum_runs() {
+        let input = series(&[Value::Float(1.0), Value::Float(2.0), Value::Float(6.0)]);
+        assert_eq!(
+            Transform::MovingAverage(2).apply(&input, None),
+            vec![Value::Null, Value::Float(1.5), Value::Float(4.0)]
+        );
+        assert_eq!(
+            Transform::CumulativeSum.apply(&input, None),
+            vec![Value::Float(1.0), Value::Float(3.0), Value::Float(9.0)]
+        );
+        assert_eq!(
+            Transform::Elapsed(S).apply(&input, None),
+            vec![Value::Null, Value::Integer(10), Value::Integer(10)]
+        );
+    }
+
+    #[test]
+    fn percentile_is_the_nearest_rank_and_keeps_its_point_time() {
+        let values = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(
+            value(apply(Func::Percentile(50.0), &values)),
+            (Value::Float(3.0), Some(40 * S))
+        );
+        assert_eq!(
+            value(apply(Func::Percentile(100.0), &values)).0,
+            Value::Float(5.0)
+        );
+        assert_eq!(value(apply(Func::Percentile(0.0), &values)).0, Value::Null);
+    }
+
+    #[test]
+    fn aggregates_have_influxql_types_and_selectors_their_point() {
+        let values = [2.0, 8.0, 4.0, 8.0];
+        assert_eq!(value(apply(Func::Count, &values)).0, Value::Integer(4));
+        assert_eq!(value(apply(Func::Mean, &values)).0, Value::Float(5.5));
+        assert_eq!(value(apply(Func::Median, &values)).0, Value::Float(6.0));
+        assert_eq!(value(apply(Func::Spread, &values)).0, Value::Float(6.0));
+        assert_eq!(value(apply(Func::Mode, &values)).0, Value::Float(8.0));
+        // Among equal values max() keeps the earliest point.
+        assert_eq!(
+            value(apply(Func::Max, &values)),
+            (Value::Float(8.0), Some(10 * S))
+        );
+        assert_eq!(
+            value(apply(Func::Last, &values)),
+            (Value::Float(8.0), Some(30 * S))
+        );
+        // Trapezoids over 10 s steps, per second: (2+8)/2*10 + (8+4)/2*10 + (4+8)/2*10.
+        assert_eq!(
+            value(apply(Func::Integral(S), &values)).0,
+            Value::Float(170.0)
+        );
+    }
+
+    #[test]
+    fn numeric_functions_refuse_strings_with_influxdbs_message() {
+        let source = Source {
+            fields: vec![("v".into(), Some(FieldType::String))],
+            ..source()
+        };
+        let arg = [Expr::VarRef {
+            name: "v".into(),
+            data_type: None,
+        }];
+        let Err(Error::Query(message)) = Call::new(Func::Mean, &arg, &source, 0) else {
+            panic!("mean of a string must fail");
+        };
+        assert_eq!(
+            message,
+            "unsupported mean iterator type: *query.stringInterruptIterator"
+        );
+    }
+}
