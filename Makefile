@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction bench-influxql fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -53,7 +53,7 @@ test-k8s:
 	cargo build -p ferrite-testkit --bins
 	FERRITE_BIN=$(FERRITE_BIN) $(PYTEST) k8s-tests -q
 
-bench: setup bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction
+bench: setup bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction bench-influxql
 
 bench-lineproto:
 	cargo bench -p ferrite-lineproto --bench parse
@@ -77,6 +77,12 @@ bench-auth:
 	cargo bench -p ferrite-auth -p ferrite-server -p ferrite-testkit --bench check
 	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench
 	$(CARGO_TARGET_DIR)/release/ferrite-bench --ferrite $(CARGO_TARGET_DIR)/release/ferrite --compare-auth 8
+
+# The TSBS `influx` query types through InfluxQL, on ferrite and on influxd 1.x (installed by
+# setup) loaded with the same data; every answer is compared.
+bench-influxql:
+	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite
+	$(VENV)/bin/python services/testkit/python/bench/influxql_tsbs.py --ferrite $(CARGO_TARGET_DIR)/release/ferrite
 
 fmt:
 	cargo fmt --all

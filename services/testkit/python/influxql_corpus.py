@@ -135,24 +135,24 @@ CPU_HOSTS = 5
 CPU_HOURS = 3
 
 
-def cpu_lines() -> list[str]:
+def cpu_lines(hosts: int = CPU_HOSTS, hours: float = CPU_HOURS, seed: int = 5) -> list[str]:
     """TSBS's `cpu-only` use case (devops): the same tag keys and usage_* fields, bounded random
-    walks in [0, 100]."""
-    rng = random.Random(5)
+    walks in [0, 100], one row per host every 10 s, hosts interleaved in time order."""
+    rng = random.Random(seed)
     regions = [("us-east-1", "us-east-1a"), ("eu-west-1", "eu-west-1b"), ("ap-south-1", "ap-south-1a")]
     out = []
-    hosts = []
-    for h in range(CPU_HOSTS):
+    series = []
+    for h in range(hosts):
         region, dc = regions[h % len(regions)]
         tags = (f"hostname=host_{h},region={region},datacenter={dc},rack={rng.randint(0, 99)},"
                 f"os=Ubuntu{rng.choice(['15.10', '16.10', '16.04LTS'])},arch={rng.choice(['x64', 'x86'])},"
                 f"team={rng.choice(['SF', 'NYC', 'LON', 'CHI'])},service={rng.randint(0, 19)},"
                 f"service_version={rng.randint(0, 1)},"
                 f"service_environment={rng.choice(['production', 'staging', 'test'])}")
-        hosts.append((tags, [rng.uniform(0, 100) for _ in CPU_FIELDS]))
-    for i in range(CPU_HOURS * 360):
+        series.append((tags, [rng.uniform(0, 100) for _ in CPU_FIELDS]))
+    for i in range(int(hours * 3600) // 10):
         t = T0 + i * 10
-        for tags, values in hosts:
+        for tags, values in series:
             for k in range(len(values)):
                 values[k] = _walk(rng, values[k], 6.0, 0, 100)
             fields = ",".join(f"{name}={v!r}" for name, v in zip(CPU_FIELDS, values))
