@@ -112,19 +112,7 @@ pub async fn scan(
         .collect();
     let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
     let column = |name: &str| DfExpr::Column(Column::from_name(name));
-    let mut df = ctx
-        .table(TableReference::bare(table.name.as_str()))
-        .await
-        .map_err(planning)?;
-    let mut conditions = Vec::new();
-    if let Some(min) = scan.min_time {
-        conditions
-            .push(column("time").gt_eq(lit(ScalarValue::TimestampNanosecond(Some(min), None))));
-    }
-    if let Some(max) = scan.max_time {
-        conditions
-            .push(column("time").lt_eq(lit(ScalarValue::TimestampNanosecond(Some(max), None))));
-    }
+    let (mut df, mut conditions) = table_between(ctx, table, scan.min_time, scan.max_time).await?;
     for (tag, value) in &scan.tag_equals {
         if tag_keys.contains(tag) {
             conditions.push(column(tag).eq(lit(value.as_str())));
@@ -199,6 +187,25 @@ pub async fn scan(
         tag_keys,
         series,
     })
+}
+
+/// `table` in `ctx`, and the conditions bounding its `time` to `[min, max]` (ns, inclusive).
+async fn table_between(
+    ctx: &SessionContext,
+    table: &TableSchema,
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Result<(datafusion::prelude::DataFrame, Vec<DfExpr>)> {
+    let df = ctx
+        .table(TableReference::bare(table.name.as_str()))
+        .await
+        .map_err(|e| QueryError::from_datafusion(e, Stage::Planning))?;
+    let time = || DfExpr::Column(Column::from_name("time"));
+    let at = |t: i64| lit(ScalarValue::TimestampNanosecond(Some(t), None));
+    let mut conditions = Vec::new();
+    conditions.extend(min.map(|t| time().gt_eq(at(t))));
+    conditions.extend(max.map(|t| time().lt_eq(at(t))));
+    Ok((df, conditions))
 }
 
 /// A tag column (dictionary or plain) as plain strings.
@@ -291,19 +298,8 @@ pub async fn aggregate(
     use datafusion::functions_aggregate::expr_fn::{avg, count, max, min, sum};
     let planning = |e| QueryError::from_datafusion(e, Stage::Planning);
     let column = |name: &str| DfExpr::Column(Column::from_name(name));
-    let mut df = ctx
-        .table(TableReference::bare(table.name.as_str()))
-        .await
-        .map_err(planning)?;
-    let mut conditions = Vec::new();
-    if let Some(min) = request.min_time {
-        conditions
-            .push(column("time").gt_eq(lit(ScalarValue::TimestampNanosecond(Some(min), None))));
-    }
-    if let Some(max) = request.max_time {
-        conditions
-            .push(column("time").lt_eq(lit(ScalarValue::TimestampNanosecond(Some(max), None))));
-    }
+    let (mut df, mut conditions) =
+        table_between(ctx, table, request.min_time, request.max_time).await?;
     conditions.extend(request.filter.clone());
     if let Some(condition) = conditions.into_iter().reduce(DfExpr::and) {
         df = df.filter(condition).map_err(planning)?;
