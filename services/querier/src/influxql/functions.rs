@@ -251,10 +251,10 @@ impl Call {
                 .first()
                 .cloned()
                 .ok_or_else(|| Error::query("distinct function requires at least one argument"))?,
-            Some(Expr::Call { name, .. }) => {
+            Some(Expr::Call { .. }) => {
                 return Err(Error::query(format!(
                     "expected field argument in {}()",
-                    func_name_of(&func, name)
+                    func.name()
                 )));
             }
             Some(e) => e.clone(),
@@ -521,10 +521,6 @@ impl Call {
             }
         }
     }
-}
-
-fn func_name_of(func: &Func, _inner: &str) -> &'static str {
-    func.name()
 }
 
 /// The values as floats, if they are all numbers and there is at least one.

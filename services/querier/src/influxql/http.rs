@@ -169,7 +169,6 @@ fn result_json(id: usize, series: Option<Vec<Json>>, error: Option<&str>, partia
 
 async fn v1_query(
     State(engine): State<Arc<QueryEngine>>,
-    method: Method,
     uri: Uri,
     extensions: Extensions,
     headers: HeaderMap,
@@ -183,7 +182,6 @@ async fn v1_query(
             .ok_or_else(|| QueryError::InvalidRequest("missing required parameter \"q\"".into()))?;
         let epoch = Epoch::parse(params.get("epoch"))?;
         let caller = ferrite_auth::caller_of(&extensions)?;
-        let _ = method;
         let results = engine
             .influxql(InfluxqlRequest {
                 caller: &caller,

@@ -263,7 +263,7 @@ pub async fn show_tag_keys(
                 .flat_map(|t| t.into_keys())
                 .collect()
         } else {
-            reader.columns(&name).map(|(_, _, t)| t).unwrap_or_default()
+            reader.shell(&name).map(|s| s.tag_keys).unwrap_or_default()
         };
         let values = keys.into_iter().map(|k| vec![text(k)]).collect();
         out.extend(series(

@@ -41,7 +41,6 @@ use ferrite_influxql::{Expr, Literal, SelectStatement, Source as AstSource, Stat
 use ferrite_model::DatabaseSchema;
 use futures::future::BoxFuture;
 
-use value::FieldType;
 pub use value::Value;
 
 use crate::engine::QueryEngine;
@@ -434,27 +433,6 @@ impl select::Reader for DbReader {
         }
         Some(shell)
     }
-
-    fn columns(&self, name: &str) -> Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>)> {
-        let table = self.schema.tables.get(name)?;
-        let mut fields = Vec::new();
-        let mut numeric = BTreeSet::new();
-        let mut tags = BTreeSet::new();
-        for (column, (_, kind)) in &table.columns {
-            if *kind == ferrite_model::ColumnType::Tag {
-                tags.insert(column.clone());
-            } else if let Some(t) = source::field_type(*kind) {
-                fields.push(column.clone());
-                if matches!(
-                    t,
-                    FieldType::Float | FieldType::Integer | FieldType::Unsigned
-                ) {
-                    numeric.insert(column.clone());
-                }
-            }
-        }
-        Some((fields, numeric, tags))
-    }
 }
 
 /// Substitute `$name` bind parameters with the request's `params`.
@@ -600,13 +578,11 @@ pub fn to_batches(
             (0..n).for_each(|_| b.append_option(s.tags.get(k)));
             columns.push(Arc::new(b.finish()));
         }
-        for (i, field) in schema
+        for field in schema
             .fields()
             .iter()
-            .enumerate()
             .skip(1 + usize::from(has_time) + tag_keys.len())
         {
-            let _ = i;
             let at = index(field.name());
             let cells: Vec<&Value> = s
                 .values

@@ -21,7 +21,7 @@ use ferrite_influxql::{
 use super::eval::{self, MathFn, PointRef, Scalar, TimeRange};
 use super::functions::{Call, CallOutput, Func, Transform};
 use super::source::{AggregateRow, AggregateScan, InputSeries, Point, Scan, Source};
-use super::value::Value;
+use super::value::{FieldType, Value};
 use super::{Error, Result, Series};
 
 /// What a `SELECT` runs against.
@@ -42,25 +42,27 @@ pub trait Reader: Sync {
     ) -> futures::future::BoxFuture<'a, Result<Option<Vec<AggregateRow>>>>;
     /// Measurement `name`'s fields (with their types) and tags, without rows.
     fn shell(&self, name: &str) -> Option<Source>;
-    /// The field names, the numeric ones among them, and the tag keys of measurement `name`
-    /// (for expanding `*` before reading).
-    fn columns(&self, name: &str) -> Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>)>;
 }
 
-/// The columns of a subquery's result holding numbers.
+/// The numeric field columns of a source (a subquery's: those holding numbers).
 fn numeric_columns(source: &Source) -> BTreeSet<String> {
     source
         .fields
         .iter()
         .enumerate()
-        .filter(|(i, _)| {
-            source
+        .filter(|(i, (_, kind))| match kind {
+            Some(t) => matches!(
+                t,
+                FieldType::Float | FieldType::Integer | FieldType::Unsigned
+            ),
+            // A subquery's column: the type of its values.
+            None => source
                 .series
                 .iter()
                 .flat_map(|s| s.points.iter())
                 .map(|p| &p.values[*i])
                 .find(|v| !v.is_null())
-                .is_some_and(Value::is_numeric)
+                .is_some_and(Value::is_numeric),
         })
         .map(|(_, (n, _))| n.clone())
         .collect()
@@ -109,16 +111,16 @@ pub fn select<'a>(
         let mut tags = BTreeSet::new();
         let mut present = Vec::new();
         for name in &names {
-            let Some((f, n, t)) = reader.columns(name) else {
+            let Some(shell) = reader.shell(name) else {
                 continue;
             };
-            for field in f {
-                if !fields.contains(&field) {
-                    fields.push(field);
+            for (field, _) in &shell.fields {
+                if !fields.contains(field) {
+                    fields.push(field.clone());
                 }
             }
-            numeric.extend(n);
-            tags.extend(t);
+            numeric.extend(numeric_columns(&shell));
+            tags.extend(shell.tag_keys);
             present.push(name.clone());
         }
         fields.sort();
@@ -354,7 +356,7 @@ impl<'s> Plan<'s> {
         let projs: Vec<Proj> = self
             .columns
             .iter()
-            .map(|(_, e)| compile_proj(e, source, now, &mut calls, false))
+            .map(|(_, e)| compile_proj(e, source, now, &mut calls))
             .collect::<Result<_>>()?;
         let condition = condition
             .map(|c| eval::compile(c, source, now))
@@ -483,7 +485,7 @@ impl<'s> Plan<'s> {
         let mut calls: Vec<Call> = Vec::new();
         let mut projs = Vec::new();
         for (_, e) in &self.columns {
-            match compile_proj(e, &shell, now, &mut calls, false) {
+            match compile_proj(e, &shell, now, &mut calls) {
                 Ok(p) => projs.push(p),
                 // The point-by-point path reports it.
                 Err(_) => return Ok(None),
@@ -1025,20 +1027,14 @@ fn refs(e: &Expr, out: &mut BTreeSet<String>) {
 }
 
 /// Compile a projection; aggregate and selector calls are appended to `calls`.
-fn compile_proj(
-    e: &Expr,
-    source: &Source,
-    now: i64,
-    calls: &mut Vec<Call>,
-    inside_call: bool,
-) -> Result<Proj> {
+fn compile_proj(e: &Expr, source: &Source, now: i64, calls: &mut Vec<Call>) -> Result<Proj> {
     Ok(match e {
-        Expr::Nested(inner) => compile_proj(inner, source, now, calls, inside_call)?,
+        Expr::Nested(inner) => compile_proj(inner, source, now, calls)?,
         Expr::Literal(lit) => Proj::Lit(eval::literal(lit)),
         Expr::Binary { lhs, op, rhs } => Proj::Binary(
-            Box::new(compile_proj(lhs, source, now, calls, inside_call)?),
+            Box::new(compile_proj(lhs, source, now, calls)?),
             *op,
-            Box::new(compile_proj(rhs, source, now, calls, inside_call)?),
+            Box::new(compile_proj(rhs, source, now, calls)?),
         ),
         Expr::Distinct(name) => {
             let call = Call::new(
@@ -1065,7 +1061,7 @@ fn compile_proj(
                 }
                 let args: Vec<Proj> = args
                     .iter()
-                    .map(|a| compile_proj(a, source, now, calls, inside_call))
+                    .map(|a| compile_proj(a, source, now, calls))
                     .collect::<Result<_>>()?;
                 return Ok(match scalar_args(&args) {
                     Some(scalars) => Proj::Scalar(Scalar::Math(f, scalars)),
@@ -1080,7 +1076,7 @@ fn compile_proj(
                 })?;
                 return Ok(Proj::Transform(
                     t,
-                    Box::new(compile_proj(inner, source, now, calls, true)?),
+                    Box::new(compile_proj(inner, source, now, calls)?),
                 ));
             }
             if lower == "now" {
@@ -1090,7 +1086,6 @@ fn compile_proj(
             let call = Call::new(func, args, source, now)?;
             calls.push(call);
             let index = calls.len() - 1;
-            let _ = inside_call;
             Proj::Call(index)
         }
         other => Proj::Scalar(eval::compile(other, source, now)?),
