@@ -14,6 +14,11 @@
 //! fresh `serve`, one `--without-auth` and one writing with a database token (write on
 //! `bench`), in alternating order (ABBA) so drift over time falls on both sides alike.
 //!
+//! `--load URL` is the loader of `make bench-peers`: it sends the TSBS batches to any server
+//! that takes line protocol over HTTP (`URL` + `--write-path`, with `--header`s) and prints
+//! one JSON line, `{"rows", "bytes", "seconds", "first_ns", "last_ns"}`, so every system is
+//! loaded by the same client with the same workers and batch size.
+//!
 //! `--compaction` measures the compactor: `--query-rows` rows loaded with compaction off,
 //! the first million sent again (so level-0 files overlap), queries timed; then compaction
 //! on until every partition is compacted (rows/s and MiB/s per core of the server's CPU
@@ -45,6 +50,15 @@ struct Args {
     compare_auth: usize,
     /// Measure compaction instead.
     compaction: bool,
+    /// Only load the data into this server (any line-protocol endpoint) and print JSON.
+    load: Option<String>,
+    /// Path and query of the write endpoint for `--load`.
+    write_path: String,
+    /// Extra request headers for `--load` (`Name: value`).
+    headers: Vec<(String, String)>,
+    /// First timestamp of the data (default: TSBS's 2016-01-01).
+    start_ns: Option<i64>,
+    seed: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -60,6 +74,11 @@ fn parse_args() -> anyhow::Result<Args> {
         query_runs: 50,
         compare_auth: 0,
         compaction: false,
+        load: None,
+        write_path: "/api/v2/write?bucket=bench".into(),
+        headers: Vec::new(),
+        start_ns: None,
+        seed: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,16 +89,29 @@ fn parse_args() -> anyhow::Result<Args> {
             "--token" => a.token = Some(value()?),
             "--clients" => a.clients = value()?.parse()?,
             "--batch-lines" => a.batch_lines = value()?.parse()?,
-            "--ingest-rows" => a.ingest_rows = value()?.parse()?,
+            "--ingest-rows" | "--rows" => a.ingest_rows = value()?.parse()?,
             "--query-rows" => a.query_rows = value()?.parse()?,
             "--hosts" => a.hosts = value()?.parse()?,
             "--query-runs" => a.query_runs = value()?.parse()?,
             "--compare-auth" => a.compare_auth = value()?.parse()?,
             "--compaction" => a.compaction = true,
+            "--load" => a.load = Some(value()?),
+            "--write-path" => a.write_path = value()?,
+            "--header" => {
+                let header = value()?;
+                let (name, v) = header
+                    .split_once(':')
+                    .with_context(|| format!("--header {header}: expected `Name: value`"))?;
+                a.headers.push((name.trim().into(), v.trim().into()));
+            }
+            "--start-ns" => a.start_ns = Some(value()?.parse()?),
+            "--seed" => a.seed = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
                     "ferrite-bench [--ferrite PATH | --url URL [--token T]] [--clients 4] [--batch-lines 5000] [--ingest-rows 2000000] \
-                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50] [--compare-auth PAIRS] [--compaction]"
+                     [--query-rows 10000000] [--hosts 1000] [--query-runs 50] [--compare-auth PAIRS] [--compaction]\n\
+                     ferrite-bench --load URL [--write-path /api/v2/write?bucket=bench] [--header 'Name: value']... \
+                     [--hosts 1000] [--rows 2000000] [--start-ns NS] [--seed 1] [--clients 4] [--batch-lines 5000]"
                 );
                 std::process::exit(0);
             }
@@ -89,11 +121,11 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// Send every batch with `clients` concurrent connections; returns the elapsed time.
+/// Send every batch to `write_url` with `clients` concurrent connections; returns the
+/// elapsed time.
 async fn ingest(
     client: &reqwest::Client,
-    url: &str,
-    db: &str,
+    write_url: &str,
     batches: Vec<String>,
     clients: usize,
 ) -> anyhow::Result<Duration> {
@@ -101,11 +133,7 @@ async fn ingest(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (queue, client, url) = (
-            Arc::clone(&queue),
-            client.clone(),
-            format!("{url}/api/v2/write?bucket={db}"),
-        );
+        let (queue, client, url) = (Arc::clone(&queue), client.clone(), write_url.to_string());
         tasks.push(tokio::spawn(async move {
             loop {
                 let Some(body) = queue.lock().await.pop() else {
@@ -114,7 +142,7 @@ async fn ingest(
                 loop {
                     let r = client.post(&url).body(body.clone()).send().await?;
                     match r.status().as_u16() {
-                        204 => break,
+                        200..=299 => break,
                         // Backpressure: honour it like the InfluxDB clients do.
                         503 | 429 => tokio::time::sleep(Duration::from_millis(200)).await,
                         s => bail!("write failed: {s} {}", r.text().await?),
@@ -127,6 +155,11 @@ async fn ingest(
         t.await??;
     }
     Ok(start.elapsed())
+}
+
+/// The write endpoint of the `bench` database on a ferrite at `url`.
+fn bench_writes(url: &str) -> String {
+    format!("{url}/api/v2/write?bucket=bench")
 }
 
 fn generate(generator: &mut CpuOnly, rows: usize, batch_lines: usize) -> Vec<String> {
@@ -260,8 +293,7 @@ async fn compaction(a: &Args) -> anyhow::Result<()> {
         let n = (a.query_rows - loaded).min(1_000_000);
         ingest(
             &client,
-            &url,
-            "bench",
+            &bench_writes(&url),
             generate(&mut generator, n, a.batch_lines),
             a.clients,
         )
@@ -273,8 +305,7 @@ async fn compaction(a: &Args) -> anyhow::Result<()> {
     let mut replay = CpuOnly::new(a.hosts, 1);
     ingest(
         &client,
-        &url,
-        "bench",
+        &bench_writes(&url),
         generate(&mut replay, again, a.batch_lines),
         a.clients,
     )
@@ -377,7 +408,7 @@ async fn ingest_once(a: &Args, auth: bool) -> anyhow::Result<f64> {
         admin
     };
     let batches = generate(&mut CpuOnly::new(a.hosts, 1), a.ingest_rows, a.batch_lines);
-    let took = ingest(&client, &url, "bench", batches, a.clients).await?;
+    let took = ingest(&client, &bench_writes(&url), batches, a.clients).await?;
     server.terminate()?;
     Ok(a.ingest_rows as f64 / took.as_secs_f64())
 }
@@ -432,9 +463,53 @@ async fn compare_auth(a: &Args, pairs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--load`: send the data to `url` and print one JSON line about it.
+async fn load(a: &Args, url: &str) -> anyhow::Result<()> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &a.headers {
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+            value.parse()?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?;
+    let mut generator = CpuOnly::new(a.hosts, a.seed);
+    if let Some(start) = a.start_ns {
+        generator = generator.start_ns(start);
+    }
+    let first_ns = generator.next_timestamp_ns();
+    let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
+    let bytes: usize = batches.iter().map(String::len).sum();
+    let took = ingest(
+        &client,
+        &format!("{url}{}", a.write_path),
+        batches,
+        a.clients,
+    )
+    .await?;
+    let steps = a.ingest_rows.saturating_sub(1) / a.hosts.max(1);
+    let last_ns = first_ns + steps as i64 * TSBS_INTERVAL_NS;
+    println!(
+        "{}",
+        serde_json::json!({
+            "rows": a.ingest_rows,
+            "bytes": bytes,
+            "seconds": took.as_secs_f64(),
+            "first_ns": first_ns,
+            "last_ns": last_ns,
+        })
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = parse_args()?;
+    if let Some(url) = &a.load {
+        return load(&a, url).await;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "ferrite-bench: {cores} cores, {} clients, {}-line batches",
@@ -453,7 +528,7 @@ async fn main() -> anyhow::Result<()> {
         let client = client_with(a.token.as_deref());
         let mut generator = CpuOnly::new(a.hosts, 1);
         let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
-        let took = ingest(&client, url, "bench", batches, a.clients).await?;
+        let took = ingest(&client, &bench_writes(url), batches, a.clients).await?;
         println!(
             "ingest at {url}: {} rows in {:.2} s = {:.0} rows/s, acknowledged after fsync",
             a.ingest_rows,
@@ -474,7 +549,7 @@ async fn main() -> anyhow::Result<()> {
     let mut generator = CpuOnly::new(a.hosts, 1);
     let batches = generate(&mut generator, a.ingest_rows, a.batch_lines);
     let bytes: usize = batches.iter().map(String::len).sum();
-    let took = ingest(&client, &url, "bench", batches, a.clients).await?;
+    let took = ingest(&client, &bench_writes(&url), batches, a.clients).await?;
     let rows_per_s = a.ingest_rows as f64 / took.as_secs_f64();
     println!(
         "ingest: {} rows ({:.0} MiB) in {:.2} s = {:.0} rows/s ({:.1} MiB/s), acknowledged after fsync",
@@ -490,7 +565,7 @@ async fn main() -> anyhow::Result<()> {
     while loaded < a.query_rows {
         let n = (a.query_rows - loaded).min(1_000_000);
         let batches = generate(&mut generator, n, a.batch_lines);
-        ingest(&client, &url, "bench", batches, a.clients).await?;
+        ingest(&client, &bench_writes(&url), batches, a.clients).await?;
         loaded += n;
     }
     let last = generator.next_timestamp_ns() - TSBS_INTERVAL_NS;
