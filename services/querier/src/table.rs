@@ -9,8 +9,13 @@
 //!       and, with a custom partition template, partitions ruled out by tag predicates
 //!    4. chunks grouped by overlapping time ranges:
 //!         lone file ────────────────► DataSourceExec(parquet, all filters for pruning) ─┐
+//!         lone deduplicated ingester partition ► MemorySourceExec ► Filter(pk-only) ───┤
 //!         overlapping files/ingester ► Union ► Filter(pk-only) ► Sort ► DedupExec ─────┤► Union
 //! ```
+//!
+//! An ingester marks a partition's rows deduplicated when it has sorted and deduplicated
+//! them itself (a partition that stopped receiving writes): alone in its group they are
+//! scanned as they are, like a file.
 //!
 //! Invariants:
 //! - ingesters are asked before the catalog. An ingester registers a file in the catalog
@@ -35,6 +40,7 @@ use datafusion::common::{Column as LogicalColumn, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema as ScanSchema;
@@ -160,6 +166,20 @@ impl QuerierTable {
         .await?)
     }
 
+    /// A Parquet reader of this table's files whose footers and page indexes are kept in
+    /// the runtime's file metadata cache: a file is immutable once written, so repeated
+    /// queries read only the row groups and pages they need, not the metadata again.
+    fn parquet_source(&self, state: &dyn Session, schema: ScanSchema) -> Result<ParquetSource> {
+        let runtime = state.runtime_env();
+        let store = runtime.object_store(&self.store_url)?;
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        Ok(ParquetSource::new(schema)
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                store, cache,
+            ))))
+    }
+
     /// A parquet scan of files that need no dedup.
     fn plain_scan(
         &self,
@@ -169,8 +189,7 @@ impl QuerierTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut source = ParquetSource::new(ScanSchema::from(Arc::clone(&self.schema)))
-            .with_table_parquet_options(state.table_options().parquet.clone());
+        let mut source = self.parquet_source(state, ScanSchema::from(Arc::clone(&self.schema)))?;
         if let Some(predicate) = physical_predicate(state, filters, &self.schema) {
             source = source.with_predicate(predicate);
         }
@@ -184,6 +203,25 @@ impl QuerierTable {
             .with_limit(limit)
             .build();
         Ok(DataSourceExec::from_data_source(config))
+    }
+
+    /// A scan of ingester rows that need no dedup (each group deduplicated by its ingester
+    /// and overlapping nothing else), filtered exactly by `key_filters` (the retention bound
+    /// among them), then projected.
+    fn rows_scan(
+        &self,
+        state: &dyn Session,
+        groups: Vec<Vec<RecordBatch>>,
+        read_schema: &SchemaRef,
+        key_filters: &[Expr],
+        output_schema: &SchemaRef,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut plan: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&groups, Arc::clone(read_schema), None)?;
+        if let Some(predicate) = physical_predicate(state, key_filters, read_schema) {
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+        }
+        project(plan, read_schema, output_schema)
     }
 
     /// A scan of files that need no dedup, filtered exactly by `key_filters` (which hold the
@@ -224,8 +262,7 @@ impl QuerierTable {
             let scan_schema = ScanSchema::builder(Arc::clone(read_schema))
                 .with_table_partition_cols(vec![order_field()])
                 .build();
-            let mut source = ParquetSource::new(scan_schema)
-                .with_table_parquet_options(state.table_options().parquet.clone());
+            let mut source = self.parquet_source(state, scan_schema)?;
             if let Some(predicate) = physical_predicate(state, key_filters, &input_schema) {
                 source = source.with_predicate(predicate);
             }
@@ -404,6 +441,22 @@ impl TableProvider for QuerierTable {
         let mut next_order = files.len() as u64;
         for response in &responses {
             for partition in &response.partitions {
+                if partition.deduplicated {
+                    let mut range = TimeRange::EMPTY;
+                    for batch in partition.batches.iter().filter(|b| b.num_rows() > 0) {
+                        range = range.hull(time_range_of(batch)?);
+                    }
+                    if !range.is_empty() {
+                        chunks.push(Chunk {
+                            partition: (!keys.is_empty())
+                                .then_some(partition.partition_key.as_str()),
+                            min_time: range.min,
+                            max_time: range.max,
+                            data: ChunkData::Deduplicated(&partition.batches),
+                        });
+                    }
+                    continue;
+                }
                 let mut batches = Vec::with_capacity(partition.batches.len());
                 // The range grouping relies on, from the rows themselves.
                 let mut range = TimeRange::EMPTY;
@@ -433,6 +486,7 @@ impl TableProvider for QuerierTable {
             .cloned()
             .collect();
         let mut plain_files = vec![];
+        let mut plain_rows: Vec<Vec<RecordBatch>> = vec![];
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = vec![];
         for group in group_overlapping(chunks) {
             match group.as_slice() {
@@ -442,6 +496,12 @@ impl TableProvider for QuerierTable {
                         ..
                     },
                 ] => plain_files.push(*file),
+                [
+                    Chunk {
+                        data: ChunkData::Deduplicated(batches),
+                        ..
+                    },
+                ] => plain_rows.push(batches.to_vec()),
                 _ => {
                     let mut group_files = vec![];
                     let mut group_batches = vec![];
@@ -449,6 +509,16 @@ impl TableProvider for QuerierTable {
                         match chunk.data {
                             ChunkData::File(order, file) => group_files.push((order, file)),
                             ChunkData::Ingester(batches) => group_batches.extend(batches),
+                            ChunkData::Deduplicated(batches) => {
+                                for batch in batches {
+                                    group_batches.push(with_write_order(
+                                        batch,
+                                        &input_schema,
+                                        next_order,
+                                    )?);
+                                    next_order += batch.num_rows() as u64;
+                                }
+                            }
                         }
                     }
                     plans.push(self.dedup_scan(
@@ -473,6 +543,15 @@ impl TableProvider for QuerierTable {
                     &output_schema,
                 )?,
             });
+        }
+        if !plain_rows.is_empty() {
+            plans.push(self.rows_scan(
+                state,
+                plain_rows,
+                &read_schema,
+                &key_filters,
+                &output_schema,
+            )?);
         }
         if plans.is_empty() {
             return Ok(Arc::new(EmptyExec::new(output_schema)));
@@ -584,6 +663,9 @@ enum ChunkData<'a> {
     File(u64, &'a ParquetFile),
     /// Unpersisted rows with their write-order column: may repeat keys.
     Ingester(Vec<RecordBatch>),
+    /// Unpersisted rows an ingester sorted and deduplicated (no key twice), without the
+    /// write-order column.
+    Deduplicated(&'a [RecordBatch]),
 }
 
 /// Group chunks whose `[min_time, max_time]` ranges overlap, transitively. Rows of one key
