@@ -39,6 +39,7 @@ use ferrite_model::{
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
+use tokio::sync::watch;
 
 use crate::token::{decode_permissions, encode_permissions};
 use crate::{
@@ -111,6 +112,9 @@ enum Target {
 pub struct SqlCatalog {
     pool: AnyPool,
     backend: Backend,
+    /// The version after this process's last committed write: an exact, immediate feed for
+    /// readers in the same process (`ferrite serve`'s query engine).
+    committed: watch::Sender<i64>,
 }
 
 impl SqlCatalog {
@@ -125,6 +129,18 @@ impl SqlCatalog {
     /// closed afterwards, so any number of replicas may start at once: one migrates, the
     /// others wait and then find nothing to do.
     pub async fn connect(dsn: &str) -> Result<Self> {
+        let (pool, backend) = Self::open(dsn).await?;
+        let catalog = Self {
+            pool,
+            backend,
+            committed: watch::Sender::new(0),
+        };
+        let version = catalog.version().await?;
+        catalog.committed.send_replace(version);
+        Ok(catalog)
+    }
+
+    async fn open(dsn: &str) -> Result<(AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         match parse_dsn(dsn)? {
             Target::Postgres { url } => {
@@ -149,10 +165,7 @@ impl SqlCatalog {
                     .connect(&url)
                     .await?;
                 tracing::info!("catalog connected to PostgreSQL");
-                Ok(Self {
-                    pool,
-                    backend: Backend::Postgres,
-                })
+                Ok((pool, Backend::Postgres))
             }
             Target::SqliteFile { url, path } => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -176,10 +189,7 @@ impl SqlCatalog {
                     .await?;
                 migrate(&SQLITE_MIGRATIONS, &pool).await?;
                 tracing::info!(path = %path.display(), "catalog opened SQLite file");
-                Ok(Self {
-                    pool,
-                    backend: Backend::Sqlite,
-                })
+                Ok((pool, Backend::Sqlite))
             }
             Target::SqliteMemory { url } => {
                 // One connection that is never closed: an in-memory database lives exactly
@@ -193,10 +203,7 @@ impl SqlCatalog {
                     .connect(&url)
                     .await?;
                 migrate(&SQLITE_MIGRATIONS, &pool).await?;
-                Ok(Self {
-                    pool,
-                    backend: Backend::Sqlite,
-                })
+                Ok((pool, Backend::Sqlite))
             }
         }
     }
@@ -220,6 +227,36 @@ impl SqlCatalog {
     /// A transaction that will write. SQLite takes the write lock at `BEGIN IMMEDIATE`
     /// (waiting up to the busy timeout) rather than at the first write, where a stale read
     /// snapshot would fail at once with `SQLITE_BUSY`.
+    /// The catalog version after each write this process commits, starting at the version
+    /// found on connecting. It moves before the write's call returns, so a reader that
+    /// caches by it ([`crate::CachedCatalog`]) sees its own process's writes at once;
+    /// other processes' writes reach it only through the polled feed.
+    pub fn committed_versions(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// Commit a write transaction, then publish the version it left.
+    async fn commit(&self, tx: Transaction<'static, Any>) -> Result<()> {
+        tx.commit().await?;
+        if self.committed.receiver_count() > 0 {
+            // The write is committed whatever happens here: a failed read only delays the
+            // news to the next write or the polled feed, it does not fail the write.
+            match self.version().await {
+                Ok(v) => {
+                    self.committed.send_if_modified(|current| {
+                        let newer = v > *current;
+                        if newer {
+                            *current = v;
+                        }
+                        newer
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the catalog version after a commit"),
+            }
+        }
+        Ok(())
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.backend {
             Backend::Postgres => self.pool.begin().await?,
@@ -329,7 +366,7 @@ impl SqlCatalog {
             }
             Err(e) => return Err(e),
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Table {
             id: TableId(id),
             database_id,
@@ -683,7 +720,7 @@ impl Catalog for SqlCatalog {
                     .await?
             }
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Database {
             id: DatabaseId(id),
             name: name.to_owned(),
@@ -811,7 +848,7 @@ impl Catalog for SqlCatalog {
             return Err(conflict(&table, mismatch));
         }
         let result = in_input_order(&stored_by_name, columns)?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(result)
     }
 
@@ -956,7 +993,7 @@ impl Catalog for SqlCatalog {
             .bind(&object_store_id)
             .fetch_one(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         parquet_file(row)
     }
 
@@ -1046,7 +1083,7 @@ impl Catalog for SqlCatalog {
             bump_version(&mut tx).await?;
         }
         let record = token_by_id(&mut tx, token.id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(record)
     }
 
@@ -1075,7 +1112,7 @@ impl Catalog for SqlCatalog {
         }
         bump_version(&mut tx).await?;
         let record = token_by_id(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(record)
     }
 
@@ -1092,7 +1129,7 @@ impl Catalog for SqlCatalog {
             bump_version(&mut tx).await?;
         }
         let record = token_by_id(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(record)
     }
 

@@ -23,7 +23,7 @@ use axum::serve::ListenerExt;
 use ferrite_auth::management::{self, Management};
 use ferrite_auth::{AuthMode, Authorizer, authenticate, hash_token};
 use ferrite_catalog::grpc::CatalogGrpcService;
-use ferrite_catalog::{CatalogRef, SqlCatalog};
+use ferrite_catalog::{CachedCatalog, CatalogRef, SqlCatalog};
 use ferrite_compactor::Compactor;
 use ferrite_ingester::api::{IngesterQuery, IngesterWrite};
 use ferrite_ingester::{Ingester, IngesterConfig};
@@ -97,9 +97,15 @@ impl Server {
             )
             .with_version_feed(feed.clone()),
         );
+        // Schema reads for queries come from memory while the catalog version stands still;
+        // every write of this process moves it before the write returns.
+        let query_catalog: CatalogRef = Arc::new(CachedCatalog::new(
+            Arc::clone(&catalog),
+            sql.committed_versions(),
+        ));
         let engine = Arc::new(
             QueryEngine::new(
-                Arc::clone(&catalog),
+                query_catalog,
                 vec![Arc::clone(&ingester) as Arc<dyn IngesterQuery>],
                 Arc::clone(&store),
                 querier_config(&config.query_limits),

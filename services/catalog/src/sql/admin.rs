@@ -207,7 +207,7 @@ impl SqlCatalog {
             return Err(Error::Conflict(format!("database '{name}' already exists")));
         };
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.database_info_by_id(DatabaseId(id)).await
     }
 
@@ -236,7 +236,7 @@ impl SqlCatalog {
         .execute(&mut *tx)
         .await?;
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.database_info_by_id(db.id).await
     }
 
@@ -254,7 +254,7 @@ impl SqlCatalog {
         .execute(&mut *tx)
         .await?;
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.database_info_by_id(db.id).await
     }
 
@@ -288,7 +288,7 @@ impl SqlCatalog {
             )));
         }
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.database_info_by_id(id).await
     }
 
@@ -312,7 +312,7 @@ impl SqlCatalog {
             )));
         }
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.database_info_by_id(db.id).await
     }
 
@@ -397,7 +397,7 @@ impl SqlCatalog {
         .execute(&mut *tx)
         .await?;
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(TableInfo {
             deleted_at: Some(now_ns()),
             ..t
@@ -453,7 +453,7 @@ impl SqlCatalog {
             )));
         }
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(TableInfo {
             deleted_at: None,
             ..t
@@ -486,7 +486,7 @@ impl SqlCatalog {
             )));
         }
         bump_version(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(TableInfo {
             name: new_name.to_owned(),
             ..t

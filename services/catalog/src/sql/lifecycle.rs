@@ -80,7 +80,7 @@ impl SqlCatalog {
                 .bind(name)
                 .fetch_one(&mut *tx)
                 .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Lease {
             acquired: current == holder,
             holder: current,
@@ -224,7 +224,7 @@ impl SqlCatalog {
         }
         bump_version(&mut tx).await?;
         let files = files_by_id(&mut tx, &ids).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(files)
     }
 
@@ -273,7 +273,7 @@ impl SqlCatalog {
         if marked > 0 {
             bump_version(&mut tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(marked)
     }
 
@@ -315,7 +315,7 @@ impl SqlCatalog {
         if files_marked + tables_removed + databases_removed > 0 {
             bump_version(&mut tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(PurgeReport {
             files_marked,
             tables_removed,

@@ -50,3 +50,47 @@ async fn unsupported_dsn_is_rejected() {
         assert!(matches!(err, Error::InvalidDsn(_)), "{dsn}: {err}");
     }
 }
+
+/// `ferrite serve`'s query engine caches schemas by the versions its own catalog commits:
+/// every schema change is visible to the next read, with no poll in between.
+#[tokio::test]
+async fn a_cache_fed_by_committed_versions_sees_each_write_at_once() {
+    let sql = Arc::new(SqlCatalog::connect("sqlite::memory:").await.unwrap());
+    let cached = ferrite_catalog::CachedCatalog::new(
+        Arc::clone(&sql) as ferrite_catalog::CatalogRef,
+        sql.committed_versions(),
+    );
+    let db = sql.create_database("telegraf").await.unwrap();
+    assert_eq!(
+        cached.database_by_name("telegraf").await.unwrap(),
+        Some(db.clone())
+    );
+    let table = sql.create_table(db.id, "cpu").await.unwrap();
+    let columns = |schema: ferrite_model::DatabaseSchema| -> Vec<String> {
+        schema.tables["cpu"].columns.keys().cloned().collect()
+    };
+    sql.upsert_columns(table.id, &[("usage", ferrite_model::ColumnType::F64)])
+        .await
+        .unwrap();
+    assert_eq!(
+        columns(cached.database_schema(db.id).await.unwrap()),
+        ["usage"]
+    );
+    assert_eq!(
+        *sql.committed_versions().borrow(),
+        sql.version().await.unwrap()
+    );
+
+    sql.upsert_columns(table.id, &[("idle", ferrite_model::ColumnType::F64)])
+        .await
+        .unwrap();
+    assert_eq!(
+        columns(cached.database_schema(db.id).await.unwrap()),
+        ["idle", "usage"]
+    );
+    assert_eq!(
+        cached.refresh_reads(),
+        0,
+        "no miss had to ask for the version"
+    );
+}
