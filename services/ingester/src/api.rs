@@ -80,12 +80,15 @@ pub struct PartitionData {
     /// Partition key.
     pub partition_key: String,
     /// Rows in write order (later batches hold later writes; within a batch later rows are
-    /// later writes). Not sorted, not deduplicated.
+    /// later writes). Not sorted, not deduplicated, unless `deduplicated`.
     pub batches: Vec<RecordBatch>,
     /// Smallest time among the rows.
     pub min_time: i64,
     /// Largest time among the rows.
     pub max_time: i64,
+    /// The rows are sorted by the primary key and hold at most one row per key, as in a
+    /// persisted file: they need no deduplication among themselves.
+    pub deduplicated: bool,
 }
 
 /// An ingester's answer.

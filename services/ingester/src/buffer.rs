@@ -50,6 +50,17 @@ impl Buffered {
     }
 }
 
+/// One partition's unpersisted batches, as a query reads them.
+#[derive(Debug)]
+pub struct PartitionRows {
+    /// Partition key.
+    pub partition_key: String,
+    /// Batches in sequence order, those being persisted included.
+    pub batches: Vec<Buffered>,
+    /// When the partition's buffer last took a write (`None`: only rows being persisted).
+    pub last_write: Option<Instant>,
+}
+
 /// Rows taken out of a partition's buffer for one persist operation.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -82,6 +93,7 @@ struct PartitionBuffer {
     batches: Vec<Buffered>,
     bytes: usize,
     first_write: Option<Instant>,
+    last_write: Option<Instant>,
     persisting: Vec<Arc<Snapshot>>,
 }
 
@@ -91,13 +103,16 @@ impl PartitionBuffer {
             batches: Vec::new(),
             bytes: 0,
             first_write: None,
+            last_write: None,
             persisting: Vec::new(),
         }
     }
 
     fn insert(&mut self, b: Buffered) {
         self.bytes += b.batch.get_array_memory_size();
-        self.first_write.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.first_write.get_or_insert(now);
+        self.last_write = Some(now);
         // Writes almost always arrive in order; a sync write overtaken by a no_sync one
         // is put back in its place.
         let pos = self.batches.partition_point(|x| x.seq < b.seq);
@@ -322,19 +337,12 @@ impl BufferTree {
             .min()
     }
 
-    /// A table's unpersisted batches per partition, in sequence order, overlapping
-    /// `[min, max)` if a range is given.
-    pub fn table_data(
-        &self,
-        database_id: DatabaseId,
-        table_id: TableId,
-        range: Option<(i64, i64)>,
-    ) -> Vec<(String, Vec<Buffered>)> {
+    /// A table's unpersisted batches, every partition and all of its batches (those being
+    /// persisted too), in sequence order.
+    pub fn table_data(&self, database_id: DatabaseId, table_id: TableId) -> Vec<PartitionRows> {
         let Some(partitions) = self.tables.get(&(database_id, table_id)) else {
             return Vec::new();
         };
-        let overlaps =
-            |b: &&Buffered| range.is_none_or(|(lo, hi)| b.max_time >= lo && b.min_time < hi);
         partitions
             .iter()
             .filter_map(|(key, p)| {
@@ -343,11 +351,14 @@ impl BufferTree {
                     .iter()
                     .flat_map(|s| s.batches.iter())
                     .chain(p.batches.iter())
-                    .filter(overlaps)
                     .cloned()
                     .collect();
                 batches.sort_by_key(|b| b.seq);
-                (!batches.is_empty()).then(|| (key.clone(), batches))
+                (!batches.is_empty()).then(|| PartitionRows {
+                    partition_key: key.clone(),
+                    batches,
+                    last_write: p.last_write,
+                })
             })
             .collect()
     }

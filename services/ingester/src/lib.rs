@@ -20,6 +20,7 @@ pub mod buffer;
 pub mod codec;
 pub mod grpc;
 pub mod persist;
+mod query_cache;
 pub mod wal;
 
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ use crate::api::{
 };
 use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot, Trigger};
 use crate::persist::Persister;
+use crate::query_cache::QueryCache;
 use crate::wal::{Wal, WalError};
 
 /// A failed persist is retried after this long, doubling (with jitter) up to the max: an
@@ -76,6 +78,9 @@ pub struct IngesterConfig {
     /// Longest a shutdown waits for everything to persist; `None` waits for as long as it
     /// takes. What is not persisted by then stays in the WAL and is replayed at the next start.
     pub drain_timeout: Option<Duration>,
+    /// A partition without writes for this long is sorted and deduplicated once for the
+    /// queries that follow, instead of by every query.
+    pub query_cache_quiet: Duration,
 }
 
 impl IngesterConfig {
@@ -91,6 +96,7 @@ impl IngesterConfig {
             persist_concurrency: 2,
             persist_check_interval: Duration::from_secs(1),
             drain_timeout: Some(Duration::from_secs(60)),
+            query_cache_quiet: Duration::from_secs(1),
         }
     }
 }
@@ -127,6 +133,7 @@ struct Inner {
     persister: Persister,
     persist_permits: Semaphore,
     persist_count: AtomicU64,
+    query_cache: Arc<QueryCache>,
     /// Shared by every partition's retry loop: one line per interval for all of them.
     persist_failures: Mutex<FailureLog>,
     shutting_down: AtomicBool,
@@ -163,6 +170,7 @@ impl Ingester {
             buffer: Mutex::new(buffer),
             persister: Persister::new(catalog, store),
             persist_count: AtomicU64::new(0),
+            query_cache: Arc::default(),
             persist_failures: Mutex::new(FailureLog::new(FAILURE_LOG_EVERY)),
             shutting_down: AtomicBool::new(false),
             wake: Notify::new(),
@@ -290,42 +298,43 @@ impl IngesterQuery for Ingester {
         // Read the persist count before the data: if a persist finishes in between, the
         // caller sees a count that makes it refresh the file list, never a stale one.
         let persist_count = self.inner.persist_count.load(Ordering::SeqCst);
-        let data = self.inner.buffer.lock().table_data(
-            request.database_id,
-            request.table_id,
-            request.time_range,
-        );
+        let data = self
+            .inner
+            .buffer
+            .lock()
+            .table_data(request.database_id, request.table_id);
+        let cache = &self.inner.query_cache;
+        let live = data.iter().map(|p| p.partition_key.as_str()).collect();
+        cache.retain(request.database_id, request.table_id, &live);
         let mut partitions = Vec::with_capacity(data.len());
-        for (partition_key, buffered) in data {
-            let mut batches = Vec::with_capacity(buffered.len());
-            let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-            for b in buffered {
-                let batch = match request.time_range {
-                    Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => {
-                        filter_time(&b.batch, lo, hi)?
-                    }
-                    _ => b.batch,
-                };
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                if let Some(t) = Buffered::new(0, batch.clone()) {
-                    min_time = min_time.min(t.min_time);
-                    max_time = max_time.max(t.max_time);
-                }
-                batches.push(
-                    persist::align(&batch, &request.schema)
-                        .map_err(|e| QueryError::Invalid(e.to_string()))?,
-                );
+        for rows in data {
+            let key = (
+                request.database_id,
+                request.table_id,
+                rows.partition_key.clone(),
+            );
+            if let Some(d) = cache.get(&key, &rows.batches) {
+                let batches = vec![Buffered {
+                    seq: 0,
+                    batch: d.batch.clone(),
+                    min_time: d.min_time,
+                    max_time: d.max_time,
+                }];
+                partitions.extend(partition_data(rows.partition_key, batches, &request, true)?);
+                continue;
             }
-            if !batches.is_empty() {
-                partitions.push(PartitionData {
-                    partition_key,
-                    batches,
-                    min_time,
-                    max_time,
-                });
+            let quiet = rows
+                .last_write
+                .is_none_or(|t| t.elapsed() >= self.inner.config.query_cache_quiet);
+            if quiet {
+                cache.build_later(key, rows.batches.clone());
             }
+            partitions.extend(partition_data(
+                rows.partition_key,
+                rows.batches,
+                &request,
+                false,
+            )?);
         }
         Ok(QueryResponse {
             ingester_uuid: self.inner.uuid,
@@ -344,6 +353,43 @@ impl IngesterQuery for Ingester {
 
 /// The address `system.ingesters` shows for an ingester in the querier's own process.
 pub const IN_PROCESS: &str = "in-process";
+
+/// The rows of `batches` in the request's time range and schema, as one partition's
+/// answer; `None` when no row is in the range.
+fn partition_data(
+    partition_key: String,
+    batches: Vec<Buffered>,
+    request: &QueryRequest,
+    deduplicated: bool,
+) -> Result<Option<PartitionData>, QueryError> {
+    let mut out = Vec::with_capacity(batches.len());
+    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+    for b in batches {
+        let batch = match request.time_range {
+            Some((lo, hi)) if b.max_time < lo || b.min_time >= hi => continue,
+            Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => filter_time(&b.batch, lo, hi)?,
+            _ => b.batch,
+        };
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        if let Some(t) = Buffered::new(0, batch.clone()) {
+            min_time = min_time.min(t.min_time);
+            max_time = max_time.max(t.max_time);
+        }
+        out.push(
+            persist::align(&batch, &request.schema)
+                .map_err(|e| QueryError::Invalid(e.to_string()))?,
+        );
+    }
+    Ok((!out.is_empty()).then_some(PartitionData {
+        partition_key,
+        batches: out,
+        min_time,
+        max_time,
+        deduplicated,
+    }))
+}
 
 fn filter_time(
     batch: &arrow::record_batch::RecordBatch,

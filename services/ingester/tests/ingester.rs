@@ -297,3 +297,88 @@ async fn many_concurrent_sync_writes_are_all_replayed() {
     times.sort();
     assert_eq!(times, (0..50).collect::<Vec<_>>());
 }
+
+/// A partition without writes is sorted and deduplicated once, in the background, and then
+/// handed out marked deduplicated; the next write makes the ingester hand out the batches as
+/// they are again, the new row among them.
+#[tokio::test]
+async fn quiet_partitions_are_deduplicated_once_for_queries() {
+    let f = Fixture::new().await;
+    let mut config = f.config();
+    config.query_cache_quiet = Duration::ZERO;
+    let ingester = Ingester::start(config, Arc::clone(&f.catalog), Arc::clone(&f.store)).unwrap();
+    let write = |hosts: &[&str], times: &[i64], usage: &[f64]| {
+        let request = f.write(hosts, times, usage);
+        let ingester = Arc::clone(&ingester);
+        async move { ingester.write(request, Durability::Sync).await.unwrap() }
+    };
+    write(&["b", "a", "b"], &[20, 10, 20], &[1.0, 2.0, 3.0]).await;
+    write(&["a"], &[10], &[4.0]).await;
+    let query = |time_range| {
+        ingester.query(QueryRequest {
+            database_id: f.db,
+            table_id: f.table,
+            schema: schema(),
+            time_range,
+        })
+    };
+    // The first query finds the partition quiet and starts deduplicating it.
+    let first = query(None).await.unwrap();
+    assert!(!first.partitions[0].deduplicated);
+    assert_eq!(
+        first.partitions[0]
+            .batches
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        4
+    );
+    let deduplicated = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let r = query(None).await.unwrap();
+            if r.partitions[0].deduplicated {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the partition is deduplicated in the background");
+    let rows: Vec<_> = deduplicated.partitions[0]
+        .batches
+        .iter()
+        .flat_map(rows_of)
+        .collect();
+    // Sorted by the key, the last write of each key kept.
+    assert_eq!(rows, vec![("a".into(), 10, 4.0), ("b".into(), 20, 3.0)]);
+    // Time ranges apply to the deduplicated rows too.
+    let later = query(Some((15, 30))).await.unwrap();
+    assert!(later.partitions[0].deduplicated);
+    assert_eq!(
+        later.partitions[0]
+            .batches
+            .iter()
+            .flat_map(rows_of)
+            .collect::<Vec<_>>(),
+        vec![("b".into(), 20, 3.0)]
+    );
+    assert_eq!(
+        (later.partitions[0].min_time, later.partitions[0].max_time),
+        (20, 20)
+    );
+
+    write(&["c"], &[5], &[5.0]).await;
+    let after = query(None).await.unwrap();
+    assert!(
+        !after.partitions[0].deduplicated,
+        "a write makes the copy stale"
+    );
+    assert_eq!(
+        after.partitions[0]
+            .batches
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        5
+    );
+}

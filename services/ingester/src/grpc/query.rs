@@ -254,6 +254,7 @@ fn response_stream(response: QueryResponse, schema: SchemaRef) -> BoxStream<Flig
             partition_key: None,
             min_time: 0,
             max_time: 0,
+            deduplicated: false,
         });
         return stream::once(async move { Ok(only) }).boxed();
     }
@@ -265,6 +266,7 @@ fn response_stream(response: QueryResponse, schema: SchemaRef) -> BoxStream<Flig
                 partition_key: Some(p.partition_key),
                 min_time: p.min_time,
                 max_time: p.max_time,
+                deduplicated: p.deduplicated,
             });
             // One encoder per partition (it splits large batches and hydrates any
             // dictionary); its leading schema message is kept for the first partition only.
@@ -505,6 +507,7 @@ impl FlightIngesterQuery {
                             batches: Vec::new(),
                             min_time: metadata.min_time,
                             max_time: metadata.max_time,
+                            deduplicated: metadata.deduplicated,
                         });
                     }
                 }

@@ -220,6 +220,48 @@ async fn overlapping_chunks_are_deduplicated_and_others_are_not() {
     );
 }
 
+/// Ingester rows the ingester deduplicated are scanned as they are when nothing overlaps
+/// them, and deduplicated against the files they overlap otherwise; the answers are those
+/// of raw buffered rows.
+#[tokio::test]
+async fn deduplicated_ingester_rows_skip_dedup_unless_they_overlap_files() {
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.persist(&t, &cpu(&[json!(["a", "eu", 1.0, 1, JAN1])]), 1)
+        .await;
+    f.buffer(
+        &t,
+        cpu(&[
+            json!(["b", "eu", 2.0, 2, JAN1 + DAY]),
+            json!(["a", "eu", 3.0, 3, JAN1 + DAY]),
+            json!(["b", "eu", 4.0, null, JAN1 + DAY]),
+        ]),
+    );
+    let sql = "SELECT host, usage, load FROM cpu ORDER BY time, host";
+    let raw = f.pretty(sql).await;
+    f.ingester.set_mode(IngesterMode::Deduplicated);
+    assert_eq!(f.pretty(sql).await, raw);
+    let plan = explain(&f, "SELECT * FROM cpu").await;
+    assert!(!plan.contains("DedupExec"), "{plan}");
+    assert!(plan.contains("DataSourceExec"), "{plan}");
+
+    // A file of the same day overlaps the ingester's rows: one dedup over both, the
+    // ingester's rows winning as the later writes.
+    f.persist(&t, &cpu(&[json!(["a", "eu", 9.0, 9, JAN1 + DAY])]), 2)
+        .await;
+    let plan = explain(&f, "SELECT * FROM cpu").await;
+    assert_eq!(plan.matches("DedupExec").count(), 1, "{plan}");
+    assert_eq!(f.pretty(sql).await, raw);
+    assert_eq!(
+        f64_column(
+            &f.query("SELECT usage FROM cpu WHERE host = 'a' ORDER BY time")
+                .await,
+            "usage"
+        ),
+        vec![Some(1.0), Some(3.0)]
+    );
+}
+
 async fn explain(f: &Fixture, sql: &str) -> String {
     let out = f.query(&format!("EXPLAIN {sql}")).await;
     pretty_lines(&out).join("\n")

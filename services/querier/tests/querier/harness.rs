@@ -268,6 +268,9 @@ pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
 pub enum IngesterMode {
     #[default]
     Serve,
+    /// Each partition's rows sorted and deduplicated, marked so, as an ingester serves a
+    /// quiet partition.
+    Deduplicated,
     Unavailable,
     Invalid,
 }
@@ -309,8 +312,9 @@ impl TestIngester {
 impl IngesterQuery for TestIngester {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
         self.requests.lock().push(request.clone());
-        match self.mode.lock().clone() {
-            IngesterMode::Serve => {}
+        let mode = self.mode.lock().clone();
+        match mode {
+            IngesterMode::Serve | IngesterMode::Deduplicated => {}
             IngesterMode::Unavailable => {
                 return Err(QueryError::Unavailable("test ingester is down".into()));
             }
@@ -340,6 +344,11 @@ impl IngesterQuery for TestIngester {
                     out.push(project(&batch, &request.schema));
                 }
             }
+            let deduplicated = matches!(mode, IngesterMode::Deduplicated) && !out.is_empty();
+            if deduplicated {
+                let all = arrow::compute::concat_batches(&request.schema, &out).unwrap();
+                out = vec![ferrite_model::dedup::sort_dedup(&all, None).unwrap()];
+            }
             let times: Vec<i64> = out.iter().flat_map(time_values).collect();
             if let (Some(min_time), Some(max_time)) = (times.iter().min(), times.iter().max()) {
                 partitions.push(PartitionData {
@@ -347,6 +356,7 @@ impl IngesterQuery for TestIngester {
                     batches: out,
                     min_time: *min_time,
                     max_time: *max_time,
+                    deduplicated,
                 });
             }
         }
@@ -367,7 +377,7 @@ impl IngesterQuery for TestIngester {
             .sum();
         let buffered = match self.mode.lock().clone() {
             IngesterMode::Unavailable => Err("test ingester is down".to_string()),
-            IngesterMode::Serve | IngesterMode::Invalid => {
+            IngesterMode::Serve | IngesterMode::Deduplicated | IngesterMode::Invalid => {
                 Ok(ferrite_ingester::api::BufferStats { bytes: 0, rows })
             }
         };
