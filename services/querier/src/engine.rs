@@ -52,6 +52,7 @@ use tracing::Instrument;
 
 use crate::cluster::QuerierCluster;
 use crate::error::{QueryError, Result, Stage};
+use crate::file_cache::FileCache;
 use crate::params::QueryParams;
 use crate::query_log::{DEFAULT_QUERY_LOG_CAPACITY, Protocol, QueryLog, Tracker};
 use crate::system::{SYSTEM_SCHEMA, SystemSchema, SystemSources, reads_system_tables};
@@ -63,6 +64,9 @@ pub const CATALOG_NAME: &str = "public";
 pub const SCHEMA_NAME: &str = "iox";
 /// The URL the object store is registered under in DataFusion; file paths are relative to it.
 pub const OBJECT_STORE_URL: &str = "ferrite://store/";
+
+/// Default size of the in-memory cache of Parquet files.
+pub const DEFAULT_FILE_CACHE_BYTES: usize = 512 << 20;
 
 /// Tuning of the query engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,8 @@ pub struct QuerierConfig {
     pub query_timeout: Option<Duration>,
     /// Finished queries the query log (`system.queries`) keeps, besides the running ones.
     pub query_log_capacity: usize,
+    /// Bytes of Parquet files kept whole in memory for later queries; 0 turns it off.
+    pub file_cache_bytes: usize,
 }
 
 impl Default for QuerierConfig {
@@ -99,6 +105,7 @@ impl Default for QuerierConfig {
             memory_limit: None,
             query_timeout: None,
             query_log_capacity: DEFAULT_QUERY_LOG_CAPACITY,
+            file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
         }
     }
 }
@@ -169,6 +176,10 @@ impl QueryEngine {
         let runtime = runtime
             .build_arc()
             .map_err(|e| QueryError::Internal(format!("datafusion runtime: {e}")))?;
+        let object_store: Arc<dyn ObjectStore> = match config.file_cache_bytes {
+            0 => object_store,
+            bytes => Arc::new(FileCache::new(object_store, bytes as u64)),
+        };
         runtime.register_object_store(store_url.as_ref(), object_store);
         let executor = config
             .execution_threads

@@ -36,6 +36,7 @@ mod cluster;
 mod dedup;
 mod engine;
 mod error;
+mod file_cache;
 mod flight;
 mod functions;
 mod http;
@@ -49,8 +50,8 @@ mod time_range;
 
 pub use cluster::{QUERIES_ACTION, QuerierCluster};
 pub use engine::{
-    CATALOG_NAME, OBJECT_STORE_URL, QuerierConfig, QueryEngine, QueryRequest, RunningQuery,
-    SCHEMA_NAME,
+    CATALOG_NAME, DEFAULT_FILE_CACHE_BYTES, OBJECT_STORE_URL, QuerierConfig, QueryEngine,
+    QueryRequest, RunningQuery, SCHEMA_NAME,
 };
 pub use error::{QueryError, Result};
 pub use flight::{FlightQueryService, database_from_metadata, flight_service};

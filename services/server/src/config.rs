@@ -221,6 +221,14 @@ pub struct QueryLimits {
         default_value_t = ferrite_querier::DEFAULT_QUERY_LOG_CAPACITY
     )]
     pub query_log_size: usize,
+    /// Bytes of Parquet files a querier keeps whole in memory, so later queries do not
+    /// fetch them from the object store again (files never change). 0 turns the cache off.
+    #[arg(
+        long,
+        env = "FERRITE_QUERY_FILE_CACHE_BYTES",
+        default_value_t = ferrite_querier::DEFAULT_FILE_CACHE_BYTES
+    )]
+    pub query_file_cache_bytes: usize,
 }
 
 /// `ferrite serve`: every service in one process on embedded defaults.

@@ -256,6 +256,7 @@ pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
         query_timeout: (limits.query_timeout_seconds > 0)
             .then(|| Duration::from_secs(limits.query_timeout_seconds)),
         query_log_capacity: limits.query_log_size,
+        file_cache_bytes: limits.query_file_cache_bytes,
         ..QuerierConfig::default()
     }
 }

@@ -219,6 +219,11 @@ const FAMILIES: &[Family] = &[
         Gauge,
         "Rows of unpersisted data buffered in memory.",
     ),
+    family(
+        "ferrite_ingester_query_cache_bytes",
+        Gauge,
+        "Bytes of deduplicated copies of quiet partitions kept for queries.",
+    ),
     known(
         "ferrite_persist_total",
         Counter,
@@ -289,6 +294,12 @@ const FAMILIES: &[Family] = &[
         "ferrite_query_memory_pool_bytes",
         Gauge,
         "Bytes reserved in the query memory pool.",
+    ),
+    known(
+        "ferrite_query_file_cache_requests_total",
+        Counter,
+        "Parquet file reads through the querier's file cache, by result.",
+        &[("result", &["hit", "miss"])],
     ),
     // Catalog.
     known(
