@@ -295,14 +295,17 @@ impl IngesterWrite for Ingester {
 #[async_trait]
 impl IngesterQuery for Ingester {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
-        // Read the persist count before the data: if a persist finishes in between, the
-        // caller sees a count that makes it refresh the file list, never a stale one.
-        let persist_count = self.inner.persist_count.load(Ordering::SeqCst);
-        let data = self
-            .inner
-            .buffer
-            .lock()
-            .table_data(request.database_id, request.table_id);
+        // The persist count and the data under one lock (a persist counts itself under it
+        // as its rows leave): a querier that cached the file list sees the rows or a count
+        // telling it to list files again, never neither.
+        let (persist_count, data) = {
+            let buffer = self.inner.buffer.lock();
+            let count = self.inner.persist_count.load(Ordering::SeqCst);
+            (
+                count,
+                buffer.table_data(request.database_id, request.table_id),
+            )
+        };
         let cache = &self.inner.query_cache;
         let live = data.iter().map(|p| p.partition_key.as_str()).collect();
         cache.retain(request.database_id, request.table_id, &live);
@@ -503,8 +506,13 @@ impl Inner {
                 }
             }
         }
-        self.buffer.lock().persisted(&snapshot);
-        self.persist_count.fetch_add(1, Ordering::SeqCst);
+        {
+            // Under the buffer lock, as queries read the count with the data: a query sees
+            // the rows, or the new count that tells it to list files again, never neither.
+            let mut buffer = self.buffer.lock();
+            buffer.persisted(&snapshot);
+            self.persist_count.fetch_add(1, Ordering::SeqCst);
+        }
         self.truncate_wal();
     }
 
