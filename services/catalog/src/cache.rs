@@ -324,6 +324,10 @@ impl Catalog for CachedCatalog {
         *covered = upto;
         Ok(changed)
     }
+
+    fn known_version(&self) -> Option<i64> {
+        self.current()
+    }
 }
 
 /// Shorthand: a [`CachedCatalog`] behind an `Arc`.

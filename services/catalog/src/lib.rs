@@ -314,6 +314,13 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn refresh(&self) -> Result<bool> {
         Ok(false)
     }
+
+    /// The catalog version this handle knows without asking, when it follows the catalog's
+    /// change feed (a [`CachedCatalog`]): answers read while it stands still may be reused.
+    /// `None`: nothing is followed, every read must ask.
+    fn known_version(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Shared handle to a catalog.

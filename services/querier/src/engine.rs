@@ -53,6 +53,7 @@ use tracing::Instrument;
 use crate::cluster::QuerierCluster;
 use crate::error::{QueryError, Result, Stage};
 use crate::file_cache::FileCache;
+use crate::file_list::FileLists;
 use crate::params::QueryParams;
 use crate::query_log::{DEFAULT_QUERY_LOG_CAPACITY, Protocol, QueryLog, Tracker};
 use crate::system::{SYSTEM_SCHEMA, SystemSchema, SystemSources, reads_system_tables};
@@ -115,6 +116,8 @@ impl Default for QuerierConfig {
 pub struct QueryEngine {
     catalog: Arc<dyn Catalog>,
     ingesters: Arc<[Arc<dyn IngesterQuery>]>,
+    /// Tables' file lists, reused across queries while they cannot have changed.
+    file_lists: Arc<FileLists>,
     /// Shared by every query: object store registry, memory pool, parquet metadata cache.
     runtime: Arc<RuntimeEnv>,
     store_url: ObjectStoreUrl,
@@ -190,6 +193,7 @@ impl QueryEngine {
         Ok(Self {
             catalog,
             ingesters: ingesters.into(),
+            file_lists: Arc::default(),
             runtime,
             store_url,
             config,
@@ -614,6 +618,7 @@ impl QueryEngine {
                 schema.limits,
                 table,
                 Arc::clone(&self.catalog),
+                Arc::clone(&self.file_lists),
                 Arc::clone(&self.ingesters),
                 self.store_url.clone(),
             );

@@ -37,6 +37,7 @@ mod dedup;
 mod engine;
 mod error;
 mod file_cache;
+mod file_list;
 mod flight;
 mod functions;
 mod http;

@@ -5,7 +5,9 @@
 //!  scan(projection, filters, limit)
 //!    1. time range ◄── filters on `time`
 //!    2. ingesters: unpersisted partitions in the range   (FIRST)
-//!    3. catalog: parquet files of the table, pruned by [min_time, max_time]   (SECOND)
+//!    3. catalog: parquet files of the table, pruned by [min_time, max_time]   (SECOND;
+//!       the list is reused while the catalog version and the ingesters' persist counts
+//!       stand still, see `file_list`)
 //!       and, with a custom partition template, partitions ruled out by tag predicates
 //!    4. chunks grouped by overlapping time ranges:
 //!         lone file ────────────────► DataSourceExec(parquet, all filters for pruning) ─┐
@@ -67,6 +69,7 @@ use tracing::Instrument;
 
 use crate::dedup::{DedupExec, ORDER_COLUMN, order_field};
 use crate::error::QueryError;
+use crate::file_list::FileLists;
 use crate::time_range::TimeRange;
 
 /// One user table as DataFusion sees it.
@@ -81,6 +84,8 @@ pub(crate) struct QuerierTable {
     /// Tags in lexicographic order, then `time`.
     primary_key: Vec<String>,
     catalog: Arc<dyn Catalog>,
+    /// The engine's file lists, shared by its queries.
+    file_lists: Arc<FileLists>,
     ingesters: Arc<[Arc<dyn IngesterQuery>]>,
     store_url: ObjectStoreUrl,
 }
@@ -91,6 +96,7 @@ impl QuerierTable {
         limits: DatabaseLimits,
         table: TableSchema,
         catalog: Arc<dyn Catalog>,
+        file_lists: Arc<FileLists>,
         ingesters: Arc<[Arc<dyn IngesterQuery>]>,
         store_url: ObjectStoreUrl,
     ) -> Self {
@@ -108,6 +114,7 @@ impl QuerierTable {
             schema,
             primary_key,
             catalog,
+            file_lists,
             ingesters,
             store_url,
         }
@@ -393,13 +400,20 @@ impl TableProvider for QuerierTable {
             .instrument(tracing::info_span!("ingester_read", table))
             .await
             .map_err(QueryError::into_datafusion)?;
-        let mut files = self
-            .catalog
-            .parquet_files(self.table.id)
+        let ingesters = responses
+            .iter()
+            .map(|r| (r.ingester_uuid, r.persist_count))
+            .collect();
+        let listed = self
+            .file_lists
+            .files(self.catalog.as_ref(), self.table.id, ingesters)
             .instrument(tracing::info_span!("catalog_files", table))
             .await
             .map_err(|e| QueryError::Catalog(e).into_datafusion())?;
-        files.retain(|f| range.overlaps(f.params.min_time, f.params.max_time));
+        let mut files: Vec<&ParquetFile> = listed
+            .iter()
+            .filter(|f| range.overlaps(f.params.min_time, f.params.max_time))
+            .collect();
         // With a custom partition template, partitions may cover the same time but never
         // share a key: chunks are grouped by partition, and predicates on the template's tags
         // rule whole partitions out, files and ingester rows alike.

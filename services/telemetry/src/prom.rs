@@ -296,6 +296,12 @@ const FAMILIES: &[Family] = &[
         "Bytes reserved in the query memory pool.",
     ),
     known(
+        "ferrite_query_file_list_requests_total",
+        Counter,
+        "Table file lists a query needed, by whether a cached list served it.",
+        &[("result", &["hit", "miss"])],
+    ),
+    known(
         "ferrite_query_file_cache_requests_total",
         Counter,
         "Parquet file reads through the querier's file cache, by result.",
