@@ -86,8 +86,8 @@ pub struct PartitionData {
     pub min_time: i64,
     /// Largest time among the rows.
     pub max_time: i64,
-    /// The rows are sorted by the primary key and hold at most one row per key, as in a
-    /// persisted file: they need no deduplication among themselves.
+    /// The rows hold at most one row per key (ordered by time, not by key): they need no
+    /// deduplication among themselves.
     pub deduplicated: bool,
 }
 

@@ -317,12 +317,10 @@ impl IngesterQuery for Ingester {
                 rows.partition_key.clone(),
             );
             if let Some(d) = cache.get(&key, &rows.batches) {
-                let batches = vec![Buffered {
-                    seq: 0,
-                    batch: d.batch.clone(),
-                    min_time: d.min_time,
-                    max_time: d.max_time,
-                }];
+                let (lo, hi) = request.time_range.unwrap_or((i64::MIN, i64::MAX));
+                let batches = query_cache::time_slice(&d.batch, lo, hi)
+                    .into_iter()
+                    .collect();
                 partitions.extend(partition_data(rows.partition_key, batches, &request, true)?);
                 continue;
             }

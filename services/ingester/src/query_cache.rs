@@ -5,7 +5,7 @@
 //!                                              │ no                               deduplicated
 //!                                              ▼
 //!          the batches as they are (the querier sorts and deduplicates them)
-//!          + quiet for `quiet`? ─► build an entry in the background (sort, dedup once)
+//!          + quiet for `quiet`? ─► build an entry in the background (dedup once, by time)
 //! ```
 //!
 //! Buffered rows are neither sorted nor deduplicated, so every query of them makes the
@@ -24,9 +24,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arrow::array::{Array, TimestampNanosecondArray};
 use arrow::record_batch::RecordBatch;
 use ferrite_model::dedup::sort_dedup;
-use ferrite_model::{DatabaseId, TableId};
+use ferrite_model::{DatabaseId, TIME_COLUMN, TableId};
 use parking_lot::Mutex;
 
 use crate::buffer::Buffered;
@@ -35,17 +36,14 @@ use crate::persist::{align, unified_schema};
 /// (database, table, partition key).
 type Key = (DatabaseId, TableId, String);
 
-/// One partition's buffered rows, sorted by the primary key with one row per key.
+/// One partition's buffered rows with one row per key, ordered by time (so a query's time
+/// range is a slice of them).
 #[derive(Debug)]
 pub(crate) struct Deduplicated {
     /// Sequence numbers of the batches it was built from, in order.
     seqs: Vec<u64>,
     /// The rows, in the batches' unified schema.
     pub batch: RecordBatch,
-    /// Smallest time.
-    pub min_time: i64,
-    /// Largest time.
-    pub max_time: i64,
 }
 
 #[derive(Debug)]
@@ -91,15 +89,10 @@ impl QueryCache {
             let built = deduplicate(&batches);
             let mut entries = cache.entries.lock();
             match (built, entries.get(&key)) {
-                (Some((batch, min_time, max_time)), Some(Entry::Building(s))) if *s == seqs => {
+                (Some(batch), Some(Entry::Building(s))) if *s == seqs => {
                     metrics::gauge!("ferrite_ingester_query_cache_bytes")
                         .increment(batch.get_array_memory_size() as f64);
-                    let d = Deduplicated {
-                        seqs,
-                        batch,
-                        min_time,
-                        max_time,
-                    };
+                    let d = Deduplicated { seqs, batch };
                     entries.insert(key, Entry::Ready(Arc::new(d)));
                 }
                 // Failed (a column's type differs between batches: queries report that) or
@@ -134,8 +127,8 @@ fn same_batches(seqs: &[u64], batches: &[Buffered]) -> bool {
     seqs.len() == batches.len() && seqs.iter().zip(batches).all(|(s, b)| *s == b.seq)
 }
 
-/// The batches' rows sorted and deduplicated as a persist does, with their time range.
-fn deduplicate(batches: &[Buffered]) -> Option<(RecordBatch, i64, i64)> {
+/// The batches' rows deduplicated as a persist does, then ordered by time.
+fn deduplicate(batches: &[Buffered]) -> Option<RecordBatch> {
     let refs: Vec<&RecordBatch> = batches.iter().map(|b| &b.batch).collect();
     let schema = unified_schema(&refs);
     let aligned = refs
@@ -144,8 +137,26 @@ fn deduplicate(batches: &[Buffered]) -> Option<(RecordBatch, i64, i64)> {
         .collect::<Result<Vec<_>, _>>()
         .ok()?;
     let all = arrow::compute::concat_batches(&schema, &aligned).ok()?;
-    let sorted = sort_dedup(&all, None).ok()?;
-    let min_time = batches.iter().map(|b| b.min_time).min()?;
-    let max_time = batches.iter().map(|b| b.max_time).max()?;
-    Some((sorted, min_time, max_time))
+    let deduplicated = sort_dedup(&all, None).ok()?;
+    let time = deduplicated.column_by_name(TIME_COLUMN)?;
+    let order = arrow::compute::sort_to_indices(time, None, None).ok()?;
+    arrow::compute::take_record_batch(&deduplicated, &order).ok()
+}
+
+/// The rows of a batch ordered by time with `lo <= time < hi`: a slice, no copy. `None`
+/// when none is.
+pub(crate) fn time_slice(batch: &RecordBatch, lo: i64, hi: i64) -> Option<Buffered> {
+    let time = batch
+        .column_by_name(TIME_COLUMN)?
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()?
+        .values();
+    let start = time.partition_point(|t| *t < lo);
+    let end = time.partition_point(|t| *t < hi);
+    (start < end).then(|| Buffered {
+        seq: 0,
+        batch: batch.slice(start, end - start),
+        min_time: time[start],
+        max_time: time[end - 1],
+    })
 }

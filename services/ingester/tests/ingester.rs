@@ -349,7 +349,7 @@ async fn quiet_partitions_are_deduplicated_once_for_queries() {
         .iter()
         .flat_map(rows_of)
         .collect();
-    // Sorted by the key, the last write of each key kept.
+    // Ordered by time, the last write of each key kept.
     assert_eq!(rows, vec![("a".into(), 10, 4.0), ("b".into(), 20, 3.0)]);
     // Time ranges apply to the deduplicated rows too.
     let later = query(Some((15, 30))).await.unwrap();

@@ -15,9 +15,9 @@
 //!         overlapping files/ingester ► Union ► Filter(pk-only) ► Sort ► DedupExec ─────┤► Union
 //! ```
 //!
-//! An ingester marks a partition's rows deduplicated when it has sorted and deduplicated
-//! them itself (a partition that stopped receiving writes): alone in its group they are
-//! scanned as they are, like a file.
+//! An ingester marks a partition's rows deduplicated when it has deduplicated them itself
+//! (a partition that stopped receiving writes): alone in its group they are scanned as they
+//! are, like a file.
 //!
 //! Invariants:
 //! - ingesters are asked before the catalog. An ingester registers a file in the catalog
@@ -677,7 +677,7 @@ enum ChunkData<'a> {
     File(u64, &'a ParquetFile),
     /// Unpersisted rows with their write-order column: may repeat keys.
     Ingester(Vec<RecordBatch>),
-    /// Unpersisted rows an ingester sorted and deduplicated (no key twice), without the
+    /// Unpersisted rows an ingester deduplicated (no key twice), without the
     /// write-order column.
     Deduplicated(&'a [RecordBatch]),
 }
