@@ -6,7 +6,7 @@ VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 FERRITE_BIN ?= $(CARGO_TARGET_DIR)/debug/ferrite
 
-.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction bench-influxql fmt lint clean
+.PHONY: cluster cluster-down help setup setup-build build run image test test-rust test-clients test-python test-k8s bench bench-lineproto bench-selectors bench-e2e bench-auth bench-compaction bench-influxql bench-peers fmt lint clean
 
 help:
 	@echo "make run     - ferrite serve on 127.0.0.1:8181 with data in ~/.ferrite"
@@ -83,6 +83,16 @@ bench-auth:
 bench-influxql:
 	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite
 	$(VENV)/bin/python services/testkit/python/bench/influxql_tsbs.py --ferrite $(CARGO_TARGET_DIR)/release/ferrite
+
+# ferrite (serve and the local cluster) beside InfluxDB 1.x, QuestDB and VictoriaMetrics: load
+# rate until queryable, bytes per value, the TSBS query types in SQL and InfluxQL with every
+# answer compared; writes its report into docs/benchmarks.md. Not part of `make bench`.
+bench-peers: setup
+	cargo build --release -p ferrite-server -p ferrite-testkit --bin ferrite --bin ferrite-bench --bin ferrite-test-cluster
+	bash deploy/dev/install-influxd.sh
+	bash deploy/dev/install-questdb.sh
+	bash deploy/dev/install-victoriametrics.sh
+	$(VENV)/bin/python services/testkit/python/bench/peers.py --ferrite $(CARGO_TARGET_DIR)/release/ferrite --write-docs
 
 fmt:
 	cargo fmt --all
