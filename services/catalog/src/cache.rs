@@ -295,6 +295,10 @@ impl Catalog for CachedCatalog {
         self.inner.list_tokens().await
     }
 
+    async fn list_caches(&self) -> Result<Vec<ferrite_model::cache::CacheDefinition>> {
+        self.inner.list_caches().await
+    }
+
     async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord> {
         self.inner.update_token(id, update).await
     }

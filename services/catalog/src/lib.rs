@@ -301,8 +301,12 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     /// [`Error::TokenNotFound`] if there is no such token.
     async fn revoke_token(&self, id: uuid::Uuid) -> Result<TokenRecord>;
 
+    /// Every last-value and distinct-value cache of the live tables of live databases.
+    async fn list_caches(&self) -> Result<Vec<ferrite_model::cache::CacheDefinition>>;
+
     /// The catalog version: a counter bumped with every database, table, column, parquet
-    /// file created, every database or table deleted, restored, renamed or reconfigured, and every token change (and only then). A changed version means
+    /// file created, every database or table deleted, restored, renamed or reconfigured, every
+    /// cache created or deleted, and every token change (and only then). A changed version means
     /// something changed, so caches keyed on it stay coherent.
     async fn version(&self) -> Result<i64>;
 

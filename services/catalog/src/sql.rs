@@ -69,6 +69,7 @@ macro_rules! select_tokens {
     };
 }
 mod admin;
+mod caches;
 mod lifecycle;
 pub use admin::{DatabaseInfo, LimitsUpdate, Status, TableInfo};
 pub use lifecycle::PurgeReport;
@@ -618,6 +619,11 @@ fn parquet_file(row: ParquetFileRow) -> Result<ParquetFile> {
     })
 }
 
+/// Every live cache, in creation order.
+fn concat_caches_order() -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("{} ORDER BY c.id", caches::SELECT_CACHES))
+}
+
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1085,6 +1091,13 @@ impl Catalog for SqlCatalog {
         let record = token_by_id(&mut tx, token.id).await?;
         self.commit(tx).await?;
         Ok(record)
+    }
+
+    async fn list_caches(&self) -> Result<Vec<ferrite_model::cache::CacheDefinition>> {
+        let rows: Vec<caches::CacheRow> = sqlx::query_as(concat_caches_order())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(caches::cache_definition).collect()
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {

@@ -128,6 +128,7 @@ macro_rules! suite {
 
 suite!(
     create_database_is_idempotent,
+    caches_are_listed_until_deleted_or_their_table_is,
     unknown_names_and_ids,
     concurrent_creates_agree_on_ids,
     concurrent_conflicting_upserts_change_nothing_for_the_losers,

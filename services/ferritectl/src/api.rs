@@ -431,6 +431,24 @@ pub struct Token {
     pub other: serde_json::Map<String, Value>,
 }
 
+/// A last-value or distinct-value cache as the API describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cache {
+    /// Catalog id.
+    pub id: i64,
+    /// Its table.
+    pub table: String,
+    /// Unique per table and kind.
+    pub name: String,
+    /// `last` or `distinct`.
+    pub kind: String,
+    /// The rest: keyColumns, valueColumns, count, ttl (last); columns, maxCardinality,
+    /// maxAge (distinct). Durations in seconds.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
 /// Changes to a database's settings; absent fields stay.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -724,6 +742,77 @@ impl Management {
                     "undelete",
                 ],
                 &[],
+                None,
+            )
+            .await
+    }
+
+    /// `GET /api/v0/databases/{db}/caches`.
+    pub async fn list_caches(&self, database: &str) -> Result<Vec<Cache>, ApiError> {
+        self.http
+            .call_json(
+                &format!("listing the caches of database '{database}'"),
+                Method::GET,
+                &["api", "v0", "databases", database, "caches"],
+                &[],
+                None,
+            )
+            .await
+    }
+
+    /// `POST /api/v0/databases/{db}/tables/{table}/caches`: `body` holds the kind and the
+    /// settings.
+    pub async fn create_cache(
+        &self,
+        database: &str,
+        table: &str,
+        body: &Value,
+    ) -> Result<Cache, ApiError> {
+        let kind = body["kind"].as_str().unwrap_or("a");
+        self.http
+            .call_json(
+                &format!("creating a {kind} cache on table '{table}' of database '{database}'"),
+                Method::POST,
+                &[
+                    "api",
+                    "v0",
+                    "databases",
+                    database,
+                    "tables",
+                    table,
+                    "caches",
+                ],
+                &[],
+                Some(body),
+            )
+            .await
+    }
+
+    /// `DELETE /api/v0/databases/{db}/tables/{table}/caches/{kind}/{name}`.
+    pub async fn delete_cache(
+        &self,
+        database: &str,
+        table: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        self.http
+            .call_empty(
+                &format!(
+                    "deleting {kind} cache '{name}' of table '{table}' in database '{database}'"
+                ),
+                Method::DELETE,
+                &[
+                    "api",
+                    "v0",
+                    "databases",
+                    database,
+                    "tables",
+                    table,
+                    "caches",
+                    kind,
+                    name,
+                ],
                 None,
             )
             .await

@@ -190,6 +190,21 @@ pub enum Command {
     )]
     Partition(PartitionCommand),
 
+    /// Create, list and delete last-value and distinct-value caches
+    #[command(
+        subcommand,
+        long_about = wrap("Create, list and delete the last-value and distinct-value caches of a \
+                      database's tables. A last-value cache keeps the newest rows of every key \
+                      (a combination of tag values); a distinct-value cache keeps every distinct \
+                      combination of some tags. Queries read them with the last_cache() and \
+                      distinct_cache() table functions. Every cache command needs the admin \
+                      token."),
+        after_help = "Examples:\n  ferritectl cache create-last --key-columns host --count 1 sensors \
+                      cpu\n  ferritectl cache create-distinct --columns region,host sensors cpu\n  \
+                      ferritectl query --database sensors \"SELECT * FROM last_cache('cpu')\""
+    )]
+    Cache(CacheCommand),
+
     /// Create, list, inspect, update and revoke database tokens
     #[command(
         subcommand,
@@ -589,6 +604,120 @@ pub enum TableCommand {
         /// The new name
         new: String,
     },
+}
+
+/// The `cache` commands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Create a last-value cache on a table
+    #[command(
+        long_about = wrap("Create a last-value cache: for every distinct combination of the key \
+                      columns (tags), the newest --count rows of the value columns, `time` \
+                      always among them. Rows not replaced within --ttl are dropped. The table \
+                      must exist with the columns named. Rows written before the cache exists \
+                      are in it if they are still in an ingester's memory."),
+        after_help = "Examples:\n  ferritectl cache create-last sensors cpu\n  ferritectl cache \
+                      create-last --key-columns region,host --value-columns usage_user --count 5 \
+                      --ttl 1h sensors cpu"
+    )]
+    CreateLast {
+        /// The cache's name [default: <table>_<key columns>_last_cache]
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated tag columns that identify a key [default: every tag of the table]
+        #[arg(long, value_delimiter = ',')]
+        key_columns: Option<Vec<String>>,
+        /// Comma-separated columns to keep per row [default: every other column]
+        #[arg(long, value_delimiter = ',')]
+        value_columns: Option<Vec<String>>,
+        /// Rows kept per key, 1 to 10 [default: 1]
+        #[arg(long)]
+        count: Option<usize>,
+        /// How long a row stays without a newer one (`30s`, `4h`) [default: 4h]
+        #[arg(long)]
+        ttl: Option<String>,
+        /// The database
+        database: String,
+        /// The table
+        table: String,
+    },
+
+    /// Create a distinct-value cache on a table
+    #[command(
+        long_about = wrap("Create a distinct-value cache: every distinct combination of the \
+                      columns (tags) seen, up to --max-cardinality (the least recently seen go \
+                      first); a combination not seen within --max-age is dropped."),
+        after_help = "Example:\n  ferritectl cache create-distinct --columns region,host \
+                      --max-cardinality 10000 sensors cpu"
+    )]
+    CreateDistinct {
+        /// The cache's name [default: <table>_<columns>_distinct_cache]
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated tag columns
+        #[arg(long, value_delimiter = ',', required = true)]
+        columns: Vec<String>,
+        /// The most combinations kept [default: 100000]
+        #[arg(long)]
+        max_cardinality: Option<usize>,
+        /// How long a combination stays without being seen again (`1h`, `7d`) [default: 1d]
+        #[arg(long)]
+        max_age: Option<String>,
+        /// The database
+        database: String,
+        /// The table
+        table: String,
+    },
+
+    /// List the caches of a database
+    #[command(
+        long_about = wrap("List the last-value and distinct-value caches of a database's tables."),
+        after_help = "Example:\n  ferritectl cache list --format json sensors"
+    )]
+    List {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// The database
+        database: String,
+    },
+
+    /// Delete a cache
+    #[command(
+        long_about = wrap("Delete a last-value or distinct-value cache. Its rows are gone at once; \
+                      creating it again starts empty."),
+        after_help = "Example:\n  ferritectl cache delete sensors cpu last cpu_host_last_cache"
+    )]
+    Delete {
+        /// The database
+        database: String,
+        /// The table
+        table: String,
+        /// The kind of cache
+        #[arg(value_enum)]
+        kind: CacheKindArg,
+        /// The cache's name
+        name: String,
+    },
+}
+
+/// `last` or `distinct`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheKindArg {
+    /// A last-value cache
+    Last,
+    /// A distinct-value cache
+    Distinct,
+}
+
+impl CacheKindArg {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Last => "last",
+            Self::Distinct => "distinct",
+        }
+    }
 }
 
 /// How one object (a token) is printed.

@@ -100,6 +100,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let api = management(&overrides, timeout)?;
             manage::token(&api, command).await
         }
+        Command::Cache(command) => {
+            let api = management(&overrides, timeout)?;
+            manage::cache(&api, command).await
+        }
         Command::Partition(command) => {
             let api = management(&overrides, timeout)?;
             manage::partition(&api, command).await

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use crate::Error;
 use crate::api::{DatabaseSettings, Management, NewToken, Permission, Token, TokenChanges};
 use crate::cli::{
-    DatabaseCommand, DatabaseLimits, ListFormat, ObjectFormat, PartitionCommand, PermissionArgs,
-    StatusFilter, TableCommand, TokenCommand, TokenSort,
+    CacheCommand, DatabaseCommand, DatabaseLimits, ListFormat, ObjectFormat, PartitionCommand,
+    PermissionArgs, StatusFilter, TableCommand, TokenCommand, TokenSort,
 };
 use crate::duration::{format_retention, parse_duration, parse_retention};
 use crate::output::{confirm, json, print, table};
@@ -66,6 +66,154 @@ where
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_nanos_opt().unwrap_or(i64::MAX))
     })
+}
+
+/// Whole seconds of a duration argument, at least one.
+fn seconds(flag: &str, text: Option<String>) -> Result<Option<u64>, Error> {
+    text.map(|t| {
+        let d = parse_duration(&t).map_err(|e| Error::Invalid(format!("{flag}: {e}")))?;
+        match d.as_secs() {
+            0 => Err(Error::Invalid(format!("{flag}: at least one second"))),
+            s => Ok(s),
+        }
+    })
+    .transpose()
+}
+
+/// Run a `cache` command.
+pub async fn cache(api: &Management, command: CacheCommand) -> Result<ExitCode, Error> {
+    let created = |c: crate::api::Cache, database: &str| {
+        format!(
+            "{} cache '{}' created on table '{}' of database '{database}'\n",
+            c.kind, c.name, c.table
+        )
+    };
+    match command {
+        CacheCommand::CreateLast {
+            name,
+            key_columns,
+            value_columns,
+            count,
+            ttl,
+            database,
+            table,
+        } => {
+            let body = serde_json::json!({
+                "kind": "last",
+                "name": name,
+                "keyColumns": key_columns,
+                "valueColumns": value_columns,
+                "count": count,
+                "ttl": seconds("--ttl", ttl)?,
+            });
+            let c = api
+                .create_cache(&database, &table, &without_nulls(body))
+                .await?;
+            print(&created(c, &database))?;
+        }
+        CacheCommand::CreateDistinct {
+            name,
+            columns,
+            max_cardinality,
+            max_age,
+            database,
+            table,
+        } => {
+            let body = serde_json::json!({
+                "kind": "distinct",
+                "name": name,
+                "columns": columns,
+                "maxCardinality": max_cardinality,
+                "maxAge": seconds("--max-age", max_age)?,
+            });
+            let c = api
+                .create_cache(&database, &table, &without_nulls(body))
+                .await?;
+            print(&created(c, &database))?;
+        }
+        CacheCommand::List { format, database } => {
+            let caches = api.list_caches(&database).await?;
+            let text = match format {
+                ListFormat::Json => json(&caches)?,
+                ListFormat::Table => {
+                    let list = |key: &str, c: &crate::api::Cache| {
+                        c.other
+                            .get(key)
+                            .and_then(|v| v.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            })
+                            .unwrap_or_default()
+                    };
+                    let number = |key: &str, c: &crate::api::Cache| {
+                        c.other.get(key).and_then(|v| v.as_u64())
+                    };
+                    let rows: Vec<Vec<String>> = caches
+                        .iter()
+                        .map(|c| {
+                            let (columns, settings) = if c.kind == "last" {
+                                (
+                                    format!(
+                                        "{} -> {}",
+                                        list("keyColumns", c),
+                                        list("valueColumns", c)
+                                    ),
+                                    format!(
+                                        "count {}, ttl {}",
+                                        or_dash(number("count", c)),
+                                        or_dash(number("ttl", c).map(|s| format!("{s}s")))
+                                    ),
+                                )
+                            } else {
+                                (
+                                    list("columns", c),
+                                    format!(
+                                        "max cardinality {}, max age {}",
+                                        or_dash(number("maxCardinality", c)),
+                                        or_dash(number("maxAge", c).map(|s| format!("{s}s")))
+                                    ),
+                                )
+                            };
+                            vec![
+                                c.table.clone(),
+                                c.name.clone(),
+                                c.kind.clone(),
+                                columns,
+                                settings,
+                            ]
+                        })
+                        .collect();
+                    table(&["TABLE", "NAME", "KIND", "COLUMNS", "SETTINGS"], &rows)
+                }
+            };
+            print(&text)?;
+        }
+        CacheCommand::Delete {
+            database,
+            table,
+            kind,
+            name,
+        } => {
+            api.delete_cache(&database, &table, kind.as_str(), &name)
+                .await?;
+            print(&format!(
+                "{} cache '{name}' of table '{table}' in database '{database}' deleted\n",
+                kind.as_str()
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `body` without its null fields (settings left to the server's defaults).
+fn without_nulls(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = body.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    body
 }
 
 /// Run a `database` command.

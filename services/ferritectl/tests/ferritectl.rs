@@ -379,6 +379,99 @@ async fn tables_are_created_listed_and_managed() {
     );
 }
 
+#[tokio::test]
+async fn caches_are_created_listed_queried_and_deleted() {
+    let server = serve().await;
+    let ctl = Ctl::for_server(&server);
+    ctl.ok(&[
+        "write",
+        "--database",
+        "fleet",
+        "cpu,host=a,region=eu usage=1 1\ncpu,host=a,region=eu usage=2 2\ncpu,host=b usage=3 3",
+    ]);
+    ctl.ok(&[
+        "cache",
+        "create-last",
+        "--key-columns",
+        "host",
+        "--value-columns",
+        "usage",
+        "--ttl",
+        "1h",
+        "fleet",
+        "cpu",
+    ]);
+    ctl.ok(&[
+        "cache",
+        "create-distinct",
+        "--columns",
+        "region,host",
+        "--name",
+        "hosts",
+        "fleet",
+        "cpu",
+    ]);
+    let refused = ctl.fails(&[
+        "cache",
+        "create-last",
+        "--key-columns",
+        "usage",
+        "fleet",
+        "cpu",
+    ]);
+    assert!(
+        refused.stderr.contains("key columns must be tags"),
+        "{refused:?}"
+    );
+    let refused = ctl.fails(&[
+        "cache",
+        "create-distinct",
+        "--columns",
+        "host",
+        "--name",
+        "hosts",
+        "fleet",
+        "cpu",
+    ]);
+    assert!(
+        refused
+            .stderr
+            .contains("already has a distinct cache named 'hosts'"),
+        "{refused:?}"
+    );
+
+    let listed = ctl.ok(&["cache", "list", "fleet"]);
+    assert!(listed.stdout.contains("cpu_host_last_cache"), "{listed:?}");
+    assert!(listed.stdout.contains("host -> usage,time"), "{listed:?}");
+    assert!(listed.stdout.contains("count 1, ttl 3600s"), "{listed:?}");
+    let listed = ctl
+        .ok(&["cache", "list", "--format", "json", "fleet"])
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let last = ctl.ok(&[
+        "query",
+        "--database",
+        "fleet",
+        "--format",
+        "csv",
+        "SELECT host, usage FROM last_cache('cpu') ORDER BY host",
+    ]);
+    assert_eq!(last.stdout, "host,usage\na,2.0\nb,3.0\n");
+
+    ctl.ok(&["cache", "delete", "fleet", "cpu", "distinct", "hosts"]);
+    let refused = ctl.fails(&["cache", "delete", "fleet", "cpu", "distinct", "hosts"]);
+    assert!(
+        refused
+            .stderr
+            .contains("has no distinct cache named 'hosts'"),
+        "{refused:?}"
+    );
+    let listed = ctl
+        .ok(&["cache", "list", "--format", "json", "fleet"])
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
 /// `token create` with `permissions` (as flags), returning (id, secret).
 fn create_token(ctl: &Ctl, flags: &[&str], description: &str) -> (String, String) {
     let mut args = vec!["token", "create", "--format", "json"];

@@ -2,7 +2,7 @@
 //! called in-process; in the cluster the same types travel over gRPC / Flight.
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+pub use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use ferrite_model::{DatabaseId, TableId};
 
@@ -137,6 +137,14 @@ pub struct IngesterStatus {
 pub trait IngesterQuery: std::fmt::Debug + Send + Sync + 'static {
     /// The table's unpersisted rows, snapshot at call time.
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError>;
+
+    /// The rows of a last-value or distinct-value cache: one batch per ingester behind this
+    /// client (the querier merges them). An ingester that does not have the cache yet builds
+    /// it from `definition` and its buffer first.
+    async fn cache(
+        &self,
+        definition: &ferrite_model::cache::CacheDefinition,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError>;
 
     /// Every ingester behind this client and what each buffers; one that cannot be reached
     /// is listed with the error, never left out.

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod buffer;
+mod caches;
 pub mod codec;
 pub mod grpc;
 pub mod persist;
@@ -32,6 +33,7 @@ use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
 use async_trait::async_trait;
 use ferrite_catalog::CatalogRef;
 use ferrite_model::TIME_COLUMN;
+use ferrite_model::cache::CacheDefinition;
 use ferrite_retry::{Backoff, FailureLog};
 use object_store::ObjectStore;
 use parking_lot::Mutex;
@@ -45,6 +47,7 @@ use crate::api::{
     QueryError, QueryRequest, QueryResponse, WriteError, WriteRequest,
 };
 use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot, Trigger};
+use crate::caches::Caches;
 use crate::persist::Persister;
 use crate::query_cache::QueryCache;
 use crate::wal::{Wal, WalError};
@@ -81,6 +84,9 @@ pub struct IngesterConfig {
     /// A partition without writes for this long is sorted and deduplicated once for the
     /// queries that follow, instead of by every query.
     pub query_cache_quiet: Duration,
+    /// How often the catalog version is checked for created or deleted last-value and
+    /// distinct-value caches.
+    pub cache_sync_interval: Duration,
 }
 
 impl IngesterConfig {
@@ -97,6 +103,7 @@ impl IngesterConfig {
             persist_check_interval: Duration::from_secs(1),
             drain_timeout: Some(Duration::from_secs(60)),
             query_cache_quiet: Duration::from_secs(1),
+            cache_sync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -122,6 +129,7 @@ pub enum StartError {
 pub struct Ingester {
     inner: Arc<Inner>,
     persist_loop: Mutex<Option<JoinHandle<()>>>,
+    cache_loop: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -134,6 +142,9 @@ struct Inner {
     persist_permits: Semaphore,
     persist_count: AtomicU64,
     query_cache: Arc<QueryCache>,
+    /// Last-value and distinct-value caches; locked after `buffer`, never before.
+    caches: Mutex<Caches>,
+    catalog: CatalogRef,
     /// Shared by every partition's retry loop: one line per interval for all of them.
     persist_failures: Mutex<FailureLog>,
     shutting_down: AtomicBool,
@@ -162,13 +173,16 @@ impl Ingester {
         if replayed_count > 0 {
             info!(writes = replayed_count, "buffer restored from WAL");
         }
+        let caches = Caches::restore(&config.wal_dir.join(CACHE_DIR));
         let inner = Arc::new(Inner {
             uuid: uuid::Uuid::new_v4(),
             persist_permits: Semaphore::new(config.persist_concurrency.max(1)),
             config,
             wal,
             buffer: Mutex::new(buffer),
-            persister: Persister::new(catalog, store),
+            persister: Persister::new(Arc::clone(&catalog), store),
+            caches: Mutex::new(caches),
+            catalog,
             persist_count: AtomicU64::new(0),
             query_cache: Arc::default(),
             persist_failures: Mutex::new(FailureLog::new(FAILURE_LOG_EVERY)),
@@ -176,9 +190,11 @@ impl Ingester {
             wake: Notify::new(),
         });
         let persist_loop = tokio::spawn(persist_loop(Arc::clone(&inner)));
+        let cache_loop = tokio::spawn(cache_loop(Arc::clone(&inner)));
         Ok(Arc::new(Self {
             inner,
             persist_loop: Mutex::new(Some(persist_loop)),
+            cache_loop: Mutex::new(Some(cache_loop)),
         }))
     }
 
@@ -191,6 +207,9 @@ impl Ingester {
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         if let Some(h) = self.persist_loop.lock().take() {
+            h.abort();
+        }
+        if let Some(h) = self.cache_loop.lock().take() {
             h.abort();
         }
         let drained = match self.inner.config.drain_timeout {
@@ -283,6 +302,14 @@ impl IngesterWrite for Ingester {
         {
             let _insert = tracing::debug_span!("buffer insert", rows).entered();
             let mut buffer = inner.buffer.lock();
+            let mut caches = inner.caches.lock();
+            if !caches.is_empty() {
+                let now = std::time::Instant::now();
+                for t in &request.tables {
+                    caches.update(request.database_id, t.table_id, &t.batch, now);
+                }
+            }
+            drop(caches);
             insert(&mut buffer, seq, request);
             publish(&buffer);
         }
@@ -344,6 +371,24 @@ impl IngesterQuery for Ingester {
         })
     }
 
+    async fn cache(
+        &self,
+        definition: &CacheDefinition,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError> {
+        let buffer = self.inner.buffer.lock();
+        let mut caches = self.inner.caches.lock();
+        let cache = caches.ensure(definition, &buffer).ok_or_else(|| {
+            QueryError::Invalid(format!("cache '{}' cannot be built", definition.name))
+        })?;
+        drop(buffer);
+        let now = std::time::Instant::now();
+        cache.prune(now);
+        let batch = cache.batch(now).map_err(|e| {
+            QueryError::Invalid(format!("reading cache '{}': {e}", definition.name))
+        })?;
+        Ok(vec![batch])
+    }
+
     async fn status(&self) -> Vec<IngesterStatus> {
         vec![IngesterStatus {
             address: IN_PROCESS.to_string(),
@@ -351,6 +396,9 @@ impl IngesterQuery for Ingester {
         }]
     }
 }
+
+/// Where, under the WAL directory, the caches' rows are saved for restarts.
+const CACHE_DIR: &str = "caches";
 
 /// The address `system.ingesters` shows for an ingester in the querier's own process.
 pub const IN_PROCESS: &str = "in-process";
@@ -515,6 +563,13 @@ impl Inner {
     }
 
     fn truncate_wal(&self) {
+        // The caches first: the records about to go are in them, and a restart rebuilds them
+        // from this file and what stays in the WAL.
+        let snapshot = self.caches.lock().snapshot();
+        if let Err(e) = snapshot.write(&self.config.wal_dir.join(CACHE_DIR)) {
+            warn!(error = %e, "cannot save the caches' rows; after a restart they hold only \
+                               what the WAL still has");
+        }
         let watermark = self
             .wal
             .watermark(|| self.buffer.lock().min_unpersisted_seq());
@@ -526,6 +581,32 @@ impl Inner {
         self.buffer
             .lock()
             .due(c.persist_partition_bytes, c.persist_age, c.buffer_bytes)
+    }
+}
+
+/// Follow the catalog's cache definitions: whenever its version moves, list them again and
+/// build or drop caches to match. The first round, right after start, rebuilds every cache
+/// from the buffer the WAL replay restored.
+async fn cache_loop(inner: Arc<Inner>) {
+    let mut synced = None;
+    loop {
+        let version = match inner.catalog.known_version() {
+            Some(v) => Ok(v),
+            None => inner.catalog.version().await,
+        };
+        match version {
+            Ok(v) if synced != Some(v) => match inner.catalog.list_caches().await {
+                Ok(definitions) => {
+                    let buffer = inner.buffer.lock();
+                    inner.caches.lock().sync(&definitions, &buffer);
+                    synced = Some(v);
+                }
+                Err(e) => warn!(error = %e, "cannot list caches; retrying"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot read the catalog version to follow caches"),
+        }
+        tokio::time::sleep(inner.config.cache_sync_interval).await;
     }
 }
 

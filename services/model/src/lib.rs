@@ -12,6 +12,7 @@
 //!   `Timestamp(Nanosecond)`, with the IOx column-type metadata clients read;
 //! - a partition key is a pure function of the row's time, so any service computes it.
 
+pub mod cache;
 pub mod dedup;
 pub mod partition;
 

@@ -44,12 +44,14 @@ use ferrite_auth::Caller;
 use ferrite_catalog::Catalog;
 use ferrite_ingester::api::IngesterQuery;
 use ferrite_model::DatabaseSchema;
+use ferrite_model::cache::{CacheDefinition, CacheKind};
 use futures::{SinkExt, Stream, StreamExt};
 use object_store::ObjectStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
+use crate::cache_table::CacheFunction;
 use crate::cluster::QuerierCluster;
 use crate::error::{QueryError, Result, Stage};
 use crate::file_cache::FileCache;
@@ -129,6 +131,8 @@ pub struct QueryEngine {
     log: Arc<QueryLog>,
     /// This querier's name and peers (`system.queries` across the cluster).
     cluster: Arc<QuerierCluster>,
+    /// Every database's cache definitions, with the catalog version they were listed at.
+    cache_definitions: parking_lot::Mutex<Option<(i64, Arc<Vec<CacheDefinition>>)>>,
 }
 
 /// A query from a client, as [`QueryEngine::query`] takes it.
@@ -201,6 +205,7 @@ impl QueryEngine {
             slots,
             log,
             cluster: QuerierCluster::new("local"),
+            cache_definitions: parking_lot::Mutex::default(),
         })
     }
 
@@ -576,6 +581,22 @@ impl QueryEngine {
         }
     }
 
+    /// Every database's last-value and distinct-value caches, listed again only when the
+    /// catalog version has moved (every time, for a catalog that does not follow it).
+    async fn cache_definitions(&self) -> Result<Arc<Vec<CacheDefinition>>> {
+        let version = self.catalog.known_version();
+        if let (Some(v), Some((at, definitions))) = (version, &*self.cache_definitions.lock())
+            && v == *at
+        {
+            return Ok(Arc::clone(definitions));
+        }
+        let definitions = Arc::new(self.catalog.list_caches().await?);
+        if let Some(v) = version {
+            *self.cache_definitions.lock() = Some((v, Arc::clone(&definitions)));
+        }
+        Ok(definitions)
+    }
+
     /// The catalog the engine reads.
     pub(crate) fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog
@@ -612,6 +633,16 @@ impl QueryEngine {
             .with_default_features();
         let state = crate::functions::install(builder).build();
         let ctx = SessionContext::new_with_state(state);
+        let definitions = self.cache_definitions().await?;
+        for kind in [CacheKind::Last, CacheKind::Distinct] {
+            let function = CacheFunction::new(
+                kind,
+                db.id,
+                Arc::clone(&definitions),
+                Arc::clone(&self.ingesters),
+            );
+            ctx.register_udtf(kind.function(), Arc::new(function));
+        }
         for (name, table) in schema.tables.clone() {
             let provider = QuerierTable::new(
                 db.id,

@@ -32,6 +32,7 @@
 //! - errors map to HTTP and gRPC status in one place ([`QueryError::http_status`],
 //!   [`QueryError::grpc_code`]), with no catch-all arm.
 
+mod cache_table;
 mod cluster;
 mod dedup;
 mod engine;

@@ -191,11 +191,13 @@ async fn to_catalog(State(proxy): State<Arc<QueryProxy>>, req: Request) -> Respo
     }
 }
 
-/// Routes that send the HTTP management API (`/api/v0`) to the catalog service, where the
+/// Routes that send the HTTP management API (`/api/v0`, and InfluxDB 3's `/api/v3/configure`
+/// cache calls) to the catalog service, where the
 /// catalog database is: `catalog` holds the catalog service's address.
 pub fn management_routes(catalog: Arc<QueryProxy>) -> axum::Router {
     axum::Router::new()
         .route("/api/v0/{*path}", axum::routing::any(to_catalog))
+        .route("/api/v3/configure/{*path}", axum::routing::any(to_catalog))
         .with_state(catalog)
 }
 

@@ -161,6 +161,23 @@ impl IngesterQuery for AllIngesters {
         Ok(merged)
     }
 
+    /// Every member, in parallel, ready or not and whatever its backoff. Unlike a query, a
+    /// cache read fails when one of them does not answer: without its rows the merge could
+    /// return a value older than the newest for a key.
+    async fn cache(
+        &self,
+        definition: &ferrite_model::cache::CacheDefinition,
+    ) -> Result<Vec<ferrite_ingester::api::RecordBatch>, QueryError> {
+        let members: Vec<Member> = self.members.read().clone();
+        let answers =
+            futures::future::join_all(members.iter().map(|m| m.client.cache(definition))).await;
+        let mut batches = Vec::new();
+        for answer in answers {
+            batches.extend(answer?);
+        }
+        Ok(batches)
+    }
+
     /// Every member, asked in parallel, ready or not and whatever its backoff: the status
     /// is for people looking for the one that does not answer.
     async fn status(&self) -> Vec<IngesterStatus> {
@@ -197,6 +214,13 @@ mod tests {
     impl IngesterQuery for Unreachable {
         async fn query(&self, _: QueryRequest) -> Result<QueryResponse, QueryError> {
             self.0.fetch_add(1, Ordering::Relaxed);
+            Err(QueryError::Unavailable("tcp connect error".into()))
+        }
+
+        async fn cache(
+            &self,
+            _: &ferrite_model::cache::CacheDefinition,
+        ) -> Result<Vec<ferrite_ingester::api::RecordBatch>, QueryError> {
             Err(QueryError::Unavailable("tcp connect error".into()))
         }
 

@@ -10,6 +10,8 @@ use ferrite_testkit::server::FerriteServer;
 
 #[path = "server/auth.rs"]
 mod auth;
+#[path = "server/caches.rs"]
+mod caches;
 #[path = "server/cluster.rs"]
 mod cluster;
 #[path = "server/compactor.rs"]

@@ -72,6 +72,7 @@ pub fn http_routes(management: Management) -> Router {
             "/api/v0/tokens/{id}",
             get(get_token).patch(update_token).delete(revoke_token),
         )
+        .merge(super::caches::cache_routes())
         .with_state(management)
 }
 

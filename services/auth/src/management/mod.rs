@@ -27,6 +27,8 @@ use ferrite_model::{
 use crate::authorizer::{AuthError, Authorizer, Caller, now_nanos};
 use crate::secret::{generate_token, hash_token};
 
+mod caches;
+
 pub use grpc::add_grpc_services;
 pub use http::http_routes;
 

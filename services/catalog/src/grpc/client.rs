@@ -683,6 +683,30 @@ impl Catalog for GrpcCatalog {
             .collect()
     }
 
+    async fn list_caches(&self) -> Result<Vec<ferrite_model::cache::CacheDefinition>> {
+        let response = self
+            .call("ListCaches", |mut c, t| {
+                let request = timed(proto::ListCachesRequest {}, t);
+                async move { c.list_caches(request).await }
+            })
+            .await?;
+        response
+            .caches
+            .into_iter()
+            .map(|c| {
+                Ok(ferrite_model::cache::CacheDefinition {
+                    id: c.id,
+                    database_id: ferrite_model::DatabaseId(c.database_id),
+                    table_id: ferrite_model::TableId(c.table_id),
+                    table: c.table,
+                    name: c.name,
+                    spec: ferrite_model::cache::CacheSpec::from_json(&c.spec_json)
+                        .map_err(Error::Corrupt)?,
+                })
+            })
+            .collect()
+    }
+
     async fn update_token(&self, id: uuid::Uuid, update: TokenUpdate) -> Result<TokenRecord> {
         let request = proto::UpdateTokenRequest {
             id: id.hyphenated().to_string(),

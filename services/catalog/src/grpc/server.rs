@@ -610,6 +610,30 @@ impl CatalogService for CatalogGrpcService {
         }))
     }
 
+    async fn list_caches(
+        &self,
+        _request: Request<proto::ListCachesRequest>,
+    ) -> Result<Response<proto::ListCachesResponse>, Status> {
+        let caches = self
+            .catalog()
+            .list_caches()
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ListCachesResponse {
+            caches: caches
+                .into_iter()
+                .map(|c| proto::CacheDefinition {
+                    id: c.id,
+                    database_id: c.database_id.get(),
+                    table_id: c.table_id.get(),
+                    table: c.table,
+                    name: c.name,
+                    spec_json: c.spec.to_json(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn update_token(
         &self,
         request: Request<proto::UpdateTokenRequest>,

@@ -161,7 +161,7 @@ impl SqlCatalog {
         rows.into_iter().map(database_info).collect()
     }
 
-    async fn live_database(&self, name: &str) -> Result<DatabaseInfo> {
+    pub(super) async fn live_database(&self, name: &str) -> Result<DatabaseInfo> {
         let sql = format!("{SELECT_DATABASES} WHERE name = $1 AND deleted_at IS NULL");
         let row: Option<DatabaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(name)
@@ -341,7 +341,11 @@ impl SqlCatalog {
             .collect()
     }
 
-    async fn live_table(&self, database: &str, table: &str) -> Result<(DatabaseInfo, TableInfo)> {
+    pub(super) async fn live_table(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<(DatabaseInfo, TableInfo)> {
         let db = self.live_database(database).await?;
         let found = self
             .tables(database, Status::Active)

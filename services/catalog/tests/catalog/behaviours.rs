@@ -690,3 +690,88 @@ pub async fn tokens_are_stored_updated_and_revoked(f: &Fixture) {
         Err(Error::TokenNotFound(u)) if u == unknown
     ));
 }
+
+pub async fn caches_are_listed_until_deleted_or_their_table_is(f: &Fixture) {
+    use ferrite_model::cache::{CacheKind, CacheSpec};
+    let admin = admin(f).await;
+    let c = &f.catalog;
+    let db = c.create_database("caches").await.unwrap();
+    let cpu = c.create_table(db.id, "cpu").await.unwrap();
+    c.upsert_columns(
+        cpu.id,
+        &[
+            ("host", ColumnType::Tag),
+            ("usage", ColumnType::F64),
+            ("time", ColumnType::Time),
+        ],
+    )
+    .await
+    .unwrap();
+    let before = c.version().await.unwrap();
+    let last = admin
+        .create_cache("caches", "cpu", None, |t| {
+            CacheSpec::last(t, None, None, Some(2), None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.name, "cpu_host_last_cache");
+    assert!(
+        c.version().await.unwrap() > before,
+        "creating moves the version"
+    );
+    let distinct = admin
+        .create_cache("caches", "cpu", Some("hosts"), |t| {
+            CacheSpec::distinct(t, vec!["host".into()], None, None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        c.list_caches().await.unwrap(),
+        [last.clone(), distinct.clone()]
+    );
+    // A definition is checked against the table, and a name is unique per kind.
+    assert!(matches!(
+        admin
+            .create_cache("caches", "cpu", None, |t| CacheSpec::last(
+                t,
+                Some(vec!["usage".into()]),
+                None,
+                None,
+                None
+            ))
+            .await,
+        Err(Error::Invalid(m)) if m.contains("key columns must be tags")
+    ));
+    assert!(matches!(
+        admin
+            .create_cache("caches", "cpu", Some("hosts"), |t| CacheSpec::distinct(
+                t,
+                vec!["host".into()],
+                None,
+                None
+            ))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+
+    let before = c.version().await.unwrap();
+    admin
+        .delete_cache("caches", "cpu", CacheKind::Distinct, "hosts")
+        .await
+        .unwrap();
+    assert!(
+        c.version().await.unwrap() > before,
+        "deleting moves the version"
+    );
+    assert!(matches!(
+        admin
+            .delete_cache("caches", "cpu", CacheKind::Distinct, "hosts")
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    // A renamed table keeps its caches under its new name; a deleted one hides them.
+    admin.rename_table("caches", "cpu", "cpu2").await.unwrap();
+    assert_eq!(c.list_caches().await.unwrap()[0].table, "cpu2");
+    admin.delete_table("caches", "cpu2").await.unwrap();
+    assert!(c.list_caches().await.unwrap().is_empty());
+}

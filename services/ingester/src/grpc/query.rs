@@ -29,8 +29,10 @@ use arrow_flight::{
 };
 use async_trait::async_trait;
 use bytes::Bytes;
+use ferrite_model::cache::{CacheDefinition, CacheSpec};
 use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
 use ferrite_proto::auth::{AuthChannel, ClientAuth};
+use ferrite_proto::ferrite::catalog::v1 as catalog_proto;
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
@@ -46,6 +48,9 @@ use crate::api::{
 
 /// The Flight `DoAction` type that answers an [`proto::IngesterStatus`].
 pub const STATUS_ACTION: &str = "ferrite.ingester.status";
+
+/// The Flight `DoAction` type that reads a last-value or distinct-value cache.
+pub const CACHE_ACTION: &str = "ferrite.ingester.cache";
 
 /// The longest a status call waits: `system.ingesters` lists a slow ingester as unhealthy
 /// rather than holding the query up for a whole query timeout.
@@ -372,9 +377,27 @@ impl FlightService for IngesterFlightService {
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
         let action = request.into_inner();
+        if action.r#type == CACHE_ACTION {
+            let definition =
+                decode_cache_request(&action.body).map_err(Status::invalid_argument)?;
+            let batches = self
+                .ingester
+                .cache(&definition)
+                .await
+                .map_err(|e| match e {
+                    QueryError::Invalid(m) => Status::invalid_argument(m),
+                    QueryError::Unavailable(m) => Status::unavailable(m),
+                })?;
+            let body = encode_ipc(&batches, &definition.spec.schema())
+                .map_err(|e| Status::internal(format!("encoding the cache's rows: {e}")))?;
+            let result = arrow_flight::Result { body: body.into() };
+            return Ok(Response::new(
+                stream::once(async move { Ok(result) }).boxed(),
+            ));
+        }
         if action.r#type != STATUS_ACTION {
             return Err(Status::unimplemented(format!(
-                "the ingester has no action '{}', only '{STATUS_ACTION}'",
+                "the ingester has no action '{}', only '{STATUS_ACTION}' and '{CACHE_ACTION}'",
                 action.r#type
             )));
         }
@@ -406,6 +429,48 @@ impl FlightService for IngesterFlightService {
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         Err(unimplemented("ListActions"))
     }
+}
+
+/// The body of a [`CACHE_ACTION`].
+pub fn encode_cache_request(definition: &CacheDefinition) -> Bytes {
+    proto::IngesterCacheRequest {
+        definition: Some(catalog_proto::CacheDefinition {
+            id: definition.id,
+            database_id: definition.database_id.get(),
+            table_id: definition.table_id.get(),
+            table: definition.table.clone(),
+            name: definition.name.clone(),
+            spec_json: definition.spec.to_json(),
+        }),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+fn decode_cache_request(body: &[u8]) -> Result<CacheDefinition, String> {
+    let r = proto::IngesterCacheRequest::decode(body)
+        .map_err(|e| format!("invalid cache request: {e}"))?
+        .definition
+        .ok_or("invalid cache request: no definition")?;
+    Ok(CacheDefinition {
+        id: r.id,
+        database_id: DatabaseId(r.database_id),
+        table_id: TableId(r.table_id),
+        table: r.table,
+        name: r.name,
+        spec: CacheSpec::from_json(&r.spec_json)?,
+    })
+}
+
+fn encode_ipc(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<u8>, ArrowError> {
+    let mut bytes = Vec::new();
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, schema)?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
 }
 
 fn unimplemented(rpc: &str) -> Status {
@@ -556,6 +621,37 @@ impl FlightIngesterQuery {
 impl IngesterQuery for FlightIngesterQuery {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
         self.query_with_tags(request, &[]).await
+    }
+
+    async fn cache(&self, definition: &CacheDefinition) -> Result<Vec<RecordBatch>, QueryError> {
+        let ask = async {
+            let mut client = self.client.clone();
+            let action = Action {
+                r#type: CACHE_ACTION.to_string(),
+                body: encode_cache_request(definition),
+            };
+            let mut results = client
+                .do_action(action)
+                .await
+                .map_err(|s| self.status_error(&s))?
+                .into_inner();
+            let mut body = Vec::new();
+            while let Some(result) = results.message().await.map_err(|s| self.status_error(&s))? {
+                body.extend_from_slice(&result.body);
+            }
+            let reader = arrow::ipc::reader::StreamReader::try_new(body.as_slice(), None)
+                .map_err(|e| self.protocol_error(format!("invalid cache rows: {e}")))?;
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.protocol_error(format!("invalid cache rows: {e}")))
+        };
+        match tokio::time::timeout(self.timeout, ask).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Unavailable(format!(
+                "ingester {} did not answer within {:?}",
+                self.addr, self.timeout
+            ))),
+        }
     }
 
     async fn status(&self) -> Vec<IngesterStatus> {

@@ -473,6 +473,13 @@ impl IngesterQuery for Refusing {
         Err((self.query)())
     }
 
+    async fn cache(
+        &self,
+        _d: &ferrite_model::cache::CacheDefinition,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError> {
+        Err((self.query)())
+    }
+
     async fn status(&self) -> Vec<ferrite_ingester::api::IngesterStatus> {
         vec![ferrite_ingester::api::IngesterStatus {
             address: "refusing".into(),

@@ -310,6 +310,26 @@ impl TestIngester {
 
 #[async_trait]
 impl IngesterQuery for TestIngester {
+    /// Built on each call from everything the stand-in holds of the table.
+    async fn cache(
+        &self,
+        definition: &ferrite_model::cache::CacheDefinition,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError> {
+        if matches!(*self.mode.lock(), IngesterMode::Unavailable) {
+            return Err(QueryError::Unavailable("test ingester is down".into()));
+        }
+        let mut cache = definition.new_cache().unwrap();
+        let now = std::time::Instant::now();
+        for ((table, _), batches) in self.partitions.lock().iter() {
+            if *table == definition.table_id {
+                for b in batches {
+                    cache.update(b, now).unwrap();
+                }
+            }
+        }
+        Ok(vec![cache.batch(now).unwrap()])
+    }
+
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
         self.requests.lock().push(request.clone());
         let mode = self.mode.lock().clone();

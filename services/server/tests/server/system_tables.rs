@@ -17,7 +17,7 @@ use super::{ADMIN_TOKEN, binary};
 const DAY: i64 = 86_400_000_000_000;
 
 /// `SELECT` on `url` as `client`: the JSON rows, or the status and body of a refusal.
-async fn query_as(
+pub(crate) async fn query_as(
     client: &reqwest::Client,
     url: &str,
     db: &str,
