@@ -30,6 +30,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use ferrite_catalog::{Catalog, ParquetFile, Partition, Permission, Resource, TokenRecord};
 use ferrite_ingester::api::IngesterQuery;
+use ferrite_model::cache::{CacheKind, CacheSpec};
 use ferrite_model::{DatabaseId, TableSchema};
 use futures::future::try_join_all;
 
@@ -62,9 +63,11 @@ enum Kind {
     Ingesters,
     Compactor,
     Tokens,
+    LastCaches,
+    DistinctCaches,
 }
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 9] = [
     Kind::Queries,
     Kind::Tables,
     Kind::Partitions,
@@ -72,6 +75,8 @@ const KINDS: [Kind; 7] = [
     Kind::Ingesters,
     Kind::Compactor,
     Kind::Tokens,
+    Kind::LastCaches,
+    Kind::DistinctCaches,
 ];
 
 fn timestamp() -> DataType {
@@ -113,6 +118,8 @@ impl Kind {
             Self::Ingesters => "ingesters",
             Self::Compactor => "compactor",
             Self::Tokens => "tokens",
+            Self::LastCaches => "last_caches",
+            Self::DistinctCaches => "distinct_caches",
         }
     }
 
@@ -172,6 +179,23 @@ impl Kind {
                 utf8("permissions"),
                 Field::new("created_at", timestamp(), false),
                 Field::new("expires_at", timestamp(), true),
+            ],
+            Self::LastCaches => vec![
+                utf8("database_name"),
+                utf8("table_name"),
+                utf8("name"),
+                utf8("key_column_names"),
+                utf8("value_column_names"),
+                int64("count"),
+                int64("ttl_seconds"),
+            ],
+            Self::DistinctCaches => vec![
+                utf8("database_name"),
+                utf8("table_name"),
+                utf8("name"),
+                utf8("column_names"),
+                int64("max_cardinality"),
+                int64("max_age_seconds"),
             ],
         };
         Arc::new(Schema::new(fields))
@@ -269,6 +293,8 @@ impl SystemTable {
             Kind::Ingesters => ingesters(&s.ingesters).await,
             Kind::Compactor => compactor(&*s.catalog).await?,
             Kind::Tokens => tokens(&*s.catalog).await?,
+            Kind::LastCaches => caches(&*s.catalog, CacheKind::Last).await?,
+            Kind::DistinctCaches => caches(&*s.catalog, CacheKind::Distinct).await?,
         };
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| QueryError::Internal(format!("building system.{}: {e}", self.kind.name())))
@@ -586,6 +612,64 @@ async fn tokens(catalog: &dyn Catalog) -> Result<Vec<ArrayRef>, QueryError> {
         Arc::new(created_at.finish()),
         Arc::new(expires_at.finish()),
     ])
+}
+
+/// `system.last_caches` or `system.distinct_caches`: every cache of that kind, column names
+/// comma-separated, durations in seconds.
+async fn caches(catalog: &dyn Catalog, kind: CacheKind) -> Result<Vec<ArrayRef>, QueryError> {
+    let (caches, databases) = futures::try_join!(catalog.list_caches(), catalog.list_databases())?;
+    let names: HashMap<DatabaseId, String> =
+        databases.into_iter().map(|d| (d.id, d.name)).collect();
+    let mut database = StringBuilder::new();
+    let mut table = StringBuilder::new();
+    let mut name = StringBuilder::new();
+    let mut columns = [StringBuilder::new(), StringBuilder::new()];
+    let mut numbers = [Int64Builder::new(), Int64Builder::new()];
+    for c in caches.iter().filter(|c| c.spec.kind() == kind) {
+        let Some(db) = names.get(&c.database_id) else {
+            continue;
+        };
+        database.append_value(db);
+        table.append_value(&c.table);
+        name.append_value(&c.name);
+        match &c.spec {
+            CacheSpec::Last {
+                key_columns,
+                value_columns,
+                count,
+                ttl_seconds,
+            } => {
+                columns[0].append_value(key_columns.join(","));
+                let values: Vec<&str> = value_columns.iter().map(|v| v.name.as_str()).collect();
+                columns[1].append_value(values.join(","));
+                numbers[0].append_value(*count as i64);
+                numbers[1].append_value(*ttl_seconds as i64);
+            }
+            CacheSpec::Distinct {
+                columns: names,
+                max_cardinality,
+                max_age_seconds,
+            } => {
+                columns[0].append_value(names.join(","));
+                numbers[0].append_value(i64::try_from(*max_cardinality).unwrap_or(i64::MAX));
+                numbers[1].append_value(*max_age_seconds as i64);
+            }
+        }
+    }
+    let [mut first, mut second] = columns;
+    let [mut n1, mut n2] = numbers;
+    let mut out: Vec<ArrayRef> = vec![
+        Arc::new(database.finish()),
+        Arc::new(table.finish()),
+        Arc::new(name.finish()),
+        Arc::new(first.finish()),
+    ];
+    if kind == CacheKind::Last {
+        out.push(Arc::new(second.finish()));
+    }
+    out.push(Arc::new(n1.finish()));
+    out.push(Arc::new(n2.finish()));
+    Ok(out)
 }
 
 /// `system.queries` rows for `records`, every one run by `querier`.

@@ -299,6 +299,8 @@ fn start_compactor(a: CompactorArgs, credentials: &Credentials) -> anyhow::Resul
 async fn start_catalog(a: CatalogArgs, credentials: &Credentials) -> anyhow::Result<Started> {
     let sql = Arc::new(connect_with_retry(&a.catalog_dsn).await);
     let service = CatalogGrpcService::new(Arc::clone(&sql) as CatalogRef);
+    // Changes made here (the management API) reach watchers at once, not at the next poll.
+    service.follow_commits(sql.committed_versions());
     // The management API runs here, next to the catalog database; routers forward /api/v0
     // and ferrite.management.v1 to it. Only the admin token gets in, which is what
     // management needs.

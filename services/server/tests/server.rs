@@ -24,6 +24,8 @@ mod lifecycle;
 mod management_grpc;
 #[path = "server/object_store.rs"]
 mod objstore;
+#[path = "server/query_caches.rs"]
+mod query_caches;
 #[path = "server/read_your_writes.rs"]
 mod read_your_writes;
 #[path = "server/ready.rs"]

@@ -454,7 +454,7 @@ async fn show_tables_and_information_schema_list_user_tables() {
     );
     let show = pretty_lines(&f.query("SHOW TABLES").await).join("\n");
     assert!(
-        show.contains("| public        | iox                | cpu           | BASE TABLE |"),
+        show.contains("| public        | iox                | cpu             | BASE TABLE |"),
         "{show}"
     );
     assert_eq!(

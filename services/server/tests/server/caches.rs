@@ -294,6 +294,29 @@ async fn caches_equal_sql_over_the_table_through_writes_kills_and_clean_restarts
         .unwrap();
     let names: Vec<&str> = listed.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["dvc", "lvc"]);
+    // And in the system tables, as in InfluxDB 3 Core.
+    assert_eq!(
+        rows(
+            &url,
+            db,
+            "SELECT table_name, name, key_column_names, value_column_names, count, ttl_seconds \
+             FROM system.last_caches"
+        )
+        .await,
+        [
+            json!({"table_name": "cpu", "name": "lvc", "key_column_names": "region,host",
+                "value_column_names": "usage,idle,time", "count": 3, "ttl_seconds": 14400})
+        ]
+    );
+    assert_eq!(
+        rows(
+            &url,
+            db,
+            "SELECT name, column_names, max_cardinality FROM system.distinct_caches"
+        )
+        .await,
+        [json!({"name": "dvc", "column_names": "region,host", "max_cardinality": 100000})]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

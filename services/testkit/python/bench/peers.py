@@ -48,6 +48,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -63,6 +64,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -89,6 +91,8 @@ QUERYABLE_TIMEOUT_S = 900.0
 PERSIST_TIMEOUT_S = 1200.0
 PERSIST_AGE_INGESTERS_S = 86400  # the ingesters phase: nothing persists by age while it runs
 FLOAT_REL = 1e-9
+DVC_VALUES = 10_000  # the distinct-value cache lookup the issue sets a target for
+MIN_TIMED = 10  # a type cut by --type-budget still has this many timed queries
 
 TYPES = ["single-groupby-1-1-1", "single-groupby-5-1-12", "cpu-max-all-8", "double-groupby-1",
          "double-groupby-all", "high-cpu-1", "high-cpu-all", "lastpoint", "groupby-orderby-limit"]
@@ -369,7 +373,9 @@ class Bench:
     loads: dict[str, list[Load]] = field(default_factory=dict)
     sizes: dict[str, Size] = field(default_factory=dict)
     timings: dict[tuple[str, str, str], Timings] = field(default_factory=dict)  # (state, lang, type)
+    cache_timings: dict[tuple[str, str], Timings] = field(default_factory=dict)  # (state, cache query)
     notes: list[str] = field(default_factory=list)
+    short: dict[tuple[str, str, str], int] = field(default_factory=dict)  # types cut by the time budget
 
     def say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -418,7 +424,10 @@ class Bench:
         warmup = self.args.warmup
         for kind in TYPES:
             samples, total_rows, mismatches = [], 0, 0
+            started = time.perf_counter()
             for i, q in enumerate(self.queries[lang][kind]):
+                if len(samples) >= MIN_TIMED and time.perf_counter() - started > self.args.type_budget:
+                    break  # a slow type: the samples so far, and the report says how many
                 ms, answer = system.query(q)
                 diffs, reference = self.refs.check(state, lang, kind, i, sql_text(q), answer)
                 if diffs:
@@ -437,6 +446,8 @@ class Bench:
                     total_rows += answer_rows(answer)
             t = Timings(samples, total_rows / len(samples), mismatches)
             self.timings[(state, lang, kind)] = t
+            if len(samples) < self.args.queries:
+                self.short[(state, lang, kind)] = len(samples)
             self.say(f"  {state} {lang} {kind}: median {t.median:.1f} ms, p99 {percentile(samples, 0.99):.1f} ms, "
                      f"{t.rows:,.0f} rows per answer" + (f", {mismatches} MISMATCHES" if mismatches else ""))
 
@@ -549,6 +560,87 @@ class Bench:
         if before != expected or after != expected:
             self.notes.append(f"{state}: rows in the ingesters / in files were {before} before the queries and "
                               f"{after} after, not {expected}")
+        # After the checks above: the distinct-value cache's table adds rows of its own.
+        if state == "ferrite serve (ingesters)":
+            self.caches(state, url, sql, last=True, distinct=False)
+        elif state == "ferrite serve (files)":
+            self.caches(state, url, sql, last=False, distinct=True)
+        elif state == "ferrite cluster (ingesters)":
+            self.caches(state, url, sql, last=True, distinct=True)
+
+
+    def caches(self, state: str, url: str, sql: SqlSystem, last: bool, distinct: bool) -> None:
+        """lastpoint through a last-value cache on `cpu` and a lookup of a 10,000-value
+        distinct-value cache, each timed like the query types.
+
+        A cache holds the rows still in the ingesters when it is created, so each is created
+        where its rows are still there: the last-value cache right after the load (`serve`
+        keeps it over its restart, from the rows it saves at stop, but the size measured at
+        that stop includes them: 100 rows); the distinct-value cache's 10,000 hosts written
+        to their own table just before (in `serve`'s files phase, after the size is measured).
+        """
+        fast = KeepAlive(url, FERRITE_AUTH)
+        created = []
+        if last:
+            created.append(("last_cache", {"table": "cpu", "name": "lastpoint", "key_columns": ["hostname"],
+                                           "count": 1}))
+        if distinct:
+            lines = "".join(f"dvc,host=host_{i:05} v=1i {self.start_ns + i}\n" for i in range(DVC_VALUES))
+            r = sql.session.post(url + "/api/v2/write", params={"bucket": DB, "precision": "ns"}, data=lines)
+            r.raise_for_status()
+            created.append(("distinct_cache", {"table": "dvc", "name": "hosts", "columns": ["host"],
+                                               "max_cardinality": DVC_VALUES}))
+        for path, body in created:
+            r = sql.session.post(url + "/api/v3/configure/" + path, json={"db": DB, **body})
+            if r.status_code != 201:
+                raise RuntimeError(f"{state}: creating the {path}: {r.status_code} {r.text}")
+        timed = []
+        if last or state == "ferrite serve (files)":
+            # The cache's lastpoint must equal the table's (checked against QuestDB above).
+            fields = ", ".join(CPU_FIELDS)
+            want = sql.rows(f"SELECT DISTINCT ON (hostname) hostname, {fields}, time FROM cpu "
+                            "ORDER BY hostname, time DESC")
+            got = sql.rows(f"SELECT hostname, {fields}, time FROM last_cache('cpu', 'lastpoint') ORDER BY hostname")
+            if want != got:
+                raise SystemExit(f"{state}: last_cache('cpu') differs from lastpoint over the table: "
+                                 f"{len(got)} rows, {len(want)} expected; first: {got[:1]} vs {want[:1]}")
+            timed.append(("lastpoint via last_cache()", "SELECT * FROM last_cache('cpu', 'lastpoint')",
+                          self.args.hosts))
+        if distinct:
+            timed.append((f"{DVC_VALUES:,}-value distinct_cache()", "SELECT host FROM distinct_cache('dvc')",
+                          DVC_VALUES))
+        for name, q, rows in timed:
+            samples = []
+            for i in range(self.args.warmup + self.args.queries):
+                ms, body = fast.get("/api/v3/query_sql", {"db": DB, "q": q, "format": "json"})
+                if i == 0 and len(json.loads(body)) != rows:
+                    raise SystemExit(f"{state}: {q} returned {len(json.loads(body))} rows, not {rows}")
+                if i >= self.args.warmup:
+                    samples.append(ms)
+            t = Timings(samples, rows, 0)
+            self.cache_timings[(state, name)] = t
+            self.say(f"  {state} {name}: median {t.median:.2f} ms, p99 {percentile(samples, 0.99):.2f} ms")
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection timed from the request to the last byte (the
+    `requests` session adds about a millisecond of its own, too much for sub-millisecond
+    answers)."""
+
+    def __init__(self, url: str, headers: dict):
+        u = urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+        self.headers = headers
+
+    def get(self, path: str, params: dict) -> tuple[float, bytes]:
+        start = time.perf_counter()
+        self.conn.request("GET", f"{path}?{urlencode(params)}", headers=self.headers)
+        r = self.conn.getresponse()
+        body = r.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        if r.status != 200:
+            raise RuntimeError(f"{path} {params}: {r.status} {body[:500]!r}")
+        return elapsed, body
 
 
 PERSIST_AGE_WRAPPER = """#!/usr/bin/env bash
@@ -753,6 +845,14 @@ def report(bench: Bench, header: str) -> str:
             ["Query type", "best peer ms", "serve ingesters", "serve files", "cluster ingesters", "cluster files"],
             best_rows), ""]
 
+    if bench.cache_timings:
+        cache_rows = [[state, name, f"{x.median:.2f}", f"{percentile(x.samples, 0.99):.2f}"]
+                      for (state, name), x in bench.cache_timings.items()]
+        out += ["### Caches: median and p99 ms over HTTP (JSON), request to last byte", "",
+                md_table(["ferrite", "query", "median", "p99"], cache_rows, "llrr"), ""]
+    if bench.short:
+        bench.notes.append(f"--type-budget {bench.args.type_budget:g} s cut these to fewer than {bench.args.queries} "
+                           "timed queries: " + ", ".join(f"{s} {l} {k} ({n})" for (s, l, k), n in bench.short.items()))
     out += ["### The issue's targets", "", targets(bench), ""]
     if bench.notes:
         out += ["Notes:", "", *[f"- {n}" for n in bench.notes], ""]
@@ -822,6 +922,9 @@ def targets(bench: Bench) -> str:
                 rows.append(["cluster medians within 1.5× serve's", f"{where}, {lang}",
                              f"{len(pairs) - len(over)} of {len(pairs)}; worst {worst[0]} {worst[1]:.2f}×",
                              reached(not over)])
+    for (state, name), x in bench.cache_timings.items():
+        limit = 0.5 if name.startswith("lastpoint") else 5.0
+        rows.append([f"{name} ≤ {limit:g} ms", state, f"{x.median:.2f} ms", reached(x.median <= limit)])
     return md_table(["Target", "ferrite", "measured", ""], rows, "llll")
 
 
@@ -839,7 +942,8 @@ def header(bench: Bench, found: dict[str, str], load_start: str) -> str:
         f"Loaded by `ferrite-bench --load` with {CLIENTS} clients × {BATCH_LINES:,}-line batches, seed {args.seed}.",
         "",
         f"Queries: per type and system {args.warmup} warm-up queries (untimed, answers checked), then "
-        f"{args.queries} timed ones; median (p99) in ms, from the request to the last byte. No system caches "
+        f"{args.queries} timed ones (fewer where {args.type_budget:g} s of them ran out first, at least {MIN_TIMED}; "
+        f"the notes list them); median (p99) in ms, from the request to the last byte. No system caches "
         f"results (QuestDB caches compiled plans, ferrite Parquet metadata: their defaults).",
         "",
         "What an acknowledged write means:",
@@ -866,6 +970,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=100, help="TSBS scale: hosts (default 100)")
     parser.add_argument("--days", type=float, default=1, help="days of data (default 1)")
     parser.add_argument("--queries", type=int, default=100, help="timed queries per type and system (default 100)")
+    parser.add_argument("--type-budget", type=float, default=15, help="seconds of timed queries per type and "
+                        f"system; a slower type stops there (after at least {MIN_TIMED}) and the report says so "
+                        "(default 15)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed queries per type and system first (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the data and of the query lists")
     parser.add_argument("--systems", default=",".join(["ferrite", "ferrite-cluster", "influxd", "questdb",
