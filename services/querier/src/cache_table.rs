@@ -128,8 +128,13 @@ impl CacheTable {
         for answer in answers {
             batches.extend(answer.map_err(|e| DataFusionError::External(Box::new(e)))?);
         }
-        if let [one] = batches.as_slice() {
-            return Ok(one.clone());
+        // Most often one ingester holds the table's rows (a day's partition lives on one):
+        // its answer needs no merge.
+        batches.retain(|b| b.num_rows() > 0);
+        match batches.as_slice() {
+            [] => return Ok(RecordBatch::new_empty(Arc::clone(&self.schema))),
+            [one] => return Ok(one.clone()),
+            _ => {}
         }
         let mut merged = self.definition.merge_cache()?;
         let now = Instant::now();

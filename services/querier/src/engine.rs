@@ -28,6 +28,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::memory_pool::{
     GreedyMemoryPool, MemoryConsumer, MemoryReservation, TrackConsumersPool,
@@ -57,6 +58,7 @@ use crate::error::{QueryError, Result, Stage};
 use crate::file_cache::FileCache;
 use crate::file_list::FileLists;
 use crate::params::QueryParams;
+use crate::plan_cache::{PlanCache, PlanKey};
 use crate::query_log::{DEFAULT_QUERY_LOG_CAPACITY, Protocol, QueryLog, Tracker};
 use crate::system::{SYSTEM_SCHEMA, SystemSchema, SystemSources, reads_system_tables};
 use crate::table::QuerierTable;
@@ -131,6 +133,8 @@ pub struct QueryEngine {
     log: Arc<QueryLog>,
     /// This querier's name and peers (`system.queries` across the cluster).
     cluster: Arc<QuerierCluster>,
+    /// Plans made for Flight `GetFlightInfo`, waiting for their `DoGet`.
+    plans: PlanCache,
     /// Every database's cache definitions, with the catalog version they were listed at.
     cache_definitions: parking_lot::Mutex<Option<(i64, Arc<Vec<CacheDefinition>>)>>,
 }
@@ -206,6 +210,7 @@ impl QueryEngine {
             log,
             cluster: QuerierCluster::new("local"),
             cache_definitions: parking_lot::Mutex::default(),
+            plans: PlanCache::default(),
         })
     }
 
@@ -301,10 +306,16 @@ impl QueryEngine {
             // Only the admin sees the system tables listed; others may still name one, to
             // be told they may not read it.
             let list_system = caller.is_none_or(Caller::is_admin);
-            let (ctx, df) = self
-                .plan(database, query, params, runtime, list_system)
-                .instrument(tracing::info_span!("plan"))
-                .await?;
+            let planned = self.planned(database, query, &params, list_system);
+            let reused = planned.is_some();
+            let (ctx, df) = match planned {
+                Some(planned) => planned,
+                None => {
+                    self.plan(database, query, params, Arc::clone(&runtime), list_system)
+                        .instrument(tracing::info_span!("plan"))
+                        .await?
+                }
+            };
             if let Some(caller) = caller
                 && reads_system_tables(df.logical_plan())
             {
@@ -315,7 +326,15 @@ impl QueryEngine {
                 .await
                 .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
             let schema = plan.schema();
-            let task_ctx = ctx.task_ctx();
+            // A plan made for GetFlightInfo has the engine's runtime: this query's memory
+            // pool goes in here.
+            let task_ctx = if reused {
+                let state = ctx.state_ref();
+                let state = state.read();
+                Arc::new(TaskContext::from(&*state).with_runtime(runtime))
+            } else {
+                ctx.task_ctx()
+            };
             let stream = match &self.executor {
                 None => execute_stream(plan, task_ctx)
                     .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?,
@@ -367,17 +386,56 @@ impl QueryEngine {
         })
     }
 
-    /// The schema `query` would return, without running it (Flight's GetFlightInfo).
+    /// The schema `query` would return, without running it (Flight's GetFlightInfo), for a
+    /// caller who sees the system tables listed or not. The plan is kept a few seconds for
+    /// the `DoGet` that runs the query.
     pub async fn sql_schema(
         &self,
         database: &str,
         query: &str,
         params: QueryParams,
+        list_system: bool,
     ) -> Result<SchemaRef> {
-        let (_, df) = self
-            .plan(database, query, params, Arc::clone(&self.runtime), true)
+        let key = PlanKey {
+            database: database.to_string(),
+            sql: query.to_string(),
+            params: params.clone(),
+            list_system,
+        };
+        let version = self.catalog.known_version();
+        let (ctx, df) = self
+            .plan(
+                database,
+                query,
+                params,
+                Arc::clone(&self.runtime),
+                list_system,
+            )
             .await?;
+        if let Some(version) = version {
+            self.plans.put(key, version, ctx, df.clone());
+        }
         output_schema(df)
+    }
+
+    /// A plan [`Self::sql_schema`] kept for this query, if one is still good.
+    fn planned(
+        &self,
+        database: &str,
+        query: &str,
+        params: &QueryParams,
+        list_system: bool,
+    ) -> Option<(SessionContext, DataFrame)> {
+        if self.plans.is_empty() {
+            return None;
+        }
+        let key = PlanKey {
+            database: database.to_string(),
+            sql: query.to_string(),
+            params: params.clone(),
+            list_system,
+        };
+        self.plans.take(&key, self.catalog.known_version()?)
     }
 
     /// Plan `query` without values for its placeholders (a Flight SQL prepared statement):

@@ -45,6 +45,7 @@ mod http;
 pub mod influxql;
 pub mod merge;
 mod params;
+mod plan_cache;
 mod query_log;
 mod system;
 mod table;

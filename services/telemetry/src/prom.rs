@@ -302,6 +302,13 @@ const FAMILIES: &[Family] = &[
         &[("result", &["hit", "miss"])],
     ),
     known(
+        "ferrite_query_plan_cache_requests_total",
+        Counter,
+        "Flight DoGet queries that found the plan their GetFlightInfo made, by whether it \
+         was still good (the catalog version unmoved, under 10 s old).",
+        &[("result", &["hit", "stale"])],
+    ),
+    known(
         "ferrite_query_file_cache_requests_total",
         Counter,
         "Parquet file reads through the querier's file cache, by result.",

@@ -577,11 +577,12 @@ impl FlightSqlService for FlightSqlHandler {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let database = database_from_metadata(request.metadata())?;
-        may_read(&caller(&request)?, &database).await?;
+        let caller = caller(&request)?;
+        may_read(&caller, &database).await?;
         let params = QueryParams::new();
         let schema = self
             .engine
-            .sql_schema(&database, &query.query, params.clone())
+            .sql_schema(&database, &query.query, params.clone(), caller.is_admin())
             .await?;
         let handle = StatementHandle::new(database, query.query, &params)?;
         flight_info(&wire_schema(&schema), handle.ticket(), request.into_inner())
@@ -593,10 +594,16 @@ impl FlightSqlService for FlightSqlHandler {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = StatementHandle::from_bytes(&query.prepared_statement_handle)?;
-        may_read(&caller(&request)?, &handle.database).await?;
+        let caller = caller(&request)?;
+        may_read(&caller, &handle.database).await?;
         let schema = self
             .engine
-            .sql_schema(&handle.database, &handle.sql, handle.query_params()?)
+            .sql_schema(
+                &handle.database,
+                &handle.sql,
+                handle.query_params()?,
+                caller.is_admin(),
+            )
             .await?;
         flight_info(&wire_schema(&schema), handle.ticket(), request.into_inner())
     }

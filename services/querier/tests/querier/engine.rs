@@ -940,7 +940,7 @@ async fn the_announced_schema_is_the_schema_of_the_batches_for_gap_filling() {
                WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T03:00:00Z' GROUP BY 1";
     let announced = f
         .engine
-        .sql_schema(&f.db, sql, QueryParams::new())
+        .sql_schema(&f.db, sql, QueryParams::new(), true)
         .await
         .unwrap();
     let (schema, stream) = f.engine.sql(&f.db, sql, QueryParams::new()).await.unwrap();

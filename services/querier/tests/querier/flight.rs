@@ -493,3 +493,74 @@ async fn flight_sql_is_read_only() {
         .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
 }
+
+/// A Flight SQL query's GetFlightInfo plans it and its DoGet reuses the plan while the
+/// catalog version stands; the rows are read at DoGet either way.
+#[tokio::test]
+async fn a_flight_sql_plan_serves_its_do_get_with_fresh_rows_until_the_catalog_moves() {
+    use ferrite_catalog::{CachedCatalog, Catalog};
+    use ferrite_ingester::api::IngesterQuery;
+    use ferrite_querier::{QuerierConfig, QueryEngine};
+
+    let f = Fixture::new().await;
+    let t = f.table("cpu", CPU).await;
+    f.buffer(&t, cpu(&[json!(["a", "eu", 1.0, 1, JAN1])]));
+    // A catalog that follows its version, as in `serve` and a cluster's querier.
+    let catalog = CachedCatalog::new(
+        std::sync::Arc::clone(&f.catalog) as std::sync::Arc<dyn Catalog>,
+        f.catalog.committed_versions(),
+    );
+    // The feed carries the versions of commits made while someone subscribes (as `serve`
+    // does from its start): one more commit here, and it knows the current one.
+    f.table("other", CPU).await;
+    let engine = QueryEngine::new(
+        std::sync::Arc::new(catalog),
+        vec![std::sync::Arc::clone(&f.ingester) as std::sync::Arc<dyn IngesterQuery>],
+        std::sync::Arc::clone(&f.store) as std::sync::Arc<dyn object_store::ObjectStore>,
+        QuerierConfig::default(),
+    )
+    .unwrap();
+    let channel = serve_flight(std::sync::Arc::new(engine)).await;
+    let mut client = FlightSqlServiceClient::new(channel.clone());
+    client.set_header("database", f.db.clone());
+    let fetch = async |info: FlightInfo| -> Vec<RecordBatch> {
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let mut client = FlightSqlServiceClient::new(channel.clone());
+        client.set_header("database", f.db.clone());
+        client
+            .do_get(ticket)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+
+    // A row buffered between GetFlightInfo and DoGet is in the answer.
+    let info = client
+        .execute("SELECT count(*) AS n FROM cpu".into(), None)
+        .await
+        .unwrap();
+    f.buffer(&t, cpu(&[json!(["b", "us", 2.0, 2, JAN1])]));
+    let out = fetch(info).await;
+    assert_eq!(
+        pretty_lines(&out),
+        ["+---+", "| n |", "+---+", "| 2 |", "+---+"]
+    );
+
+    // A column added in between moves the catalog version: DoGet plans again and sees it.
+    let info = client
+        .execute("SELECT * FROM cpu".into(), None)
+        .await
+        .unwrap();
+    f.catalog
+        .upsert_columns(t.id, &[("extra", ferrite_model::ColumnType::F64)])
+        .await
+        .unwrap();
+    let out = fetch(info).await;
+    assert!(
+        out[0].schema().field_with_name("extra").is_ok(),
+        "{:?}",
+        out[0].schema()
+    );
+}
