@@ -693,17 +693,7 @@ impl Catalog for GrpcCatalog {
         response
             .caches
             .into_iter()
-            .map(|c| {
-                Ok(ferrite_model::cache::CacheDefinition {
-                    id: c.id,
-                    database_id: ferrite_model::DatabaseId(c.database_id),
-                    table_id: ferrite_model::TableId(c.table_id),
-                    table: c.table,
-                    name: c.name,
-                    spec: ferrite_model::cache::CacheSpec::from_json(&c.spec_json)
-                        .map_err(Error::Corrupt)?,
-                })
-            })
+            .map(|c| super::cache_from_proto(c).map_err(Error::Corrupt))
             .collect()
     }
 

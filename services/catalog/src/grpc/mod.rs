@@ -31,6 +31,33 @@ mod server;
 pub use client::GrpcCatalog;
 pub use server::{CatalogGrpcService, catalog_service};
 
+/// A cache definition as `ferrite.catalog.v1.CacheDefinition` (also the ingesters' cache
+/// reads carry it).
+pub fn cache_to_proto(c: &ferrite_model::cache::CacheDefinition) -> proto::CacheDefinition {
+    proto::CacheDefinition {
+        id: c.id,
+        database_id: c.database_id.get(),
+        table_id: c.table_id.get(),
+        table: c.table.clone(),
+        name: c.name.clone(),
+        spec_json: c.spec.to_json(),
+    }
+}
+
+/// Inverse of [`cache_to_proto`]; the error names what is wrong with the spec.
+pub fn cache_from_proto(
+    c: proto::CacheDefinition,
+) -> std::result::Result<ferrite_model::cache::CacheDefinition, String> {
+    Ok(ferrite_model::cache::CacheDefinition {
+        id: c.id,
+        database_id: ferrite_model::DatabaseId(c.database_id),
+        table_id: TableId(c.table_id),
+        table: c.table,
+        name: c.name,
+        spec: ferrite_model::cache::CacheSpec::from_json(&c.spec_json)?,
+    })
+}
+
 use ferrite_model::TableId;
 use ferrite_proto::ferrite::catalog::v1 as proto;
 use prost::Message;

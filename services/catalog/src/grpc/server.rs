@@ -644,14 +644,7 @@ impl CatalogService for CatalogGrpcService {
         Ok(Response::new(proto::ListCachesResponse {
             caches: caches
                 .into_iter()
-                .map(|c| proto::CacheDefinition {
-                    id: c.id,
-                    database_id: c.database_id.get(),
-                    table_id: c.table_id.get(),
-                    table: c.table,
-                    name: c.name,
-                    spec_json: c.spec.to_json(),
-                })
+                .map(|c| super::cache_to_proto(&c))
                 .collect(),
         }))
     }

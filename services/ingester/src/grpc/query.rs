@@ -29,10 +29,9 @@ use arrow_flight::{
 };
 use async_trait::async_trait;
 use bytes::Bytes;
-use ferrite_model::cache::{CacheDefinition, CacheSpec};
+use ferrite_model::cache::CacheDefinition;
 use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
 use ferrite_proto::auth::{AuthChannel, ClientAuth};
-use ferrite_proto::ferrite::catalog::v1 as catalog_proto;
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
@@ -434,32 +433,18 @@ impl FlightService for IngesterFlightService {
 /// The body of a [`CACHE_ACTION`].
 pub fn encode_cache_request(definition: &CacheDefinition) -> Bytes {
     proto::IngesterCacheRequest {
-        definition: Some(catalog_proto::CacheDefinition {
-            id: definition.id,
-            database_id: definition.database_id.get(),
-            table_id: definition.table_id.get(),
-            table: definition.table.clone(),
-            name: definition.name.clone(),
-            spec_json: definition.spec.to_json(),
-        }),
+        definition: Some(ferrite_catalog::grpc::cache_to_proto(definition)),
     }
     .encode_to_vec()
     .into()
 }
 
 fn decode_cache_request(body: &[u8]) -> Result<CacheDefinition, String> {
-    let r = proto::IngesterCacheRequest::decode(body)
+    let definition = proto::IngesterCacheRequest::decode(body)
         .map_err(|e| format!("invalid cache request: {e}"))?
         .definition
         .ok_or("invalid cache request: no definition")?;
-    Ok(CacheDefinition {
-        id: r.id,
-        database_id: DatabaseId(r.database_id),
-        table_id: TableId(r.table_id),
-        table: r.table,
-        name: r.name,
-        spec: CacheSpec::from_json(&r.spec_json)?,
-    })
+    ferrite_catalog::grpc::cache_from_proto(definition)
 }
 
 fn encode_ipc(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<u8>, ArrowError> {
