@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use arrow::array::{Array, TimestampNanosecondArray};
 use arrow::compute::{max, min};
+use arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -30,9 +31,7 @@ use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use tracing::info;
 
 use crate::plan::{ROW_GROUP_BYTES, Round};
@@ -138,7 +137,7 @@ impl Executor {
                 max_sequence_number,
             };
             let path = Path::from(params.object_path());
-            let props = writer_properties(summary, row_group_rows);
+            let props = writer_properties(&schema, summary, row_group_rows);
             let upload = BufWriter::new(Arc::clone(&self.store), path.clone());
             let mut writer = AsyncArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))
                 .map_err(|e| RoundError::Retry(format!("starting {path}: {e}")))?;
@@ -216,29 +215,19 @@ fn row_group_rows(rows: i64, bytes: i64) -> usize {
     ((ROW_GROUP_BYTES as f64 / per_row) as usize).clamp(8 * 1024, 1 << 20)
 }
 
-fn writer_properties(summary: &PartitionSummary, row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(16 * 1024)
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(
-                "ferrite:database_id".into(),
-                summary.database_id.to_string(),
-            ),
-            KeyValue::new(
-                "ferrite:table_id".into(),
-                summary.partition.table_id.to_string(),
-            ),
-            KeyValue::new(
-                "ferrite:partition_key".into(),
-                summary.partition.key.clone(),
-            ),
-        ]))
-        .build()
+fn writer_properties(
+    schema: &Schema,
+    summary: &PartitionSummary,
+    row_group_rows: usize,
+) -> WriterProperties {
+    ferrite_model::parquet_format::writer_properties(
+        schema,
+        summary.database_id,
+        summary.partition.table_id,
+        &summary.partition.key,
+    )
+    .set_max_row_group_row_count(Some(row_group_rows))
+    .build()
 }
 
 fn time_bounds(batch: &arrow::record_batch::RecordBatch) -> Option<(i64, i64)> {

@@ -2,7 +2,7 @@
 //! then register the file in the catalog.
 //!
 //! ```text
-//!  Snapshot ─► unify schemas ─► concat ─► sort_dedup ─► Parquet (zstd, page stats)
+//!  Snapshot ─► unify schemas ─► concat ─► sort_dedup ─► Parquet (`parquet_format`)
 //!           ─► catalog.create_partition ─► object_store.put ─► catalog.add_parquet_file
 //! ```
 //!
@@ -22,9 +22,6 @@ use ferrite_model::dedup::sort_dedup;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tracing::Instrument as _;
 
 use crate::buffer::Snapshot;
@@ -191,24 +188,13 @@ fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
     // Batches are in sequence order and rows in line order: row order is write order.
     let sorted = sort_dedup(&all, None).map_err(enc)?;
 
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(16 * 1024)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(
-                "ferrite:database_id".into(),
-                snapshot.database_id.to_string(),
-            ),
-            KeyValue::new("ferrite:table_id".into(), snapshot.table_id.to_string()),
-            KeyValue::new(
-                "ferrite:partition_key".into(),
-                snapshot.partition_key.clone(),
-            ),
-        ]))
-        .build();
+    let props = ferrite_model::parquet_format::writer_properties(
+        &schema,
+        snapshot.database_id,
+        snapshot.table_id,
+        &snapshot.partition_key,
+    )
+    .build();
     let par = |source| PersistError::Parquet {
         partition: partition.clone(),
         source,

@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod dedup;
+pub mod parquet_format;
 pub mod partition;
 
 pub use partition::{PartitionTemplate, TemplateError, TemplatePart, TimeFormat};
