@@ -72,6 +72,19 @@ pub struct QueryRequest {
     pub schema: SchemaRef,
     /// Only rows with `min <= time < max`, if given.
     pub time_range: Option<(i64, i64)>,
+    /// Only rows whose tag holds one of the values, for every entry. Each column must be a
+    /// Utf8 tag of `schema`. Tags are in the primary key, so filtering before
+    /// deduplication keeps every row that shares a key with a kept row.
+    pub tags: Vec<TagIn>,
+}
+
+/// `column IN (values…)` on a tag column (SQL semantics: a null tag is in no list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagIn {
+    /// Tag column name.
+    pub column: String,
+    /// The values the tag may hold.
+    pub values: Vec<String>,
 }
 
 /// One partition's unpersisted rows.

@@ -22,6 +22,7 @@ pub mod codec;
 pub mod grpc;
 pub mod persist;
 mod query_cache;
+mod tag_filter;
 pub mod wal;
 
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ use crate::buffer::{BufferTree, Buffered, PersistCandidate, Snapshot, Trigger};
 use crate::caches::Caches;
 use crate::persist::Persister;
 use crate::query_cache::QueryCache;
+use crate::tag_filter::TagFilter;
 use crate::wal::{Wal, WalError};
 
 /// A failed persist is retried after this long, doubling (with jitter) up to the max: an
@@ -322,6 +324,7 @@ impl IngesterWrite for Ingester {
 #[async_trait]
 impl IngesterQuery for Ingester {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
+        let tags = TagFilter::new(&request.schema, &request.tags).map_err(QueryError::Invalid)?;
         // The persist count and the data under one lock (a persist counts itself under it
         // as its rows leave): a querier that cached the file list sees the rows or a count
         // telling it to list files again, never neither.
@@ -348,7 +351,13 @@ impl IngesterQuery for Ingester {
                 let batches = query_cache::time_slice(&d.batch, lo, hi)
                     .into_iter()
                     .collect();
-                partitions.extend(partition_data(rows.partition_key, batches, &request, true)?);
+                partitions.extend(partition_data(
+                    rows.partition_key,
+                    batches,
+                    &request,
+                    &tags,
+                    true,
+                )?);
                 continue;
             }
             let quiet = rows
@@ -361,6 +370,7 @@ impl IngesterQuery for Ingester {
                 rows.partition_key,
                 rows.batches,
                 &request,
+                &tags,
                 false,
             )?);
         }
@@ -409,6 +419,7 @@ fn partition_data(
     partition_key: String,
     batches: Vec<Buffered>,
     request: &QueryRequest,
+    tags: &TagFilter,
     deduplicated: bool,
 ) -> Result<Option<PartitionData>, QueryError> {
     let mut out = Vec::with_capacity(batches.len());
@@ -418,6 +429,12 @@ fn partition_data(
             Some((lo, hi)) if b.max_time < lo || b.min_time >= hi => continue,
             Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => filter_time(&b.batch, lo, hi)?,
             _ => b.batch,
+        };
+        let batch = if tags.is_empty() {
+            batch
+        } else {
+            tags.apply(&batch)
+                .map_err(|e| QueryError::Invalid(e.to_string()))?
         };
         if batch.num_rows() == 0 {
             continue;

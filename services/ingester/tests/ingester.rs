@@ -80,6 +80,7 @@ impl Fixture {
                 table_id: self.table,
                 schema: schema(),
                 time_range: None,
+                tags: Vec::new(),
             })
             .await
             .unwrap();
@@ -264,6 +265,7 @@ async fn queries_filter_by_time_and_fill_missing_columns_with_nulls() {
             table_id: f.table,
             schema: Arc::new(Schema::new(fields)),
             time_range: Some((15, 30)),
+            tags: Vec::new(),
         })
         .await
         .unwrap();
@@ -320,6 +322,7 @@ async fn quiet_partitions_are_deduplicated_once_for_queries() {
             table_id: f.table,
             schema: schema(),
             time_range,
+            tags: Vec::new(),
         })
     };
     // The first query finds the partition quiet and starts deduplicating it.

@@ -4,7 +4,8 @@
 //! ```text
 //!  scan(projection, filters, limit)
 //!    1. time range ◄── filters on `time`
-//!    2. ingesters: unpersisted partitions in the range   (FIRST)
+//!    2. ingesters: unpersisted partitions in the range, narrowed by `tag = / IN` filters
+//!       (FIRST)
 //!    3. catalog: parquet files of the table, pruned by [min_time, max_time]   (SECOND;
 //!       the list is reused while the catalog version and the ingesters' persist counts
 //!       stand still, see `file_list`)
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array, new_null_array};
 use arrow::compute::{cast, max, min};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -59,10 +60,10 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use ferrite_catalog::{Catalog, ParquetFile};
-use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse};
+use ferrite_ingester::api::{IngesterQuery, QueryRequest, QueryResponse, TagIn};
 use ferrite_model::{
-    DatabaseId, DatabaseLimits, PartitionId, PartitionTemplate, TIME_COLUMN, TableSchema,
-    TemplatePart,
+    ColumnType, DatabaseId, DatabaseLimits, PartitionId, PartitionTemplate, TIME_COLUMN,
+    TableSchema, TemplatePart, column_type_of,
 };
 use futures::future::try_join_all;
 use tracing::Instrument;
@@ -154,16 +155,30 @@ impl QuerierTable {
             && columns.iter().all(|c| self.primary_key.contains(&c.name))
     }
 
+    /// The ingesters' rows of the table in `range`, narrowed by the `tag = 'v'` and
+    /// `tag IN (…)` filters: a query for a few series of many copies and sends only those.
     async fn ingester_data(
         &self,
         read_schema: &SchemaRef,
         range: TimeRange,
+        filters: &[Expr],
     ) -> Result<Vec<QueryResponse>, QueryError> {
+        let tags = filters
+            .iter()
+            .filter_map(tag_values)
+            .filter(|(column, _)| {
+                read_schema.field_with_name(column).is_ok_and(|f| {
+                    column_type_of(f) == Some(ColumnType::Tag) && f.data_type() == &DataType::Utf8
+                })
+            })
+            .map(|(column, values)| TagIn { column, values })
+            .collect();
         let request = QueryRequest {
             database_id: self.database_id,
             table_id: self.table.id,
             schema: Arc::clone(read_schema),
             time_range: range.to_half_open(),
+            tags,
         };
         Ok(try_join_all(
             self.ingesters
@@ -396,7 +411,7 @@ impl TableProvider for QuerierTable {
         // Ingesters first, catalog second: see the module invariants.
         let table = self.table.name.as_str();
         let responses = self
-            .ingester_data(&read_schema, range)
+            .ingester_data(&read_schema, range, &filters)
             .instrument(tracing::info_span!("ingester_read", table))
             .await
             .map_err(QueryError::into_datafusion)?;

@@ -238,6 +238,7 @@ mod tests {
             table_id: TableId(1),
             schema: Arc::new(Schema::empty()),
             time_range: None,
+            tags: Vec::new(),
         }
     }
 

@@ -21,8 +21,8 @@ use ferrite_proto::auth::ClientAuth;
 use tonic::transport::{Channel, Endpoint};
 
 pub use query::{
-    FlightIngesterQuery, IngesterFlightService, STATUS_ACTION, TagEquals, decode_ticket,
-    encode_ticket, flight_service,
+    FlightIngesterQuery, IngesterFlightService, STATUS_ACTION, decode_ticket, encode_ticket,
+    flight_service,
 };
 pub use write::{GrpcIngesterWrite, IngesterWriteService, write_service};
 

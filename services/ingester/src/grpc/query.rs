@@ -2,7 +2,7 @@
 //! the client that implements [`IngesterQuery`] by reading that stream back.
 //!
 //! Ticket: a prost `IngesterQueryRequest` (ids, the output schema as IPC bytes = projection,
-//! time range and tag equalities = predicates). Stream, per partition: a FlightData with a
+//! time range and tag lists = predicates). Stream, per partition: a FlightData with a
 //! `NONE` IPC header, no body and `IngesterQueryResponseMetadata` as `app_metadata`; the
 //! schema message before the first batch of the stream; the partition's batches. With no
 //! partition, the stream is one metadata message without a partition key.
@@ -11,10 +11,8 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use arrow::array::{
-    Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampNanosecondArray,
-};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -30,19 +28,18 @@ use arrow_flight::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferrite_model::cache::CacheDefinition;
-use ferrite_model::{ColumnType, DatabaseId, TIME_COLUMN, TableId, column_type_of};
+use ferrite_model::{DatabaseId, TableId};
 use ferrite_proto::auth::{AuthChannel, ClientAuth};
 use ferrite_proto::ferrite::ingester::v1 as proto;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status, Streaming};
-use tracing::warn;
 
 use super::{InvalidAddress, MAX_MESSAGE_BYTES, lazy_channel};
 use crate::api::{
     BufferStats, IngesterQuery, IngesterStatus, PartitionData, QueryError, QueryRequest,
-    QueryResponse,
+    QueryResponse, TagIn,
 };
 
 /// The Flight `DoAction` type that answers an [`proto::IngesterStatus`].
@@ -57,16 +54,6 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// `tag = value` on a tag column, pushed down to the ingester (SQL semantics: a null tag
-/// equals nothing). Safe before deduplication because tags are part of the primary key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagEquals {
-    /// Tag column name; must be a tag in the requested schema.
-    pub column: String,
-    /// Value the tag must equal.
-    pub value: String,
-}
-
 /// The Flight server to register on the ingester's gRPC port. Takes an `Arc<Ingester>` (or
 /// any other [`IngesterQuery`]). Serves `DoGet` only.
 pub fn flight_service(
@@ -79,10 +66,7 @@ pub fn flight_service(
 }
 
 /// The ticket bytes of a query: a prost `IngesterQueryRequest`.
-pub fn encode_ticket(
-    request: &QueryRequest,
-    tag_equals: &[TagEquals],
-) -> Result<Bytes, ArrowError> {
+pub fn encode_ticket(request: &QueryRequest) -> Result<Bytes, ArrowError> {
     let schema = IpcMessage::try_from(SchemaAsIpc::new(
         &request.schema,
         &IpcWriteOptions::default(),
@@ -94,11 +78,13 @@ pub fn encode_ticket(
         time_range: request
             .time_range
             .map(|(min, max)| proto::TimeRange { min, max }),
-        tag_equals: tag_equals
+        tag_equals: Vec::new(),
+        tag_in: request
+            .tags
             .iter()
-            .map(|t| proto::TagEquals {
+            .map(|t| proto::TagIn {
                 column: t.column.clone(),
-                value: t.value.clone(),
+                values: t.values.clone(),
             })
             .collect(),
     };
@@ -106,7 +92,7 @@ pub fn encode_ticket(
 }
 
 /// The query a ticket asks for; the error says what is wrong with it.
-pub fn decode_ticket(ticket: &[u8]) -> Result<(QueryRequest, Vec<TagEquals>), String> {
+pub fn decode_ticket(ticket: &[u8]) -> Result<QueryRequest, String> {
     let message = proto::IngesterQueryRequest::decode(ticket)
         .map_err(|e| format!("ticket is not an IngesterQueryRequest: {e}"))?;
     if message.schema.is_empty() {
@@ -114,23 +100,21 @@ pub fn decode_ticket(ticket: &[u8]) -> Result<(QueryRequest, Vec<TagEquals>), St
     }
     let schema = Schema::try_from(IpcMessage(message.schema.into()))
         .map_err(|e| format!("ticket's output schema is not an Arrow IPC schema: {e}"))?;
-    let tag_equals = message
-        .tag_equals
-        .into_iter()
-        .map(|t| TagEquals {
-            column: t.column,
-            value: t.value,
-        })
-        .collect();
-    Ok((
-        QueryRequest {
-            database_id: DatabaseId(message.database_id),
-            table_id: TableId(message.table_id),
-            schema: Arc::new(schema),
-            time_range: message.time_range.map(|r| (r.min, r.max)),
-        },
-        tag_equals,
-    ))
+    let equals = message.tag_equals.into_iter().map(|t| TagIn {
+        column: t.column,
+        values: vec![t.value],
+    });
+    let within = message.tag_in.into_iter().map(|t| TagIn {
+        column: t.column,
+        values: t.values,
+    });
+    Ok(QueryRequest {
+        database_id: DatabaseId(message.database_id),
+        table_id: TableId(message.table_id),
+        schema: Arc::new(schema),
+        time_range: message.time_range.map(|r| (r.min, r.max)),
+        tags: equals.chain(within).collect(),
+    })
 }
 
 /// Serves Flight `DoGet` from an [`IngesterQuery`].
@@ -155,96 +139,6 @@ fn metadata_message(metadata: &proto::IngesterQueryResponseMetadata) -> FlightDa
     FlightData::new()
         .with_data_header(NONE_HEADER.clone())
         .with_app_metadata(metadata.encode_to_vec())
-}
-
-/// Columns of `schema` the tag predicates apply to, checked: each must be a Utf8 tag.
-fn tag_predicates(
-    schema: &Schema,
-    tag_equals: Vec<TagEquals>,
-) -> Result<Vec<(usize, String)>, String> {
-    tag_equals
-        .into_iter()
-        .map(|t| {
-            let (index, field) = schema
-                .column_with_name(&t.column)
-                .ok_or_else(|| format!("tag predicate on '{}', which is not in the requested schema", t.column))?;
-            if column_type_of(field) != Some(ColumnType::Tag) || field.data_type() != &DataType::Utf8 {
-                return Err(format!(
-                    "tag predicate on '{}', which is not a Utf8 tag column (only tags may be filtered \
-                     before deduplication)",
-                    t.column
-                ));
-            }
-            Ok((index, t.value))
-        })
-        .collect()
-}
-
-/// The rows of `batch` whose tags equal every predicate's value.
-fn filter_tags(
-    batch: &RecordBatch,
-    predicates: &[(usize, String)],
-) -> Result<RecordBatch, ArrowError> {
-    let mut keep: Option<BooleanArray> = None;
-    for (index, value) in predicates {
-        let column = batch.column(*index).as_string::<i32>();
-        let equal =
-            arrow::compute::kernels::cmp::eq(column, &StringArray::new_scalar(value.as_str()))?;
-        keep = Some(match keep {
-            None => equal,
-            Some(k) => arrow::compute::and(&k, &equal)?,
-        });
-    }
-    match keep {
-        // `filter` drops rows whose mask is null (a null tag), as SQL does.
-        Some(keep) => arrow::compute::filter_record_batch(batch, &keep),
-        None => Ok(batch.clone()),
-    }
-}
-
-/// Applies tag predicates to every partition, dropping partitions left empty and narrowing
-/// their time bounds when `time` is projected.
-fn apply_tag_predicates(
-    partitions: Vec<PartitionData>,
-    predicates: &[(usize, String)],
-    schema: &Schema,
-) -> Result<Vec<PartitionData>, ArrowError> {
-    if predicates.is_empty() {
-        return Ok(partitions);
-    }
-    let time_index = schema.index_of(TIME_COLUMN).ok();
-    let mut out = Vec::with_capacity(partitions.len());
-    for mut p in partitions {
-        let mut batches = Vec::with_capacity(p.batches.len());
-        for b in &p.batches {
-            let b = filter_tags(b, predicates)?;
-            if b.num_rows() > 0 {
-                batches.push(b);
-            }
-        }
-        if batches.is_empty() {
-            continue;
-        }
-        if let Some(i) = time_index {
-            let (mut min, mut max) = (i64::MAX, i64::MIN);
-            for b in &batches {
-                if let Some(t) = b
-                    .column(i)
-                    .as_any()
-                    .downcast_ref::<TimestampNanosecondArray>()
-                {
-                    min = min.min(arrow::compute::min(t).unwrap_or(i64::MAX));
-                    max = max.max(arrow::compute::max(t).unwrap_or(i64::MIN));
-                }
-            }
-            if min <= max {
-                (p.min_time, p.max_time) = (min, max);
-            }
-        }
-        p.batches = batches;
-        out.push(p);
-    }
-    Ok(out)
 }
 
 /// The Flight stream of a response: see the module docs.
@@ -298,26 +192,14 @@ impl FlightService for IngesterFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let (query, tag_equals) =
-            decode_ticket(&request.get_ref().ticket).map_err(Status::invalid_argument)?;
-        let predicates =
-            tag_predicates(&query.schema, tag_equals).map_err(Status::invalid_argument)?;
+        let query = decode_ticket(&request.get_ref().ticket).map_err(Status::invalid_argument)?;
         let schema = Arc::clone(&query.schema);
-        let mut response = self.ingester.query(query).await.map_err(|e| {
+        let response = self.ingester.query(query).await.map_err(|e| {
             let message = e.to_string();
             match e {
                 QueryError::Invalid(_) => Status::invalid_argument(message),
                 QueryError::Unavailable(_) => Status::unavailable(message),
             }
-        })?;
-        response.partitions = apply_tag_predicates(
-            std::mem::take(&mut response.partitions),
-            &predicates,
-            &schema,
-        )
-        .map_err(|e| {
-            warn!(error = %e, "tag predicate failed");
-            Status::internal(format!("cannot apply tag predicates: {e}"))
         })?;
         Ok(Response::new(response_stream(response, schema)))
     }
@@ -499,15 +381,8 @@ impl FlightIngesterQuery {
         &self.addr
     }
 
-    /// [`IngesterQuery::query`] with tag equalities pushed down as well: the ingester drops
-    /// rows whose tags differ before sending them. Every column must be a tag in
-    /// `request.schema`.
-    pub async fn query_with_tags(
-        &self,
-        request: QueryRequest,
-        tag_equals: &[TagEquals],
-    ) -> Result<QueryResponse, QueryError> {
-        let ticket = encode_ticket(&request, tag_equals)
+    async fn fetch_query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
+        let ticket = encode_ticket(&request)
             .map_err(|e| QueryError::Invalid(format!("cannot encode the output schema: {e}")))?;
         match tokio::time::timeout(self.timeout, self.fetch(ticket, request.schema)).await {
             Ok(result) => result,
@@ -605,7 +480,7 @@ impl FlightIngesterQuery {
 #[async_trait]
 impl IngesterQuery for FlightIngesterQuery {
     async fn query(&self, request: QueryRequest) -> Result<QueryResponse, QueryError> {
-        self.query_with_tags(request, &[]).await
+        self.fetch_query(request).await
     }
 
     async fn cache(&self, definition: &CacheDefinition) -> Result<Vec<RecordBatch>, QueryError> {

@@ -16,10 +16,10 @@ use async_trait::async_trait;
 use ferrite_ingester::Ingester;
 use ferrite_ingester::api::{
     Durability, IngesterQuery, IngesterWrite, QueryError, QueryRequest, QueryResponse, TableWrite,
-    WriteError, WriteRequest,
+    TagIn, WriteError, WriteRequest,
 };
 use ferrite_ingester::grpc::{
-    FlightIngesterQuery, GrpcIngesterWrite, TagEquals, encode_ticket, flight_service, routes,
+    FlightIngesterQuery, GrpcIngesterWrite, decode_ticket, encode_ticket, flight_service, routes,
     write_service,
 };
 use ferrite_model::{COLUMN_TYPE_METADATA_KEY, ColumnType};
@@ -109,6 +109,14 @@ impl Fixture {
             table_id: self.table,
             schema,
             time_range,
+            tags: Vec::new(),
+        }
+    }
+
+    fn request_tags(&self, schema: Arc<Schema>, tags: Vec<TagIn>) -> QueryRequest {
+        QueryRequest {
+            tags,
+            ..self.request(schema, None)
         }
     }
 }
@@ -263,7 +271,7 @@ async fn flight_stream_carries_partitions_projection_and_nulls() {
 
     // The raw stream: partition metadata, one schema for the whole stream, batches.
     let request = f.request(Arc::clone(&projected), None);
-    let ticket = encode_ticket(&request, &[]).unwrap();
+    let ticket = encode_ticket(&request).unwrap();
     let stream = server
         .flight()
         .await
@@ -309,7 +317,7 @@ async fn flight_stream_carries_partitions_projection_and_nulls() {
 }
 
 #[tokio::test]
-async fn tag_equality_is_pushed_down_exactly() {
+async fn tag_lists_are_pushed_down_exactly() {
     let f = Fixture::new().await;
     let ingester = f.start();
     let server = Serving::ingester(&ingester).await;
@@ -326,13 +334,13 @@ async fn tag_equality_is_pushed_down_exactly() {
         .await
         .unwrap();
     let reader = server.reader();
-    let tag = |column: &str, value: &str| TagEquals {
+    let tag = |column: &str, value: &str| TagIn {
         column: column.into(),
-        value: value.into(),
+        values: vec![value.into()],
     };
 
     let a = reader
-        .query_with_tags(f.request(schema(), None), &[tag("host", "a")])
+        .query(f.request_tags(schema(), vec![tag("host", "a")]))
         .await
         .unwrap();
     assert_eq!(
@@ -347,11 +355,36 @@ async fn tag_equality_is_pushed_down_exactly() {
     );
 
     let none = reader
-        .query_with_tags(f.request(schema(), None), &[tag("host", "z")])
+        .query(f.request_tags(schema(), vec![tag("host", "z")]))
         .await
         .unwrap();
     assert!(none.partitions.is_empty());
     assert_eq!(none.ingester_uuid, a.ingester_uuid);
+
+    // A ticket with the older `tag_equals` asks for what a one-value list asks for.
+    let mut message =
+        proto::IngesterQueryRequest::decode(encode_ticket(&f.request(schema(), None)).unwrap())
+            .unwrap();
+    message.tag_equals = vec![proto::TagEquals {
+        column: "host".into(),
+        value: "a".into(),
+    }];
+    let decoded = decode_ticket(&message.encode_to_vec()).unwrap();
+    assert_eq!(decoded.tags, vec![tag("host", "a")]);
+
+    // A list: `host IN ('b', 'z')`.
+    let in_list = TagIn {
+        column: "host".into(),
+        values: vec!["b".into(), "z".into()],
+    };
+    let b = reader
+        .query(f.request_tags(schema(), vec![in_list]))
+        .await
+        .unwrap();
+    assert_eq!(
+        wire_rows(&b),
+        vec![("b".into(), 2, 2.0), ("b".into(), 4, 4.0)]
+    );
 
     // A tag the ingester has never seen is null everywhere: nothing can match.
     let mut fields: Vec<_> = schema()
@@ -362,7 +395,7 @@ async fn tag_equality_is_pushed_down_exactly() {
     fields.push(ColumnType::Tag.arrow_field("region"));
     let with_region = Arc::new(Schema::new(fields));
     let unknown = reader
-        .query_with_tags(f.request(with_region, None), &[tag("region", "")])
+        .query(f.request_tags(with_region, vec![tag("region", "")]))
         .await
         .unwrap();
     assert!(unknown.partitions.is_empty());
@@ -370,7 +403,7 @@ async fn tag_equality_is_pushed_down_exactly() {
     // Fields and unprojected columns are refused: filtering them before dedup is unsafe.
     for bad in [tag("usage", "1"), tag("nope", "x")] {
         let err = reader
-            .query_with_tags(f.request(schema(), None), &[bad])
+            .query(f.request_tags(schema(), vec![bad]))
             .await
             .unwrap_err();
         assert!(matches!(err, QueryError::Invalid(_)), "{err}");
@@ -581,7 +614,7 @@ async fn malformed_tickets_are_invalid_argument_and_other_rpcs_unimplemented() {
             table_id: f.table.get(),
             schema: b"not an ipc schema".to_vec(),
             time_range: None,
-            tag_equals: vec![],
+            ..Default::default()
         }
         .encode_to_vec(),
     ] {

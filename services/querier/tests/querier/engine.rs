@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use ferrite_ingester::api::TagIn;
 use ferrite_model::ColumnType;
 use ferrite_querier::{QuerierConfig, QueryError, QueryParams};
 use futures::TryStreamExt;
@@ -193,6 +194,38 @@ async fn tag_and_time_filters_with_projection() {
         .collect();
     assert_eq!(names, vec!["host", "load", "region", "time", "usage"]);
     assert_eq!(request.time_range, Some((i64::MIN, JAN1 + HOUR / 2)));
+    // The tag filter goes to the ingester too (this one ignores it: the querier filters again).
+    assert_eq!(request.tags, vec![tag_in("host", &["b"])]);
+
+    // Lists and ORs of one tag are sent as lists; a field filter is not sent.
+    assert_eq!(
+        f.pretty(
+            "SELECT usage FROM cpu WHERE host IN ('a', 'b') AND (region = 'eu' OR region = 'us') \
+             AND usage > 2 ORDER BY usage"
+        )
+        .await,
+        vec![
+            "+-------+",
+            "| usage |",
+            "+-------+",
+            "| 2.5   |",
+            "| 3.0   |",
+            "+-------+",
+        ]
+    );
+    let mut tags = f.ingester.requests().pop().unwrap().tags;
+    tags.sort_by(|a, b| a.column.cmp(&b.column));
+    assert_eq!(
+        tags,
+        vec![tag_in("host", &["a", "b"]), tag_in("region", &["eu", "us"])]
+    );
+}
+
+fn tag_in(column: &str, values: &[&str]) -> TagIn {
+    TagIn {
+        column: column.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    }
 }
 
 #[tokio::test]
