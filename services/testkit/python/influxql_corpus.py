@@ -490,6 +490,15 @@ CORPUS: list[Case] = [
     Case("order_limit/slimit_soffset", "SELECT count(value) FROM sensor GROUP BY id SLIMIT 3 SOFFSET 15"),
     Case("order_limit/limit_and_slimit", "SELECT temperature FROM weather GROUP BY location "
          "LIMIT 2 SLIMIT 2 SOFFSET 1"),
+    # raw queries with a LIMIT and no condition read only each group's first (last) points:
+    # a sparse field (the points without it do not count), DESC with OFFSET, GROUP BY *, two
+    # measurements at once (groups of several series: order_limit/limit and tsbs/lastpoint)
+    Case("order_limit/limit_sparse_field_desc", "SELECT pressure FROM weather GROUP BY location "
+         "ORDER BY time DESC LIMIT 3 OFFSET 2"),
+    Case("order_limit/limit_group_by_star_desc", "SELECT * FROM machine GROUP BY * ORDER BY time DESC "
+         "LIMIT 2"),
+    Case("order_limit/limit_two_measurements", "SELECT humidity, load FROM weather, machine "
+         "GROUP BY * LIMIT 1"),
     Case("order_limit/offset_past_end", "SELECT code FROM event WHERE source = 'api' LIMIT 5 OFFSET 1000"),
 
     # --- time zones ----------------------------------------------------------------------------

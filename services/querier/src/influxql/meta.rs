@@ -190,6 +190,7 @@ async fn tag_sets(
                 max_time: range.max,
                 tag_equals: Vec::new(),
                 filter: None,
+                limit: None,
             },
         )
         .await?

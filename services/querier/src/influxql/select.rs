@@ -20,7 +20,7 @@ use ferrite_influxql::{
 
 use super::eval::{self, MathFn, PointRef, Scalar, TimeRange};
 use super::functions::{Call, CallOutput, Func, Transform};
-use super::source::{AggregateRow, AggregateScan, InputSeries, Point, Scan, Source};
+use super::source::{AggregateRow, AggregateScan, InputSeries, Point, Scan, ScanLimit, Source};
 use super::value::{FieldType, Value};
 use super::{Error, Result, Series};
 
@@ -150,6 +150,7 @@ pub fn select<'a>(
                             .shell(&name)
                             .and_then(|shell| eval::to_datafusion(c, &shell))
                     }),
+                    limit: plan.scan_limit(condition.as_ref()),
                 };
                 let Some(source) = reader.scan(&name, scan).await? else {
                     continue;
@@ -348,6 +349,30 @@ impl<'s> Plan<'s> {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// What a raw query's `LIMIT` lets the scan leave out: every column a plain field or tag
+    /// (no function, operator or cast), no condition beyond the time range, a `LIMIT`, no
+    /// `GROUP BY time`. Then each group's output is its first (or, descending, last)
+    /// `OFFSET` + `LIMIT` points that carry a selected field, whatever the other points
+    /// are. InfluxQL's `lastpoint` (`SELECT * … GROUP BY hostname ORDER BY time DESC
+    /// LIMIT 1`) reads 100 points instead of every one.
+    fn scan_limit(&self, condition: Option<&Expr>) -> Option<ScanLimit> {
+        let limit = self.stmt.limit?;
+        let plain = self.columns.iter().all(|(_, e)| {
+            matches!(
+                strip(e),
+                Expr::VarRef {
+                    data_type: None,
+                    ..
+                }
+            )
+        });
+        (plain && condition.is_none() && self.interval.is_none()).then(|| ScanLimit {
+            group_tags: self.group_tags.clone(),
+            rows: (self.stmt.offset.unwrap_or(0) as usize).saturating_add(limit as usize),
+            descending: self.stmt.order_by == Some(SortOrder::Descending),
+        })
     }
 
     /// Evaluate over `source`'s points.

@@ -2,22 +2,26 @@
 //! the ingesters' unpersisted rows exactly as SQL sees them), or a subquery's result.
 //!
 //! ```text
-//!  measurement ──► ctx.table(m) ─ filter(time bounds, tag = 'v') ─ select(time, tags, fields)
-//!                  ─ collect ─► rows grouped by their full tag set ─► Source
+//!  measurement ──► ctx.table(m) ─ filter(time bounds, tag = 'v') ─ [rank by time ≤ LIMIT
+//!                  per group] ─ select(time, tags, fields) ─ collect
+//!                  ─► rows grouped by their full tag set ─► Source
 //!  subquery    ──► its series (name, tags, columns, values) ─────────────────► Source
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
-    UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::execution::memory_pool::MemoryReservation;
-use datafusion::logical_expr::{Expr as DfExpr, SortExpr, lit};
-use datafusion::prelude::SessionContext;
+use datafusion::functions_window::expr_fn::rank;
+use datafusion::logical_expr::{Expr as DfExpr, ExprFunctionExt, SortExpr, lit};
+use datafusion::prelude::{DataFrame, SessionContext};
 use ferrite_model::{ColumnType, TableSchema};
 
 use super::value::{FieldType, Value};
@@ -86,7 +90,26 @@ pub struct Scan {
     pub tag_equals: Vec<(String, String)>,
     /// A DataFusion form of the whole `WHERE` clause, if it has one.
     pub filter: Option<DfExpr>,
+    /// Read only the points a raw query's per-series `LIMIT` can return.
+    pub limit: Option<ScanLimit>,
 }
+
+/// The first `rows` points in time order of each group of series (`GROUP BY` tags), counting
+/// only points with one of the fields read: what a raw query's `OFFSET` + `LIMIT` keeps of
+/// each group. Points tied in time with the last one kept are kept too, so the engine, which
+/// orders ties by series, makes the same choice as over every point.
+#[derive(Debug, Clone)]
+pub struct ScanLimit {
+    /// The `GROUP BY` tag keys.
+    pub group_tags: Vec<String>,
+    /// Points per group, `OFFSET` + `LIMIT`.
+    pub rows: usize,
+    /// `ORDER BY time DESC`: the last points, not the first.
+    pub descending: bool,
+}
+
+/// The rank a limited scan filters on; the projection after it drops the column.
+const RANK_COLUMN: &str = "__ferrite_rank";
 
 /// Read `table` through `ctx`: the fields asked for (those the table has), every tag, in
 /// series of one tag set each.
@@ -122,6 +145,9 @@ pub async fn scan(
     if let Some(condition) = conditions.into_iter().reduce(DfExpr::and) {
         df = df.filter(condition).map_err(planning)?;
     }
+    if let Some(limit) = &scan.limit {
+        df = limited(df, limit, &tag_keys, &fields).map_err(planning)?;
+    }
     let mut projection = vec![column("time")];
     projection.extend(tag_keys.iter().map(|t| column(t)));
     projection.extend(fields.iter().map(|(f, _)| column(f)));
@@ -142,44 +168,57 @@ pub async fn scan(
         .try_grow(bytes.saturating_mul(3))
         .map_err(QueryError::from_stream_error)?;
 
-    let mut by_tags: HashMap<Vec<Option<String>>, InputSeries> = HashMap::new();
+    // Each row's tag set in the Arrow row format: one encoding pass per batch, and a lookup
+    // without allocating per row; a series' tag map is built once, at its first point.
     let tag_list: Vec<&String> = tag_keys.iter().collect();
+    let converter = RowConverter::new(vec![SortField::new(DataType::Utf8); tag_list.len()])
+        .map_err(|e| QueryError::Internal(format!("tag rows: {e}")))?;
+    let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
+    let mut series: Vec<InputSeries> = Vec::new();
     for batch in &batches {
         let times = batch
             .column(0)
             .as_any()
             .downcast_ref::<TimestampNanosecondArray>()
             .ok_or_else(|| QueryError::Internal("time column is not a timestamp".into()))?;
-        let tag_columns: Vec<StringArray> = (0..tag_list.len())
-            .map(|i| to_strings(batch.column(1 + i)))
+        let tag_columns: Vec<ArrayRef> = (0..tag_list.len())
+            .map(|i| to_strings(batch.column(1 + i)).map(|a| Arc::new(a) as ArrayRef))
             .collect::<Result<_>>()?;
+        let keys = converter
+            .convert_columns(&tag_columns)
+            .map_err(|e| QueryError::Internal(format!("tag rows: {e}")))?;
         let field_columns: Vec<&ArrayRef> = (0..fields.len())
             .map(|i| batch.column(1 + tag_list.len() + i))
             .collect();
         for row in 0..batch.num_rows() {
-            let key: Vec<Option<String>> = tag_columns
-                .iter()
-                .map(|c| (!c.is_null(row)).then(|| c.value(row).to_string()))
-                .collect();
+            let key = keys.row(row);
+            let at = match index.get(key.as_ref()) {
+                Some(&at) => at,
+                None => {
+                    let tags = tag_list
+                        .iter()
+                        .zip(&tag_columns)
+                        .filter(|(_, c)| c.is_valid(row))
+                        .map(|(k, c)| ((*k).clone(), c.as_string::<i32>().value(row).to_string()))
+                        .collect();
+                    series.push(InputSeries {
+                        tags,
+                        points: Vec::new(),
+                    });
+                    index.insert(key.as_ref().into(), series.len() - 1);
+                    series.len() - 1
+                }
+            };
             let values = field_columns
                 .iter()
                 .map(|c| cell(c, row))
                 .collect::<Result<Vec<_>>>()?;
-            let series = by_tags.entry(key).or_insert_with_key(|key| InputSeries {
-                tags: tag_list
-                    .iter()
-                    .zip(key)
-                    .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).clone(), v.clone())))
-                    .collect(),
-                points: Vec::new(),
-            });
-            series.points.push(Point {
+            series[at].points.push(Point {
                 time: times.value(row),
                 values,
             });
         }
     }
-    let mut series: Vec<InputSeries> = by_tags.into_values().collect();
     series.sort_by(|a, b| a.tags.cmp(&b.tags));
     Ok(Source {
         name: table.name.clone(),
@@ -189,13 +228,51 @@ pub async fn scan(
     })
 }
 
+/// `df` cut to the points `limit` keeps: of the points with at least one of `fields`, those
+/// ranked within `limit.rows` by time in their group (ties share a rank).
+fn limited(
+    df: DataFrame,
+    limit: &ScanLimit,
+    tag_keys: &BTreeSet<String>,
+    fields: &[(String, Option<FieldType>)],
+) -> datafusion::error::Result<DataFrame> {
+    let column = |name: &str| DfExpr::Column(Column::from_name(name));
+    let Some(has_field) = fields
+        .iter()
+        .map(|(f, _)| column(f).is_not_null())
+        .reduce(DfExpr::or)
+    else {
+        // No field read: no point is a row.
+        return df.limit(0, Some(0));
+    };
+    // A GROUP BY tag this measurement lacks is the empty value for every point.
+    let partition: Vec<DfExpr> = limit
+        .group_tags
+        .iter()
+        .filter(|t| tag_keys.contains(*t))
+        .map(|t| column(t))
+        .collect();
+    let rank = rank()
+        .partition_by(partition)
+        .order_by(vec![SortExpr::new(
+            column("time"),
+            !limit.descending,
+            false,
+        )])
+        .build()?
+        .alias(RANK_COLUMN);
+    df.filter(has_field)?
+        .window(vec![rank])?
+        .filter(column(RANK_COLUMN).lt_eq(lit(limit.rows as u64)))
+}
+
 /// `table` in `ctx`, and the conditions bounding its `time` to `[min, max]` (ns, inclusive).
 async fn table_between(
     ctx: &SessionContext,
     table: &TableSchema,
     min: Option<i64>,
     max: Option<i64>,
-) -> Result<(datafusion::prelude::DataFrame, Vec<DfExpr>)> {
+) -> Result<(DataFrame, Vec<DfExpr>)> {
     let df = ctx
         .table(TableReference::bare(table.name.as_str()))
         .await
