@@ -430,12 +430,9 @@ fn partition_data(
             Some((lo, hi)) if b.min_time < lo || b.max_time >= hi => filter_time(&b.batch, lo, hi)?,
             _ => b.batch,
         };
-        let batch = if tags.is_empty() {
-            batch
-        } else {
-            tags.apply(&batch)
-                .map_err(|e| QueryError::Invalid(e.to_string()))?
-        };
+        let batch = tags
+            .apply(&batch)
+            .map_err(|e| QueryError::Invalid(e.to_string()))?;
         if batch.num_rows() == 0 {
             continue;
         }

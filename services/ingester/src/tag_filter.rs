@@ -57,11 +57,6 @@ impl TagFilter {
         Ok(Self { predicates })
     }
 
-    /// Whether every row passes.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.predicates.is_empty()
-    }
-
     /// The rows of `batch` whose tags pass every predicate. A batch without one of the
     /// columns has only null tags there: no row passes.
     pub(crate) fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
