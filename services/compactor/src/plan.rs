@@ -219,8 +219,9 @@ pub fn peak_memory(round: &Round) -> u64 {
         .unwrap_or(0)
 }
 
-/// Reading a file holds one row group's compressed bytes and a decoded batch. Ingesters
-/// write a file as one row group; the compactor bounds its row groups.
+/// Reading a file holds one row group's compressed bytes and a decoded batch. An ingester's
+/// file counts whole (its row groups are bounded by rows, not bytes: an upper bound); the
+/// compactor bounds its row groups by bytes too.
 fn input_memory(f: &ParquetFile) -> u64 {
     let size = f.params.file_size_bytes.max(0) as u64;
     let row_group = if level(f) == 0 {

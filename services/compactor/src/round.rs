@@ -26,6 +26,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_plan::execute_stream;
 use ferrite_catalog::{CatalogRef, ParquetFile, ParquetFileParams, PartitionSummary};
 use ferrite_model::TIME_COLUMN;
+use ferrite_model::parquet_format::ROW_GROUP_ROWS;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
@@ -208,11 +209,11 @@ impl Executor {
     }
 }
 
-/// Rows per row group so that one holds about [`ROW_GROUP_BYTES`], from the inputs' bytes
-/// per row.
+/// Rows per row group: [`ROW_GROUP_ROWS`] unless wide rows would make one hold more than
+/// about [`ROW_GROUP_BYTES`] (from the inputs' bytes per row).
 fn row_group_rows(rows: i64, bytes: i64) -> usize {
     let per_row = (bytes.max(1) as f64 / rows.max(1) as f64).max(1.0);
-    ((ROW_GROUP_BYTES as f64 / per_row) as usize).clamp(8 * 1024, 1 << 20)
+    ((ROW_GROUP_BYTES as f64 / per_row) as usize).clamp(8 * 1024, ROW_GROUP_ROWS)
 }
 
 fn writer_properties(

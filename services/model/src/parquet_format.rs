@@ -7,7 +7,10 @@
 //!  float                    dictionary, else plain           gauges repeat few values
 //!  integer, unsigned, time  DELTA_BINARY_PACKED, no dict     sorted by series then time,
 //!                                                            neighbours differ by little
-//!  all                      zstd(1) · page statistics · pages of at most 16 Ki rows
+//!  tag                      + a bloom filter per row group   rules out row groups a
+//!                                                            tag = 'v' query cannot match
+//!  all                      zstd(1) · page statistics · pages of at most 16 Ki rows ·
+//!                           row groups of at most 64 Ki rows
 //! ```
 //!
 //! Rows arrive sorted by primary key (tags, then time), so one series' values lie side by
@@ -15,6 +18,16 @@
 //! or counter moves by a few units a row: its deltas pack into two or three bits where a
 //! dictionary index of a 0–100 gauge needs seven. On TSBS's cpu data (ten integer gauges)
 //! `make bench-peers` measured 0.94 bytes per value before and 0.39 after (`docs/benchmarks.md`).
+//!
+//! Tags are sorted in name order, so one tag's values are not ordered across a file: a page
+//! or row group spanning two series of `host` holds, say, `host_31` and `host_45`, and its
+//! min/max admit every host between them. Statistics alone kept 35 of 53 pages of a
+//! 864,000-row file for one host. So files are cut into row groups of a few series each,
+//! with a bloom filter per tag that rules out the row groups lacking the host; the page
+//! index then prunes within the rest. Each filter is sized for a row group's rows and then
+//! folded down to the values it holds (at most 1 KiB for a few hundred). Several row groups
+//! also let a scan of one file split across cores: DataFusion hands out whole row groups.
+//!
 
 use arrow::datatypes::{DataType, Schema};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -22,14 +35,19 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
-use crate::{DatabaseId, TableId};
+use crate::{ColumnType, DatabaseId, TableId, column_type_of};
 
 /// Rows per data page: small enough that the page index prunes a query to a few pages.
 pub const DATA_PAGE_ROWS: usize = 16 * 1024;
 
+/// Rows per row group: a few series of a typical table, so a tag's bloom filter rules most
+/// row groups out for one series, and enough row groups in a day's file to keep two cores
+/// busy scanning it.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
 /// Writer settings for one file of `schema`'s rows in a partition. The key-value metadata
 /// names the database, table and partition, so a file found alone in the object store
-/// says where it belongs. Callers add what is theirs (row-group size) before `build()`.
+/// says where it belongs. Callers add what is theirs (a smaller row group) before `build()`.
 pub fn writer_properties(
     schema: &Schema,
     database_id: DatabaseId,
@@ -42,17 +60,23 @@ pub fn writer_properties(
         ))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_data_page_row_count_limit(DATA_PAGE_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("ferrite:database_id".into(), database_id.to_string()),
             KeyValue::new("ferrite:table_id".into(), table_id.to_string()),
             KeyValue::new("ferrite:partition_key".into(), partition_key.to_string()),
         ]));
     for field in schema.fields() {
+        let path = ColumnPath::from(field.name().as_str());
         if delta_encoded(field.data_type()) {
-            let path = ColumnPath::from(field.name().as_str());
             builder = builder
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        } else if column_type_of(field) == Some(ColumnType::Tag) {
+            // Sized for a row group of distinct values, folded down to those it holds.
+            builder = builder
+                .set_column_bloom_filter_enabled(path.clone(), true)
+                .set_column_bloom_filter_max_ndv(path, ROW_GROUP_ROWS as u64);
         }
     }
     builder
@@ -74,9 +98,11 @@ mod tests {
     use arrow::record_batch::RecordBatch;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::ReaderProperties;
+    use parquet::file::reader::FileReader;
+    use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 
     use super::*;
-    use crate::ColumnType;
 
     /// A sorted series of a slowly moving integer gauge, a float and a tag.
     fn series(rows: usize) -> RecordBatch {
@@ -174,6 +200,80 @@ mod tests {
         assert_eq!(read.num_rows(), batch.num_rows());
         for (a, b) in batch.columns().iter().zip(read.columns()) {
             assert_eq!(a.as_ref(), b.as_ref());
+        }
+    }
+
+    /// `rows` rows of `hosts` series, sorted by host then time.
+    fn hosts(hosts: usize, rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            ColumnType::Tag.arrow_field("host"),
+            ColumnType::Tag.arrow_field("region"),
+            ColumnType::I64.arrow_field("load"),
+            ColumnType::Time.arrow_field("time"),
+        ]));
+        let per_host = rows.div_ceil(hosts);
+        let host = |i: usize| format!("host_{:03}", i / per_host);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values((0..rows).map(host))),
+            Arc::new(StringArray::from(vec!["eu"; rows])),
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows as i64).map(|i| i % 100),
+            )),
+            Arc::new(TimestampNanosecondArray::from_iter_values(
+                (0..rows).map(|i| (i % per_host) as i64 * 10_000_000_000),
+            )),
+        ];
+        RecordBatch::try_new(schema, columns).expect("valid batch")
+    }
+
+    #[test]
+    fn row_groups_are_bounded_and_each_has_a_bloom_filter_per_tag() {
+        let rows = 2 * ROW_GROUP_ROWS + 1_000;
+        let bytes = bytes::Bytes::from(write(&hosts(30, rows)));
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        let reader = SerializedFileReader::new_with_options(bytes, options).expect("reader");
+        let metadata = reader.metadata();
+        assert_eq!(metadata.num_row_groups(), 3);
+        let column = |name: &str| {
+            metadata
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .position(|c| c.name() == name)
+                .expect("column")
+        };
+        for g in 0..metadata.num_row_groups() {
+            assert!(metadata.row_group(g).num_rows() <= ROW_GROUP_ROWS as i64);
+            let group = reader.get_row_group(g).expect("row group");
+            assert!(group.get_column_bloom_filter(column("load")).is_none());
+            assert!(group.get_column_bloom_filter(column("time")).is_none());
+            assert!(group.get_column_bloom_filter(column("region")).is_some());
+            let filter = group
+                .get_column_bloom_filter(column("host"))
+                .expect("host filter");
+            // Folded from a row group's worth of values down to its ~15 hosts.
+            let length = metadata
+                .row_group(g)
+                .column(column("host"))
+                .bloom_filter_length();
+            assert!(length.is_some_and(|n| n <= 1024), "{length:?}");
+            // The rows are sorted by host, 30 hosts over three row groups: the first row
+            // group's filter has the first host and, within its false-positive rate, not
+            // the last one; the last row group's the other way round.
+            let (first, last) = ("host_000", "host_029");
+            if g == 0 {
+                assert!(filter.check(first) && !filter.check(last));
+            }
+            if g == 2 {
+                assert!(filter.check(last) && !filter.check(first));
+            }
         }
     }
 }

@@ -12,7 +12,10 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{Stack, assert_compacted_files_do_not_overlap, eager, levels};
+use crate::harness::{
+    Stack, assert_compacted_files_do_not_overlap, assert_tag_filters_admit_their_values, eager,
+    levels,
+};
 
 /// 2024-01-01T00:00:00Z.
 const BASE: i64 = 1_704_067_200_000_000_000;
@@ -216,6 +219,9 @@ async fn compaction_at_every_level_keeps_every_answer() {
             "seed {seed}: one L2 file per day"
         );
         assert_compacted_files_do_not_overlap(&files);
+        for file in &files {
+            assert_tag_filters_admit_their_values(&stack, file, &["host", "region"]).await;
+        }
         same_answers(
             &answers(&stack).await,
             &with_new_l0,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use ferrite_catalog::{CatalogRef, ParquetFile, SqlCatalog};
 use ferrite_compactor::{Compactor, CompactorConfig};
@@ -15,8 +15,12 @@ use ferrite_lineproto::Precision;
 use ferrite_querier::{QuerierConfig, QueryEngine, QueryParams};
 use ferrite_router::{Router, RouterConfig, WriteBody};
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 
 pub const DB: &str = "lab";
 
@@ -198,4 +202,54 @@ pub fn levels(files: &[ParquetFile]) -> [usize; 3] {
         n[f.params.compaction_level as usize] += 1;
     }
     n
+}
+
+/// Every row group of `file` has a bloom filter per tag in `tags` that admits each value the
+/// row group holds: a filter may let a row group through in vain, never skip one a query
+/// needs.
+pub async fn assert_tag_filters_admit_their_values(
+    stack: &Stack,
+    file: &ParquetFile,
+    tags: &[&str],
+) {
+    let path = object_store::path::Path::from(file.params.object_path());
+    let bytes = stack.store.get(&path).await.unwrap().bytes().await.unwrap();
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(
+            ReaderProperties::builder()
+                .set_read_bloom_filter(true)
+                .build(),
+        )
+        .build();
+    let reader = SerializedFileReader::new_with_options(bytes.clone(), options).unwrap();
+    let metadata = reader.metadata();
+    let columns = metadata.file_metadata().schema_descr().columns().to_vec();
+    for tag in tags {
+        let index = columns.iter().position(|c| c.name() == *tag).unwrap();
+        for g in 0..metadata.num_row_groups() {
+            let filter = reader
+                .get_row_group(g)
+                .unwrap()
+                .get_column_bloom_filter(index)
+                .unwrap_or_else(|| panic!("file {}, row group {g}: no filter on {tag}", file.id))
+                .clone();
+            let rows = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+                .unwrap()
+                .with_row_groups(vec![g])
+                .build()
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            for batch in &rows {
+                let values = batch.column_by_name(tag).unwrap().as_string::<i32>();
+                for value in values.iter().flatten() {
+                    assert!(
+                        filter.check(value),
+                        "file {}, row group {g}: the {tag} filter rules out {value}, which it holds",
+                        file.id
+                    );
+                }
+            }
+        }
+    }
 }
