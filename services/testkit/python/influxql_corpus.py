@@ -433,6 +433,11 @@ CORPUS: list[Case] = [
     Case("where/nested_parentheses", "SELECT count(load) FROM machine "
          "WHERE ((dc = 'dc1' AND load > 2) OR (dc = 'dc2' AND load < 1)) AND (rack = 'r0' OR rack = 'r2')"),
     Case("where/unknown_tag", "SELECT count(load) FROM machine WHERE nosuchtag = 'x'"),
+    # an aggregate's tag = 'v' runs as the plain comparison (it prunes); a missing tag still
+    # equals only ''
+    Case("where/missing_tag_or_field_aggregate",
+         "SELECT count(code) FROM event WHERE severity = 'warn' OR code > 500 GROUP BY source"),
+    Case("where/missing_tag_is_empty_aggregate", "SELECT count(code) FROM event WHERE severity = '' GROUP BY source"),
     Case("where/string_quotes", "SELECT code FROM event WHERE value = 'timeout, giving up' AND source = 'api'"),
 
     # --- GROUP BY ------------------------------------------------------------------------------

@@ -699,6 +699,16 @@ pub fn to_datafusion(condition: &Expr, source: &Source) -> Option<datafusion::lo
             }
             let target = match resolve(source, name, *data_type) {
                 Resolved::Field(i) => column(&source.fields[i].0),
+                // `tag = 'v'` for a non-empty `v` as the plain comparison, which prunes files,
+                // row groups and ingester rows as SQL's does: a missing tag compares as null
+                // instead of false, and a filter built only of AND and OR keeps the same rows
+                // either way.
+                Resolved::Tag(t)
+                    if *op == BinaryOp::Eq
+                        && matches!(literal, Literal::String(v) if !v.is_empty()) =>
+                {
+                    column(&t)
+                }
                 Resolved::Tag(t) => tag(&t),
                 Resolved::Missing => return Some(lit(false)),
                 Resolved::Time => return None,
