@@ -98,9 +98,6 @@ mod tests {
     use arrow::record_batch::RecordBatch;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::file::properties::ReaderProperties;
-    use parquet::file::reader::FileReader;
-    use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 
     use super::*;
 
@@ -229,15 +226,9 @@ mod tests {
     #[test]
     fn row_groups_are_bounded_and_each_has_a_bloom_filter_per_tag() {
         let rows = 2 * ROW_GROUP_ROWS + 1_000;
-        let bytes = bytes::Bytes::from(write(&hosts(30, rows)));
-        let options = ReadOptionsBuilder::new()
-            .with_reader_properties(
-                ReaderProperties::builder()
-                    .set_read_bloom_filter(true)
-                    .build(),
-            )
-            .build();
-        let reader = SerializedFileReader::new_with_options(bytes, options).expect("reader");
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(write(&hosts(30, rows))))
+                .expect("reader");
         let metadata = reader.metadata();
         assert_eq!(metadata.num_row_groups(), 3);
         let column = |name: &str| {
@@ -249,15 +240,17 @@ mod tests {
                 .position(|c| c.name() == name)
                 .expect("column")
         };
+        let filter = |g, name| {
+            reader
+                .get_row_group_column_bloom_filter(g, column(name))
+                .expect("readable filter")
+        };
         for g in 0..metadata.num_row_groups() {
             assert!(metadata.row_group(g).num_rows() <= ROW_GROUP_ROWS as i64);
-            let group = reader.get_row_group(g).expect("row group");
-            assert!(group.get_column_bloom_filter(column("load")).is_none());
-            assert!(group.get_column_bloom_filter(column("time")).is_none());
-            assert!(group.get_column_bloom_filter(column("region")).is_some());
-            let filter = group
-                .get_column_bloom_filter(column("host"))
-                .expect("host filter");
+            assert!(filter(g, "load").is_none());
+            assert!(filter(g, "time").is_none());
+            assert!(filter(g, "region").is_some());
+            let host = filter(g, "host").expect("host filter");
             // Folded from a row group's worth of values down to its ~15 hosts.
             let length = metadata
                 .row_group(g)
@@ -269,10 +262,10 @@ mod tests {
             // the last one; the last row group's the other way round.
             let (first, last) = ("host_000", "host_029");
             if g == 0 {
-                assert!(filter.check(first) && !filter.check(last));
+                assert!(host.check(first) && !host.check(last));
             }
             if g == 2 {
-                assert!(filter.check(last) && !filter.check(first));
+                assert!(host.check(last) && !host.check(first));
             }
         }
     }

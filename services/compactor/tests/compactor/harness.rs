@@ -17,10 +17,7 @@ use ferrite_router::{Router, RouterConfig, WriteBody};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::FileReader;
-use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 
 pub const DB: &str = "lab";
 
@@ -214,41 +211,38 @@ pub async fn assert_tag_filters_admit_their_values(
 ) {
     let path = object_store::path::Path::from(file.params.object_path());
     let bytes = stack.store.get(&path).await.unwrap().bytes().await.unwrap();
-    let options = ReadOptionsBuilder::new()
-        .with_reader_properties(
-            ReaderProperties::builder()
-                .set_read_bloom_filter(true)
-                .build(),
-        )
-        .build();
-    let reader = SerializedFileReader::new_with_options(bytes.clone(), options).unwrap();
-    let metadata = reader.metadata();
-    let columns = metadata.file_metadata().schema_descr().columns().to_vec();
-    for tag in tags {
-        let index = columns.iter().position(|c| c.name() == *tag).unwrap();
-        for g in 0..metadata.num_row_groups() {
-            let filter = reader
-                .get_row_group(g)
+    let metadata = ArrowReaderMetadata::load(&bytes, Default::default()).unwrap();
+    let reader = |groups| {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
+            .with_row_groups(groups)
+    };
+    let columns = metadata.metadata().file_metadata().schema_descr().columns();
+    for g in 0..metadata.metadata().num_row_groups() {
+        let group = reader(vec![g]);
+        let rows: Vec<RecordBatch> = reader(vec![g])
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for tag in tags {
+            let index = columns.iter().position(|c| c.name() == *tag).unwrap();
+            let filter = group
+                .get_row_group_column_bloom_filter(g, index)
                 .unwrap()
-                .get_column_bloom_filter(index)
-                .unwrap_or_else(|| panic!("file {}, row group {g}: no filter on {tag}", file.id))
-                .clone();
-            let rows = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-                .unwrap()
-                .with_row_groups(vec![g])
-                .build()
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            for batch in &rows {
-                let values = batch.column_by_name(tag).unwrap().as_string::<i32>();
-                for value in values.iter().flatten() {
-                    assert!(
-                        filter.check(value),
-                        "file {}, row group {g}: the {tag} filter rules out {value}, which it holds",
-                        file.id
-                    );
-                }
+                .unwrap_or_else(|| panic!("file {}, row group {g}: no filter on {tag}", file.id));
+            let values = rows.iter().flat_map(|b| {
+                b.column_by_name(tag)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+            });
+            for value in values {
+                assert!(
+                    filter.check(value),
+                    "file {}, row group {g}: the {tag} filter rules out {value}, which it holds",
+                    file.id
+                );
             }
         }
     }
