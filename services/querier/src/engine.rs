@@ -688,7 +688,8 @@ impl QueryEngine {
         let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
-            .with_default_features();
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::cooperate::JoinsYield));
         let state = crate::functions::install(builder).build();
         let ctx = SessionContext::new_with_state(state);
         let definitions = self.cache_definitions().await?;

@@ -22,7 +22,8 @@
 //!   `interpolate`), installed in every query session by one call (`functions::install`);
 //! - every query runs under the engine's limits: it holds a concurrency slot until its stream
 //!   ends, its operators (and an HTTP result being collected) draw on one shared memory pool,
-//!   and its plan is stopped at the deadline or when its stream is dropped;
+//!   and its plan is stopped at the deadline or when its stream is dropped (joins yield to the
+//!   scheduler, so even a join that emits without end notices);
 //! - Flight SQL handles and tickets are self-contained (database, SQL, bound parameters), so
 //!   no call depends on state kept by an earlier one;
 //! - every client query is in the query log from arrival to its last batch (running, then
@@ -34,6 +35,7 @@
 
 mod cache_table;
 mod cluster;
+mod cooperate;
 mod dedup;
 mod engine;
 mod error;
