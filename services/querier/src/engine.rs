@@ -26,8 +26,10 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateDefaults;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::memory_pool::{
@@ -35,7 +37,7 @@ use datafusion::execution::memory_pool::{
 };
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig};
@@ -137,6 +139,10 @@ pub struct QueryEngine {
     plans: PlanCache,
     /// Every database's cache definitions, with the catalog version they were listed at.
     cache_definitions: parking_lot::Mutex<Option<(i64, Arc<Vec<CacheDefinition>>)>>,
+    /// What every query's session starts from: configuration, functions and rules, on the
+    /// engine's runtime, with no tables. Cloned per query, which costs a fraction of
+    /// registering every function again.
+    session_template: SessionState,
 }
 
 /// A query from a client, as [`QueryEngine::query`] takes it.
@@ -198,6 +204,7 @@ impl QueryEngine {
             .transpose()?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
         let log = QueryLog::new(config.query_log_capacity);
+        let session_template = session_template(&config, Arc::clone(&runtime));
         Ok(Self {
             catalog,
             ingesters: ingesters.into(),
@@ -211,6 +218,7 @@ impl QueryEngine {
             cluster: QuerierCluster::new("local"),
             cache_definitions: parking_lot::Mutex::default(),
             plans: PlanCache::default(),
+            session_template,
         })
     }
 
@@ -307,11 +315,10 @@ impl QueryEngine {
             // be told they may not read it.
             let list_system = caller.is_none_or(Caller::is_admin);
             let planned = self.planned(database, query, &params, list_system);
-            let reused = planned.is_some();
             let (ctx, df) = match planned {
                 Some(planned) => planned,
                 None => {
-                    self.plan(database, query, params, Arc::clone(&runtime), list_system)
+                    self.plan(database, query, params, list_system)
                         .instrument(tracing::info_span!("plan"))
                         .await?
                 }
@@ -326,14 +333,12 @@ impl QueryEngine {
                 .await
                 .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
             let schema = plan.schema();
-            // A plan made for GetFlightInfo has the engine's runtime: this query's memory
-            // pool goes in here.
-            let task_ctx = if reused {
+            // Sessions are planned on the engine's runtime: this query's memory pool goes in
+            // here.
+            let task_ctx = {
                 let state = ctx.state_ref();
                 let state = state.read();
                 Arc::new(TaskContext::from(&*state).with_runtime(runtime))
-            } else {
-                ctx.task_ctx()
             };
             let stream = match &self.executor {
                 None => execute_stream(plan, task_ctx)
@@ -403,15 +408,7 @@ impl QueryEngine {
             list_system,
         };
         let version = self.catalog.known_version();
-        let (ctx, df) = self
-            .plan(
-                database,
-                query,
-                params,
-                Arc::clone(&self.runtime),
-                list_system,
-            )
-            .await?;
+        let (ctx, df) = self.plan(database, query, params, list_system).await?;
         if let Some(version) = version {
             self.plans.put(key, version, ctx, df.clone());
         }
@@ -443,13 +440,7 @@ impl QueryEngine {
     /// the query's context fixes the type and `Null` where it does not.
     pub async fn prepare(&self, database: &str, query: &str) -> Result<(SchemaRef, SchemaRef)> {
         let (_, df) = self
-            .plan_unbound(
-                database,
-                query,
-                QueryParams::new(),
-                Arc::clone(&self.runtime),
-                true,
-            )
+            .plan_unbound(database, query, QueryParams::new(), true)
             .await?;
         let placeholders = df
             .logical_plan()
@@ -482,11 +473,10 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
-        runtime: Arc<RuntimeEnv>,
         list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
         let (ctx, df) = self
-            .plan_unbound(database, query, params, runtime, list_system)
+            .plan_unbound(database, query, params, list_system)
             .await?;
         // A placeholder left without a value is the caller's mistake; say so before
         // execution would fail with an internal-looking error.
@@ -512,22 +502,14 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
-        runtime: Arc<RuntimeEnv>,
         list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
         match self
-            .try_plan(
-                database,
-                query,
-                params.clone(),
-                Arc::clone(&runtime),
-                list_system,
-            )
+            .try_plan(database, query, params.clone(), list_system)
             .await
         {
             Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
-                self.try_plan(database, query, params, runtime, list_system)
-                    .await
+                self.try_plan(database, query, params, list_system).await
             }
             planned => planned,
         }
@@ -538,11 +520,10 @@ impl QueryEngine {
         database: &str,
         query: &str,
         params: QueryParams,
-        runtime: Arc<RuntimeEnv>,
         list_system: bool,
     ) -> Result<(SessionContext, DataFrame)> {
         // The caller's one retry covers a missing database too.
-        let ctx = self.try_session(database, runtime, list_system).await?;
+        let ctx = self.try_session(database, list_system).await?;
         // Queries only: no DDL, DML or SET. SHOW TABLES / SHOW COLUMNS plan as queries over
         // information_schema and stay allowed.
         let options = SQLOptions::new()
@@ -573,10 +554,9 @@ impl QueryEngine {
         database: &str,
         list_system: bool,
     ) -> Result<SessionContext> {
-        let runtime = || Arc::clone(&self.runtime);
-        match self.try_session(database, runtime(), list_system).await {
+        match self.try_session(database, list_system).await {
             Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
-                self.try_session(database, runtime(), list_system).await
+                self.try_session(database, list_system).await
             }
             session => session,
         }
@@ -590,23 +570,14 @@ impl QueryEngine {
         list_system: bool,
     ) -> Result<SessionContext> {
         self.catalog.refresh().await?;
-        self.try_session(database, Arc::clone(&self.runtime), list_system)
-            .await
+        self.try_session(database, list_system).await
     }
 
-    /// A session over `database` whose operators draw memory from `runtime`'s pool. The
-    /// `system` tables are always there; `list_system` lists them in `information_schema`
-    /// and `SHOW TABLES` too.
-    async fn try_session(
-        &self,
-        database: &str,
-        runtime: Arc<RuntimeEnv>,
-        list_system: bool,
-    ) -> Result<SessionContext> {
-        Ok(self
-            .try_session_and_schema(database, runtime, list_system)
-            .await?
-            .0)
+    /// A session over `database` on the engine's runtime (a query's own memory pool goes
+    /// into its task context at execution). The `system` tables are always there;
+    /// `list_system` lists them in `information_schema` and `SHOW TABLES` too.
+    async fn try_session(&self, database: &str, list_system: bool) -> Result<SessionContext> {
+        Ok(self.try_session_and_schema(database, list_system).await?.0)
     }
 
     /// The engine's shared DataFusion runtime.
@@ -619,21 +590,14 @@ impl QueryEngine {
         self.config.query_timeout
     }
 
-    /// [`Self::session`] (without system tables listed) over `runtime`, and the database
-    /// schema it holds.
+    /// [`Self::session`] (without system tables listed), and the database schema it holds.
     pub(crate) async fn session_and_schema(
         &self,
         database: &str,
-        runtime: &Arc<RuntimeEnv>,
     ) -> Result<(SessionContext, DatabaseSchema)> {
-        let runtime = || Arc::clone(runtime);
-        match self
-            .try_session_and_schema(database, runtime(), false)
-            .await
-        {
+        match self.try_session_and_schema(database, false).await {
             Err(e) if e.may_be_stale_schema() && self.catalog.refresh().await? => {
-                self.try_session_and_schema(database, runtime(), false)
-                    .await
+                self.try_session_and_schema(database, false).await
             }
             session => session,
         }
@@ -663,7 +627,6 @@ impl QueryEngine {
     async fn try_session_and_schema(
         &self,
         database: &str,
-        runtime: Arc<RuntimeEnv>,
         list_system: bool,
     ) -> Result<(SessionContext, DatabaseSchema)> {
         let db = self
@@ -673,24 +636,18 @@ impl QueryEngine {
             .ok_or_else(|| QueryError::DatabaseNotFound(database.to_string()))?;
         let schema = self.catalog.database_schema(db.id).await?;
 
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
-            .with_create_default_catalog_and_schema(true)
-            .with_target_partitions(self.config.target_partitions.max(1))
-            .with_batch_size(self.config.batch_size.max(1))
-            // Late materialization: decode the filter columns first and only the rows that
-            // pass for the rest. Files are sorted by every tag in name order, so page
-            // statistics alone prune little for a single-host query. Only tag and time
-            // predicates reach a scan that feeds dedup, so this never drops a row dedup needs.
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-            .set_bool("datafusion.execution.parquet.reorder_filters", true);
-        let builder = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(crate::cooperate::JoinsYield));
-        let state = crate::functions::install(builder).build();
+        // The template's functions and rules, with catalogs of this query's own.
+        let mut state = self.session_template.clone();
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(
+            CATALOG_NAME.to_string(),
+            Arc::new(SessionStateDefaults::default_catalog(
+                state.config(),
+                state.table_factories(),
+                state.runtime_env(),
+            )),
+        );
+        state.register_catalog_list(catalogs);
         let ctx = SessionContext::new_with_state(state);
         let definitions = self.cache_definitions().await?;
         for kind in [CacheKind::Last, CacheKind::Distinct] {
@@ -731,6 +688,29 @@ impl QueryEngine {
             .map_err(|e| QueryError::Internal(format!("registering system tables: {e}")))?;
         Ok((ctx, schema))
     }
+}
+
+/// Every query session's starting point: the engine's configuration, DataFusion's and
+/// ferrite's functions, joins that yield, on `runtime`; no catalogs.
+fn session_template(config: &QuerierConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+        .with_create_default_catalog_and_schema(false)
+        .with_target_partitions(config.target_partitions.max(1))
+        .with_batch_size(config.batch_size.max(1))
+        // Late materialization: decode the filter columns first and only the rows that
+        // pass for the rest. Files are sorted by every tag in name order, so page
+        // statistics alone prune little for a single-host query. Only tag and time
+        // predicates reach a scan that feeds dedup, so this never drops a row dedup needs.
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(crate::cooperate::JoinsYield));
+    crate::functions::install(builder).build()
 }
 
 /// The schema a query's batches will have: after analysis and optimization, which may

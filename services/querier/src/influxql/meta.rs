@@ -103,9 +103,7 @@ pub async fn show_retention_policies(
         .require(Action::Read, database)
         .await
         .map_err(|e| Error::Engine(e.into()))?;
-    let (_, schema) = engine
-        .session_and_schema(database, engine.runtime_env())
-        .await?;
+    let (_, schema) = engine.session_and_schema(database).await?;
     let duration = go_duration(schema.limits.retention_period_ns);
     Ok(series(
         "",

@@ -264,10 +264,11 @@ impl QueryEngine {
             .require(ferrite_catalog::Action::Read, &database)
             .await
             .map_err(|e| Error::Engine(e.into()))?;
-        let (ctx, schema) = self.session_and_schema(&database, runtime).await?;
+        let (ctx, schema) = self.session_and_schema(&database).await?;
         let memory = MemoryConsumer::new("InfluxQL rows").register(&runtime.memory_pool);
         Ok(DbReader {
             ctx,
+            runtime: Arc::clone(runtime),
             schema,
             memory: parking_lot::Mutex::new(memory),
         })
@@ -378,6 +379,8 @@ fn with_policy(db: &str, rp: Option<&str>) -> String {
 /// Reads one database's measurements for `SELECT` and `SHOW`.
 pub(crate) struct DbReader {
     ctx: SessionContext,
+    /// The query's runtime, whose memory pool its plans draw on.
+    runtime: Arc<RuntimeEnv>,
     schema: DatabaseSchema,
     /// The rows its scans hold.
     memory: parking_lot::Mutex<MemoryReservation>,
@@ -398,7 +401,7 @@ impl select::Reader for DbReader {
                 return Ok(None);
             };
             Ok(Some(
-                source::scan(&self.ctx, table, &scan, &self.memory).await?,
+                source::scan(&self.ctx, &self.runtime, table, &scan, &self.memory).await?,
             ))
         })
     }
@@ -412,7 +415,9 @@ impl select::Reader for DbReader {
             let Some(table) = self.schema.tables.get(name) else {
                 return Ok(None);
             };
-            Ok(Some(source::aggregate(&self.ctx, table, &request).await?))
+            Ok(Some(
+                source::aggregate(&self.ctx, &self.runtime, table, &request).await?,
+            ))
         })
     }
 

@@ -16,9 +16,11 @@ use arrow::array::{
     TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::functions_window::expr_fn::rank;
 use datafusion::logical_expr::{Expr as DfExpr, ExprFunctionExt, SortExpr, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -108,15 +110,28 @@ pub struct ScanLimit {
     pub descending: bool,
 }
 
+/// Every batch of `df`, its operators drawing memory from `runtime`'s pool.
+async fn collect(df: DataFrame, runtime: &Arc<RuntimeEnv>) -> Result<Vec<RecordBatch>> {
+    let task_ctx = Arc::new(df.task_ctx().with_runtime(Arc::clone(runtime)));
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+    datafusion::physical_plan::collect(plan, task_ctx)
+        .await
+        .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))
+}
+
 /// The rank a limited scan filters on; the projection after it drops the column.
 const RANK_COLUMN: &str = "__ferrite_rank";
 
-/// Read `table` through `ctx`: the fields asked for (those the table has), every tag, in
-/// series of one tag set each.
+/// Read `table` through `ctx`, run on `runtime`: the fields asked for (those the table has),
+/// every tag, in series of one tag set each.
 /// The rows read are counted in `memory` (the query's pool): a scan too big for the querier
 /// fails with its memory limit instead of exhausting the process.
 pub async fn scan(
     ctx: &SessionContext,
+    runtime: &Arc<RuntimeEnv>,
     table: &TableSchema,
     scan: &Scan,
     memory: &parking_lot::Mutex<MemoryReservation>,
@@ -157,10 +172,7 @@ pub async fn scan(
     df = df
         .sort(vec![SortExpr::new(column("time"), true, false)])
         .map_err(planning)?;
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+    let batches = collect(df, runtime).await?;
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     // Rows become values about twice their Arrow size.
     memory
@@ -369,6 +381,7 @@ pub struct AggregateRow {
 /// selectors through ferrite's `selector_*` functions (which return the chosen point's time).
 pub async fn aggregate(
     ctx: &SessionContext,
+    runtime: &Arc<RuntimeEnv>,
     table: &TableSchema,
     request: &AggregateScan,
 ) -> Result<Vec<AggregateRow>> {
@@ -426,10 +439,7 @@ pub async fn aggregate(
         }
     }
     df = df.aggregate(groups, aggregates).map_err(planning)?;
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| QueryError::from_datafusion(e, Stage::Execution))?;
+    let batches = collect(df, runtime).await?;
 
     let mut out = Vec::new();
     for batch in &batches {
