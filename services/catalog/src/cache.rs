@@ -231,6 +231,14 @@ impl Catalog for CachedCatalog {
         self.inner.table_partitions(table_id).await
     }
 
+    async fn extend_sort_key(
+        &self,
+        partition_id: PartitionId,
+        tags: &[String],
+    ) -> Result<Partition> {
+        self.inner.extend_sort_key(partition_id, tags).await
+    }
+
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ns: i64) -> Result<Lease> {
         self.inner.acquire_lease(name, holder, ttl_ns).await
     }

@@ -170,6 +170,11 @@ pub struct Partition {
     pub table_id: TableId,
     /// Partition key, e.g. `2024-03-05`.
     pub key: String,
+    /// The tags its files are sorted by, in order, before `time` (see
+    /// [`ferrite_model::sort_key`]): empty until the first persist chooses them, then only
+    /// ever extended. `None` for a partition from before keys were recorded: its files are
+    /// sorted by every tag in name order.
+    pub sort_key: Option<Vec<String>>,
 }
 
 /// What an ingester (or later the compactor) registers for a new parquet file.
@@ -244,6 +249,15 @@ pub trait Catalog: Debug + Send + Sync + 'static {
     async fn create_partition(&self, table_id: TableId, key: &str) -> Result<Partition>;
     /// Every partition of a table, ordered by id.
     async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>>;
+    /// Append to the partition's sort key the `tags` it lacks, in the order given, in one
+    /// step however many callers race; a partition without a key keeps none. Returns the
+    /// partition as it then is. Called before a file with those tags is registered, so a
+    /// reader listing files first and the key second finds every file's tags in the key.
+    async fn extend_sort_key(
+        &self,
+        partition_id: PartitionId,
+        tags: &[String],
+    ) -> Result<Partition>;
 
     /// Register a persisted parquet file.
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile>;

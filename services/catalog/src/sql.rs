@@ -460,19 +460,37 @@ impl SqlCatalog {
     }
 
     async fn partition_by_key(&self, table_id: TableId, key: &str) -> Result<Option<Partition>> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM partitions WHERE table_id = $1 AND partition_key = $2",
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, sort_key FROM partitions WHERE table_id = $1 AND partition_key = $2",
         )
         .bind(table_id.get())
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(id.map(|id| Partition {
-            id: PartitionId(id),
-            table_id,
-            key: key.to_owned(),
-        }))
+        row.map(|(id, sort_key)| partition(id, table_id.get(), key.to_owned(), sort_key))
+            .transpose()
     }
+}
+
+/// A partition from its row; `sort_key` as stored (see the partition_sort_keys migration).
+pub(crate) fn partition(
+    id: i64,
+    table_id: i64,
+    key: String,
+    sort_key: Option<String>,
+) -> Result<Partition> {
+    let sort_key = sort_key
+        .map(|text| {
+            ferrite_model::sort_key::from_json(&text)
+                .map_err(|e| Error::Corrupt(format!("partition {id} has sort key {text:?}: {e}")))
+        })
+        .transpose()?;
+    Ok(Partition {
+        id: PartitionId(id),
+        table_id: TableId(table_id),
+        key,
+        sort_key,
+    })
 }
 
 /// Apply the pending migrations through `pool`.
@@ -937,7 +955,7 @@ impl Catalog for SqlCatalog {
         }
         // A single statement: nothing else to keep in step, so no explicit transaction.
         let inserted: Result<Option<i64>> = sqlx::query_scalar(
-            "INSERT INTO partitions (table_id, partition_key) VALUES ($1, $2) \
+            "INSERT INTO partitions (table_id, partition_key, sort_key) VALUES ($1, $2, '[]') \
              ON CONFLICT (table_id, partition_key) DO NOTHING RETURNING id",
         )
         .bind(table_id.get())
@@ -950,6 +968,7 @@ impl Catalog for SqlCatalog {
                 id: PartitionId(id),
                 table_id,
                 key: key.to_owned(),
+                sort_key: Some(vec![]),
             }),
             Ok(None) => self
                 .partition_by_key(table_id, key)
@@ -961,20 +980,56 @@ impl Catalog for SqlCatalog {
     }
 
     async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, partition_key FROM partitions WHERE table_id = $1 ORDER BY id",
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, partition_key, sort_key FROM partitions WHERE table_id = $1 ORDER BY id",
         )
         .bind(table_id.get())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, key)| Partition {
-                id: PartitionId(id),
-                table_id,
-                key,
-            })
-            .collect())
+        rows.into_iter()
+            .map(|(id, key, sort_key)| partition(id, table_id.get(), key, sort_key))
+            .collect()
+    }
+
+    async fn extend_sort_key(
+        &self,
+        partition_id: PartitionId,
+        tags: &[String],
+    ) -> Result<Partition> {
+        // A write transaction from the read on: PostgreSQL locks the row, SQLite the database.
+        let mut tx = self.begin_write().await?;
+        let select = match self.backend {
+            Backend::Postgres => {
+                "SELECT table_id, partition_key, sort_key FROM partitions WHERE id = $1 FOR UPDATE"
+            }
+            Backend::Sqlite => {
+                "SELECT table_id, partition_key, sort_key FROM partitions WHERE id = $1"
+            }
+        };
+        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(select)
+            .bind(partition_id.get())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((table_id, key, stored)) = row else {
+            return Err(Error::NotFound(format!("partition {partition_id}")));
+        };
+        let mut current = partition(partition_id.get(), table_id, key, stored)?;
+        if let Some(sort_key) = &mut current.sort_key {
+            let missing: Vec<String> = ferrite_model::sort_key::missing(sort_key, tags)
+                .into_iter()
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                sort_key.extend(missing);
+                sqlx::query("UPDATE partitions SET sort_key = $1 WHERE id = $2")
+                    .bind(ferrite_model::sort_key::to_json(sort_key))
+                    .bind(partition_id.get())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(current)
     }
 
     async fn add_parquet_file(&self, params: ParquetFileParams) -> Result<ParquetFile> {

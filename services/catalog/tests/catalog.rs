@@ -137,6 +137,7 @@ suite!(
     upsert_columns_adds_missing_and_keeps_input_order,
     schema_lists_every_table_and_column,
     partitions_are_created_once_per_table_and_key,
+    partition_sort_keys_are_chosen_once_and_only_extended,
     parquet_files_register_and_list,
     unknown_column_type_code_is_corrupt,
     reconnect_keeps_data_and_skips_migrations,

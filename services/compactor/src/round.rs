@@ -2,8 +2,9 @@
 //! new Parquet object, then swap inputs for outputs in one catalog transaction.
 //!
 //! ```text
+//!  the partition's sort key, read after the inputs were listed
 //!  for each output range [lo, hi]:
-//!     inputs overlapping it ─► merged_files (k-way merge + dedup, time-filtered)
+//!     inputs overlapping it ─► merged_files (k-way merge by that key + dedup, time-filtered)
 //!        ─► AsyncArrowWriter ─► object store (multipart upload, streamed)
 //!  lease still held? ─► catalog.replace_files(inputs, outputs)   (all or nothing)
 //! ```
@@ -95,7 +96,7 @@ impl Executor {
             .await
             .map_err(|e| RoundError::Retry(format!("reading the table schema: {e}")))?;
         let schema = table.arrow_schema();
-        let primary_key = ferrite_model::primary_key(&schema);
+        let sort_key = self.sort_key(summary, &schema).await?;
         let max_sequence_number = round
             .inputs
             .iter()
@@ -117,7 +118,7 @@ impl Executor {
             let plan = ferrite_querier::merge::merged_files(
                 &self.store_url,
                 &schema,
-                &primary_key,
+                &sort_key,
                 &inputs,
                 Some((lo, hi)),
             )
@@ -138,7 +139,7 @@ impl Executor {
                 max_sequence_number,
             };
             let path = Path::from(params.object_path());
-            let props = writer_properties(&schema, summary, row_group_rows);
+            let props = writer_properties(&schema, &sort_key, summary, row_group_rows);
             let upload = BufWriter::new(Arc::clone(&self.store), path.clone());
             let mut writer = AsyncArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))
                 .map_err(|e| RoundError::Retry(format!("starting {path}: {e}")))?;
@@ -209,6 +210,31 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// The columns every input is sorted by: the partition's sort key as the catalog holds
+    /// it now. The inputs were listed before, and a file's tags join the key before the
+    /// file is registered, so the key names every tag any input holds.
+    async fn sort_key(
+        &self,
+        summary: &PartitionSummary,
+        schema: &Schema,
+    ) -> Result<Vec<String>, RoundError> {
+        let partitions = self
+            .catalog
+            .table_partitions(summary.partition.table_id)
+            .await
+            .map_err(|e| RoundError::Retry(format!("reading the partition's sort key: {e}")))?;
+        let partition = partitions
+            .into_iter()
+            .find(|p| p.id == summary.partition.id)
+            .ok_or_else(|| RoundError::Conflict("the partition is gone".into()))?;
+        Ok(ferrite_model::sort_key::sort_columns(
+            partition.sort_key.as_deref(),
+            schema,
+        ))
+    }
+}
+
 /// Rows per row group: [`ROW_GROUP_ROWS`] unless wide rows would make one hold more than
 /// about [`ROW_GROUP_BYTES`] (from the inputs' bytes per row).
 fn row_group_rows(rows: i64, bytes: i64) -> usize {
@@ -218,6 +244,7 @@ fn row_group_rows(rows: i64, bytes: i64) -> usize {
 
 fn writer_properties(
     schema: &Schema,
+    sort_key: &[String],
     summary: &PartitionSummary,
     row_group_rows: usize,
 ) -> WriterProperties {
@@ -228,6 +255,9 @@ fn writer_properties(
         &summary.partition.key,
     )
     .set_max_row_group_row_count(Some(row_group_rows))
+    .set_sorting_columns(Some(ferrite_model::parquet_format::sorting_columns(
+        schema, sort_key,
+    )))
     .build()
 }
 

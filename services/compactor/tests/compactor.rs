@@ -11,3 +11,6 @@ mod answers;
 
 #[path = "compactor/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "compactor/sort_keys.rs"]
+mod sort_keys;

@@ -1,14 +1,17 @@
-//! Persistence of one snapshot: sort by primary key, deduplicate, encode Parquet, upload,
-//! then register the file in the catalog.
+//! Persistence of one snapshot: sort by the partition's sort key, deduplicate, encode
+//! Parquet, upload, then register the file in the catalog.
 //!
 //! ```text
-//!  Snapshot ─► unify schemas ─► concat ─► sort_dedup ─► Parquet (`parquet_format`)
-//!           ─► catalog.create_partition ─► object_store.put ─► catalog.add_parquet_file
+//!  Snapshot ─► unify schemas ─► concat ─► tags by cardinality
+//!           ─► catalog.create_partition (its sort key) ─► catalog.extend_sort_key (new tags)
+//!           ─► sort_dedup_by(key) ─► Parquet (`parquet_format`)
+//!           ─► object_store.put ─► catalog.add_parquet_file
 //! ```
 //!
 //! Invariants: the object is uploaded before it is registered, and the caller drops the
-//! snapshot's rows from memory only after registration returned. A snapshot is encoded
-//! once; retries repeat only the I/O, with the same object id.
+//! snapshot's rows from memory only after registration returned. The file's tags are in
+//! the partition's sort key before the file is registered (see `ferrite_model::sort_key`).
+//! A snapshot is encoded once; retries repeat only the I/O, with the same object id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +21,9 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use ferrite_catalog::{CatalogRef, ParquetFile, ParquetFileParams};
-use ferrite_model::dedup::sort_dedup;
+use ferrite_model::PartitionId;
+use ferrite_model::dedup::sort_dedup_by;
+use ferrite_model::sort_key;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
@@ -68,24 +73,17 @@ pub enum PersistError {
 #[derive(Debug)]
 pub struct EncodedSnapshot {
     bytes: bytes::Bytes,
+    partition_id: PartitionId,
     object_store_id: uuid::Uuid,
     min_time: i64,
     max_time: i64,
     row_count: i64,
 }
 
-impl EncodedSnapshot {
-    /// Sort, deduplicate and encode `snapshot` (CPU heavy: call off the async threads).
-    pub fn new(snapshot: &Snapshot) -> Result<Self, PersistError> {
-        let (batch, bytes) = encode(snapshot)?;
-        Ok(Self {
-            bytes: bytes.into(),
-            object_store_id: uuid::Uuid::new_v4(),
-            min_time: time_bound(&batch, arrow::compute::min),
-            max_time: time_bound(&batch, arrow::compute::max),
-            row_count: batch.num_rows() as i64,
-        })
-    }
+/// A snapshot's rows in one batch, in write order, with its tags by cardinality.
+struct Gathered {
+    rows: RecordBatch,
+    tags: Vec<String>,
 }
 
 /// Writes snapshots to the object store and registers them.
@@ -101,11 +99,41 @@ impl Persister {
         Self { catalog, store }
     }
 
-    /// Encode `snapshot` on a blocking thread.
+    /// Encode `snapshot` on blocking threads, sorted by its partition's sort key: the
+    /// partition is created, and its key chosen or extended, on the way.
     pub async fn encode(&self, snapshot: Arc<Snapshot>) -> Result<EncodedSnapshot, PersistError> {
+        let span = tracing::debug_span!("gather rows", rows = snapshot.rows());
+        let gather = Arc::clone(&snapshot);
+        let gathered =
+            tokio::task::spawn_blocking(move || span.in_scope(|| gather_rows(&gather))).await??;
+        let mut partition = self
+            .catalog
+            .create_partition(snapshot.table_id, &snapshot.partition_key)
+            .instrument(tracing::debug_span!("catalog: create partition"))
+            .await?;
+        if let Some(key) = &partition.sort_key
+            && !sort_key::missing(key, &gathered.tags).is_empty()
+        {
+            partition = self
+                .catalog
+                .extend_sort_key(partition.id, &gathered.tags)
+                .instrument(tracing::debug_span!("catalog: extend sort key"))
+                .await?;
+        }
         let span = tracing::debug_span!("sort, dedup and encode", rows = snapshot.rows());
-        tokio::task::spawn_blocking(move || span.in_scope(|| EncodedSnapshot::new(&snapshot)))
-            .await?
+        let bytes_and_rows = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| encode(&snapshot, &gathered.rows, partition.sort_key.as_deref()))
+        })
+        .await??;
+        let (batch, bytes) = bytes_and_rows;
+        Ok(EncodedSnapshot {
+            bytes: bytes.into(),
+            partition_id: partition.id,
+            object_store_id: uuid::Uuid::new_v4(),
+            min_time: time_bound(&batch, arrow::compute::min),
+            max_time: time_bound(&batch, arrow::compute::max),
+            row_count: batch.num_rows() as i64,
+        })
     }
 
     /// One persist attempt: encode `snapshot` unless `encoded` holds it from an earlier
@@ -129,15 +157,10 @@ impl Persister {
         snapshot: &Snapshot,
         encoded: &EncodedSnapshot,
     ) -> Result<ParquetFile, PersistError> {
-        let partition = self
-            .catalog
-            .create_partition(snapshot.table_id, &snapshot.partition_key)
-            .instrument(tracing::debug_span!("catalog: create partition"))
-            .await?;
         let params = ParquetFileParams {
             database_id: snapshot.database_id,
             table_id: snapshot.table_id,
-            partition_id: partition.id,
+            partition_id: encoded.partition_id,
             object_store_id: encoded.object_store_id,
             min_time: encoded.min_time,
             max_time: encoded.max_time,
@@ -170,11 +193,11 @@ fn time_bound(
         .unwrap_or(0)
 }
 
-/// Sorted, deduplicated rows of the snapshot and their Parquet encoding.
-fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
-    let partition = snapshot.partition_key.clone();
+/// The snapshot's rows in one batch (batches are in sequence order and rows in line order,
+/// so row order is write order) and its tags by cardinality.
+fn gather_rows(snapshot: &Snapshot) -> Result<Gathered, PersistError> {
     let enc = |source| PersistError::Encode {
-        partition: partition.clone(),
+        partition: snapshot.partition_key.clone(),
         source,
     };
     let batches: Vec<&RecordBatch> = snapshot.batches.iter().map(|b| &b.batch).collect();
@@ -184,9 +207,26 @@ fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
         .map(|b| align(b, &schema))
         .collect::<Result<Vec<_>, _>>()
         .map_err(enc)?;
-    let all = arrow::compute::concat_batches(&schema, &aligned).map_err(enc)?;
-    // Batches are in sequence order and rows in line order: row order is write order.
-    let sorted = sort_dedup(&all, None).map_err(enc)?;
+    let rows = arrow::compute::concat_batches(&schema, &aligned).map_err(enc)?;
+    let tags = sort_key::by_cardinality(&rows);
+    Ok(Gathered { rows, tags })
+}
+
+/// `all` (the snapshot's rows in write order) sorted by the partition's key `chosen`,
+/// deduplicated, and their Parquet encoding.
+fn encode(
+    snapshot: &Snapshot,
+    all: &RecordBatch,
+    chosen: Option<&[String]>,
+) -> Result<(RecordBatch, Vec<u8>), PersistError> {
+    let partition = snapshot.partition_key.clone();
+    let enc = |source| PersistError::Encode {
+        partition: partition.clone(),
+        source,
+    };
+    let schema = all.schema();
+    let key = sort_key::sort_columns(chosen, &schema);
+    let sorted = sort_dedup_by(all, &key, None).map_err(enc)?;
 
     let props = ferrite_model::parquet_format::writer_properties(
         &schema,
@@ -194,6 +234,9 @@ fn encode(snapshot: &Snapshot) -> Result<(RecordBatch, Vec<u8>), PersistError> {
         snapshot.table_id,
         &snapshot.partition_key,
     )
+    .set_sorting_columns(Some(ferrite_model::parquet_format::sorting_columns(
+        &schema, &key,
+    )))
     .build();
     let par = |source| PersistError::Parquet {
         partition: partition.clone(),

@@ -23,13 +23,23 @@ pub fn sort_dedup(
     batch: &RecordBatch,
     order: Option<&UInt64Array>,
 ) -> Result<RecordBatch, ArrowError> {
+    sort_dedup_by(batch, &crate::primary_key(&batch.schema()), order)
+}
+
+/// [`sort_dedup`] with the key columns in the order `key` names them: every tag of `batch`
+/// and `time`, as a partition's [`crate::sort_key`] gives them.
+pub fn sort_dedup_by(
+    batch: &RecordBatch,
+    key: &[String],
+    order: Option<&UInt64Array>,
+) -> Result<RecordBatch, ArrowError> {
     if batch.num_rows() == 0 {
         return Ok(batch.clone());
     }
     let schema = batch.schema();
-    let pk_names = crate::primary_key(&schema);
+    let pk_names = key;
     let mut sort_columns = Vec::with_capacity(pk_names.len() + 1);
-    for name in &pk_names {
+    for name in pk_names {
         let idx = schema.index_of(name)?;
         sort_columns.push(SortColumn {
             values: Arc::clone(batch.column(idx)),

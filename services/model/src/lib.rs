@@ -16,6 +16,7 @@ pub mod cache;
 pub mod dedup;
 pub mod parquet_format;
 pub mod partition;
+pub mod sort_key;
 
 pub use partition::{PartitionTemplate, TemplateError, TemplatePart, TimeFormat};
 

@@ -13,15 +13,15 @@
 //!                           row groups of at most 64 Ki rows
 //! ```
 //!
-//! Rows arrive sorted by primary key (tags, then time), so one series' values lie side by
-//! side in time order. A timestamp column then has a constant delta, and an integer gauge
+//! Rows arrive sorted by the partition's sort key (tags, then time; see [`crate::sort_key`]),
+//! so one series' values lie side by side in time order. A timestamp column then has a constant delta, and an integer gauge
 //! or counter moves by a few units a row: its deltas pack into two or three bits where a
 //! dictionary index of a 0–100 gauge needs seven. On TSBS's cpu data (ten integer gauges)
 //! `make bench-peers` measured 0.94 bytes per value before and 0.39 after (`docs/benchmarks.md`).
 //!
-//! Tags are sorted in name order, so one tag's values are not ordered across a file: a page
-//! or row group spanning two series of `host` holds, say, `host_31` and `host_45`, and its
-//! min/max admit every host between them. Statistics alone kept 35 of 53 pages of a
+//! Only the leading tag is ordered across a file; a later one, such as a host (the most
+//! distinct values, so the last tag), is not: a page or row group spanning two series of
+//! `host` holds, say, `host_31` and `host_45`, and its min/max admit every host between them. Statistics alone kept 35 of 53 pages of a
 //! 864,000-row file for one host. So files are cut into row groups of a few series each,
 //! with a bloom filter per tag that rules out the row groups lacking the host; the page
 //! index then prunes within the rest. Each filter is sized for a row group's rows and then
@@ -31,7 +31,7 @@
 
 use arrow::datatypes::{DataType, Schema};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
@@ -80,6 +80,20 @@ pub fn writer_properties(
         }
     }
     builder
+}
+
+/// The Parquet form of a file's sort order: `key`'s columns of `schema` (a flat schema, so
+/// a field's index is its column's), ascending, nulls first. Readers learn the order from
+/// the file itself; ferrite's own readers take it from the partition's key.
+pub fn sorting_columns(schema: &Schema, key: &[String]) -> Vec<SortingColumn> {
+    key.iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: true,
+        })
+        .collect()
 }
 
 /// Whether a column of this type is written as deltas rather than through a dictionary.

@@ -212,6 +212,7 @@ impl ExecutionPlan for DedupExec {
             input_schema,
             output_schema: Arc::clone(&self.output_schema),
             key_indices,
+            key: self.primary_key.clone(),
             pending: None,
         };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
@@ -265,6 +266,8 @@ struct RunMerger {
     input_schema: SchemaRef,
     output_schema: SchemaRef,
     key_indices: Vec<usize>,
+    /// The key's column names, in the input's sort order: merged rows keep that order.
+    key: Vec<String>,
     /// The last run seen, which the next batch may continue.
     pending: Option<RecordBatch>,
 }
@@ -332,7 +335,11 @@ impl RunMerger {
             Arc::clone(&self.output_schema),
             batch.columns()[..order_index].to_vec(),
         )?;
-        Ok(ferrite_model::dedup::sort_dedup(&data, Some(order))?)
+        Ok(ferrite_model::dedup::sort_dedup_by(
+            &data,
+            &self.key,
+            Some(order),
+        )?)
     }
 }
 

@@ -7,10 +7,11 @@
 //!  file n (sorted by pk) ─┘   (k-way merge, streaming)                one per key
 //! ```
 //!
-//! Invariant: every file is sorted by its own primary key (tags, then `time`, nulls first),
-//! as ingesters and the compactor write them. A file lacking a tag holds nulls there, which
-//! sort first, so it is also sorted by the table's primary key. Nothing is sorted again: the
-//! merge holds one batch per file, whatever the files' sizes.
+//! Invariant: every file is sorted by its partition's sort key (tags in the key's order,
+//! then `time`, nulls first; see `ferrite_model::sort_key`), as ingesters and the compactor
+//! write them. A file lacking a tag holds nulls there, a constant column, so it is sorted by
+//! the key wherever the key puts that tag. Nothing is sorted again: the merge holds one
+//! batch per file, whatever the files' sizes.
 
 use std::sync::Arc;
 
@@ -36,7 +37,8 @@ use crate::table::{partitioned_file, with_order_column};
 
 /// A plan reading `files` (given in write order: a later file's value wins for the same
 /// key) with `schema`'s columns (the table's, sorted by name; missing columns read as nulls)
-/// and producing their rows merged by `primary_key` and deduplicated, last write winning
+/// and producing their rows merged by `primary_key` (the partition's sort columns: every
+/// file is sorted by them) and deduplicated, last write winning
 /// field by field. With `time_range` (`[min, max]` ns, inclusive), only rows in it: the
 /// files' statistics prune row groups and pages outside it.
 pub fn merged_files(

@@ -433,6 +433,24 @@ impl Catalog for GrpcCatalog {
         Ok(reply(convert::required(response.partition, "partition"))?.into())
     }
 
+    async fn extend_sort_key(
+        &self,
+        partition_id: PartitionId,
+        tags: &[String],
+    ) -> Result<Partition> {
+        let request = proto::ExtendSortKeyRequest {
+            partition_id: partition_id.get(),
+            tags: tags.to_vec(),
+        };
+        let response = self
+            .call("ExtendSortKey", |mut c, t| {
+                let request = timed(request.clone(), t);
+                async move { c.extend_sort_key(request).await }
+            })
+            .await?;
+        Ok(reply(convert::required(response.partition, "partition"))?.into())
+    }
+
     async fn table_partitions(&self, table_id: TableId) -> Result<Vec<Partition>> {
         let request = proto::ListPartitionsRequest {
             table_id: table_id.get(),

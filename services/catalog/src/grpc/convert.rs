@@ -192,6 +192,7 @@ impl From<Partition> for proto::Partition {
             id: p.id.get(),
             table_id: p.table_id.get(),
             key: p.key,
+            sort_key: p.sort_key.map(|tags| proto::SortKey { tags }),
         }
     }
 }
@@ -202,6 +203,7 @@ impl From<proto::Partition> for Partition {
             id: PartitionId(p.id),
             table_id: TableId(p.table_id),
             key: p.key,
+            sort_key: p.sort_key.map(|k| k.tags),
         }
     }
 }

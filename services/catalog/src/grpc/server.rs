@@ -356,6 +356,21 @@ impl CatalogService for CatalogGrpcService {
         }))
     }
 
+    async fn extend_sort_key(
+        &self,
+        request: Request<proto::ExtendSortKeyRequest>,
+    ) -> Result<Response<proto::ExtendSortKeyResponse>, Status> {
+        let req = request.into_inner();
+        let partition = self
+            .catalog()
+            .extend_sort_key(PartitionId(req.partition_id), &req.tags)
+            .await
+            .map_err(|e| status_of(&e))?;
+        Ok(Response::new(proto::ExtendSortKeyResponse {
+            partition: Some(partition.into()),
+        }))
+    }
+
     async fn list_partitions(
         &self,
         request: Request<proto::ListPartitionsRequest>,

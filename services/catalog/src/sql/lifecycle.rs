@@ -6,13 +6,14 @@
 //! processes never compare each other's clocks.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
-use ferrite_model::{DatabaseId, ParquetFileId, PartitionId, TableId};
+use ferrite_model::{DatabaseId, ParquetFileId, PartitionId};
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::{Backend, ParquetFileRow, SqlCatalog, bump_version, now_ns, parquet_file};
 use crate::lifecycle::{Lease, LevelStats, MAX_LEVEL, PartitionSummary, SkippedCompaction};
-use crate::{Error, ParquetFile, ParquetFileParams, Partition, Result};
+use crate::{Error, ParquetFile, ParquetFileParams, Result};
 
 /// Ids per `IN (…)` list: far below either backend's parameter limit.
 const IN_CHUNK: usize = 500;
@@ -40,6 +41,7 @@ type SummaryRow = (
     i64,
     i64,
     String,
+    Option<String>,
     i64,
     String,
     String,
@@ -115,7 +117,7 @@ impl SqlCatalog {
     /// Every partition of a live table with live files: files, rows and bytes per level.
     pub(super) async fn partition_summaries_sql(&self) -> Result<Vec<PartitionSummary>> {
         let rows: Vec<SummaryRow> = sqlx::query_as(
-            "SELECT p.id, p.table_id, p.partition_key, t.database_id, d.name, t.name, \
+            "SELECT p.id, p.table_id, p.partition_key, p.sort_key, t.database_id, d.name, t.name, \
              f.compaction_level, CAST(COUNT(*) AS BIGINT), CAST(SUM(f.row_count) AS BIGINT), \
              CAST(SUM(f.file_size_bytes) AS BIGINT), CAST(MAX(f.created_at) AS BIGINT), \
              s.reason, s.skipped_at \
@@ -125,7 +127,7 @@ impl SqlCatalog {
              JOIN databases d ON d.id = t.database_id \
              LEFT JOIN skipped_compactions s ON s.partition_id = p.id \
              WHERE f.to_delete IS NULL AND t.deleted_at IS NULL AND d.deleted_at IS NULL \
-             GROUP BY p.id, p.table_id, p.partition_key, t.database_id, d.name, t.name, \
+             GROUP BY p.id, p.table_id, p.partition_key, p.sort_key, t.database_id, d.name, t.name, \
              f.compaction_level, s.reason, s.skipped_at \
              ORDER BY p.id, f.compaction_level",
         )
@@ -133,31 +135,30 @@ impl SqlCatalog {
         .await?;
         let mut out: BTreeMap<i64, PartitionSummary> = BTreeMap::new();
         for row in rows {
-            let (id, table_id, key, database_id, database, table, level, files, rows, bytes) = (
-                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+            let (id, table_id, key, sort_key, database_id, database, table, level, files) = (
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
             );
-            let (newest, reason, skipped_at) = (row.10, row.11, row.12);
+            let (rows, bytes, newest, reason, skipped_at) = (row.9, row.10, row.11, row.12, row.13);
             if !(0..=MAX_LEVEL).contains(&level) {
                 return Err(Error::Corrupt(format!(
                     "partition {id} has files at compaction level {level}"
                 )));
             }
-            let summary = out.entry(id).or_insert_with(|| PartitionSummary {
-                partition: Partition {
-                    id: PartitionId(id),
-                    table_id: TableId(table_id),
-                    key,
-                },
-                database_id: DatabaseId(database_id),
-                database,
-                table,
-                levels: [LevelStats::default(); 3],
-                newest_l0_at: None,
-                skipped: reason.map(|reason| SkippedCompaction {
-                    reason,
-                    skipped_at: skipped_at.unwrap_or_default(),
+            let summary = match out.entry(id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(PartitionSummary {
+                    partition: super::partition(id, table_id, key, sort_key)?,
+                    database_id: DatabaseId(database_id),
+                    database,
+                    table,
+                    levels: [LevelStats::default(); 3],
+                    newest_l0_at: None,
+                    skipped: reason.map(|reason| SkippedCompaction {
+                        reason,
+                        skipped_at: skipped_at.unwrap_or_default(),
+                    }),
                 }),
-            });
+            };
             summary.levels[level as usize] = LevelStats { files, rows, bytes };
             if level == 0 {
                 summary.newest_l0_at = Some(newest);

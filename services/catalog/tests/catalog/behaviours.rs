@@ -343,6 +343,60 @@ pub async fn partitions_are_created_once_per_table_and_key(f: &Fixture) {
     assert_eq!(c.table_partitions(mem.id).await.unwrap(), vec![other_table]);
 }
 
+pub async fn partition_sort_keys_are_chosen_once_and_only_extended(f: &Fixture) {
+    let c = &f.catalog;
+    let db = c.create_database("telegraf").await.unwrap();
+    let cpu = c.create_table(db.id, "cpu").await.unwrap();
+    let p = c.create_partition(cpu.id, "2024-03-05").await.unwrap();
+    assert_eq!(p.sort_key, Some(vec![]), "no key before the first persist");
+    let tags = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+
+    let chosen = c
+        .extend_sort_key(p.id, &tags(&["region", "host"]))
+        .await
+        .unwrap();
+    assert_eq!(chosen.sort_key, Some(tags(&["region", "host"])));
+    // Known tags keep their place; a new one goes last.
+    let extended = c
+        .extend_sort_key(p.id, &tags(&["host", "arch", "region"]))
+        .await
+        .unwrap();
+    assert_eq!(extended.sort_key, Some(tags(&["region", "host", "arch"])));
+    assert_eq!(
+        c.create_partition(cpu.id, "2024-03-05").await.unwrap(),
+        extended
+    );
+    assert_eq!(c.table_partitions(cpu.id).await.unwrap(), vec![extended]);
+
+    // Racing writers each find their tags in the one key that results.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let c = Arc::clone(&f.catalog);
+            let mine = tags(&[&format!("t{i}"), &format!("u{}", i % 3), "host"]);
+            tokio::spawn(async move {
+                let got = c.extend_sort_key(p.id, &mine).await.unwrap();
+                (mine, got.sort_key.unwrap())
+            })
+        })
+        .collect();
+    for racer in racers {
+        let (mine, key) = racer.await.unwrap();
+        assert_eq!(key[..3], tags(&["region", "host", "arch"]));
+        assert!(mine.iter().all(|t| key.contains(t)), "{mine:?} in {key:?}");
+    }
+    let key = c.table_partitions(cpu.id).await.unwrap()[0]
+        .sort_key
+        .clone()
+        .unwrap();
+    assert_eq!(key.len(), 3 + 8 + 3, "each tag once: {key:?}");
+
+    let err = c
+        .extend_sort_key(ferrite_model::PartitionId(i64::MAX), &tags(&["host"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("partition"), "{err}");
+}
+
 fn file(
     db: DatabaseId,
     table: TableId,

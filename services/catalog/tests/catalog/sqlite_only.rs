@@ -94,3 +94,37 @@ async fn a_cache_fed_by_committed_versions_sees_each_write_at_once() {
         "no miss had to ask for the version"
     );
 }
+
+/// A partition from before sort keys were recorded (the migration leaves its key NULL)
+/// keeps none: its files are sorted by every tag in name order, whatever tags come later.
+#[tokio::test]
+async fn a_partition_from_before_sort_keys_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog = SqlCatalog::connect(&dsn).await.unwrap();
+    let db = catalog.create_database("telegraf").await.unwrap();
+    let cpu = catalog.create_table(db.id, "cpu").await.unwrap();
+    let p = catalog
+        .create_partition(cpu.id, "2024-03-05")
+        .await
+        .unwrap();
+
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&dsn).await.unwrap();
+    sqlx::query("UPDATE partitions SET sort_key = NULL")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let old = catalog
+        .create_partition(cpu.id, "2024-03-05")
+        .await
+        .unwrap();
+    assert_eq!(old.sort_key, None);
+    let after = catalog
+        .extend_sort_key(p.id, &["region".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(after, old);
+}
