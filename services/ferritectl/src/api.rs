@@ -366,6 +366,9 @@ pub struct Partition {
     pub table: String,
     /// Partition key.
     pub key: String,
+    /// The tags its files are sorted by, before `time` (`None`: every tag in name order).
+    #[serde(default)]
+    pub sort_key: Option<Vec<String>>,
     /// Live files.
     pub files: i64,
     /// Rows in them.

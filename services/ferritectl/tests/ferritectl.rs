@@ -1379,6 +1379,7 @@ async fn partitions_show_files_by_level_and_skips_can_be_cleared() {
     let list = partitions_until(&ctl, &pumps, |l| files_at(l, 0) == 0 && files_at(l, 1) == 1);
     assert_eq!(list[0]["rows"], 2, "{list:#}");
     assert_eq!(list[0]["key"], "1970-01-01");
+    assert_eq!(list[0]["sortKey"], serde_json::json!(["id"]), "{list:#}");
     assert_eq!(ctl.count("plant", "pumps"), 2);
 
     // A level-0 file whose object is damaged: the compactor skips its partition and says why.

@@ -310,6 +310,9 @@ struct PartitionBody {
     database: String,
     table: String,
     key: String,
+    /// The tags its files are sorted by, before `time`; `null` for a partition from before
+    /// sort keys were recorded (every tag in name order).
+    sort_key: Option<Vec<String>>,
     files: i64,
     rows: i64,
     bytes: i64,
@@ -342,6 +345,7 @@ impl From<PartitionSummary> for PartitionBody {
             database: p.database,
             table: p.table,
             key: p.partition.key,
+            sort_key: p.partition.sort_key,
         }
     }
 }
