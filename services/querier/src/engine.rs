@@ -57,7 +57,7 @@ use tracing::Instrument;
 use crate::cache_table::CacheFunction;
 use crate::cluster::QuerierCluster;
 use crate::error::{QueryError, Result, Stage};
-use crate::file_cache::FileCache;
+use crate::file_cache::{DiskCacheConfig, FileCache};
 use crate::file_list::FileLists;
 use crate::params::QueryParams;
 use crate::plan_cache::{PlanCache, PlanKey};
@@ -99,6 +99,9 @@ pub struct QuerierConfig {
     pub query_log_capacity: usize,
     /// Bytes of Parquet files kept whole in memory for later queries; 0 turns it off.
     pub file_cache_bytes: usize,
+    /// More of them on the local disk, read into memory when used again (needs the memory
+    /// cache). `None`: no disk tier.
+    pub file_cache_disk: Option<DiskCacheConfig>,
 }
 
 impl Default for QuerierConfig {
@@ -113,6 +116,7 @@ impl Default for QuerierConfig {
             query_timeout: None,
             query_log_capacity: DEFAULT_QUERY_LOG_CAPACITY,
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
+            file_cache_disk: None,
         }
     }
 }
@@ -195,7 +199,16 @@ impl QueryEngine {
             .map_err(|e| QueryError::Internal(format!("datafusion runtime: {e}")))?;
         let object_store: Arc<dyn ObjectStore> = match config.file_cache_bytes {
             0 => object_store,
-            bytes => Arc::new(FileCache::new(object_store, bytes as u64)),
+            bytes => Arc::new(
+                FileCache::with_disk(object_store, bytes as u64, config.file_cache_disk.as_ref())
+                    .map_err(|e| {
+                    let dir = config.file_cache_disk.as_ref().map(|d| d.dir.display());
+                    QueryError::Internal(format!(
+                        "cannot open the disk file cache in {}: {e}",
+                        dir.expect("only the disk tier does I/O")
+                    ))
+                })?,
+            ),
         };
         runtime.register_object_store(store_url.as_ref(), object_store);
         let executor = config

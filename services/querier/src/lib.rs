@@ -59,6 +59,7 @@ pub use engine::{
     QueryRequest, RunningQuery, SCHEMA_NAME,
 };
 pub use error::{QueryError, Result};
+pub use file_cache::DiskCacheConfig;
 pub use flight::{FlightQueryService, database_from_metadata, flight_service};
 pub use http::http_routes;
 pub use params::QueryParams;

@@ -229,6 +229,18 @@ pub struct QueryLimits {
         default_value_t = ferrite_querier::DEFAULT_FILE_CACHE_BYTES
     )]
     pub query_file_cache_bytes: usize,
+    /// A directory of the querier's own where it also keeps Parquet files, up to
+    /// --query-file-cache-disk-bytes, so files outlive the memory cache and a restart
+    /// (a local SSD or a Kubernetes emptyDir). Unset: memory only.
+    #[arg(long, env = "FERRITE_QUERY_FILE_CACHE_DIR")]
+    pub query_file_cache_dir: Option<std::path::PathBuf>,
+    /// Bytes of Parquet files kept in --query-file-cache-dir, least recently used out first.
+    #[arg(
+        long,
+        env = "FERRITE_QUERY_FILE_CACHE_DISK_BYTES",
+        default_value_t = 10 << 30
+    )]
+    pub query_file_cache_disk_bytes: u64,
 }
 
 /// `ferrite serve`: every service in one process on embedded defaults.

@@ -257,6 +257,12 @@ pub fn querier_config(limits: &QueryLimits) -> QuerierConfig {
             .then(|| Duration::from_secs(limits.query_timeout_seconds)),
         query_log_capacity: limits.query_log_size,
         file_cache_bytes: limits.query_file_cache_bytes,
+        file_cache_disk: limits.query_file_cache_dir.as_ref().map(|dir| {
+            ferrite_querier::DiskCacheConfig {
+                dir: dir.clone(),
+                capacity: limits.query_file_cache_disk_bytes,
+            }
+        }),
         ..QuerierConfig::default()
     }
 }

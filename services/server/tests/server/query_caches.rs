@@ -188,3 +188,73 @@ async fn changes_show_in_the_next_query(url: &str, feed_lag: Duration) {
     write(&url, "m,k=z v=7i 9").await;
     assert_eq!(answer(&url).await, (1, 7));
 }
+
+/// The disk tier of the Parquet file cache outlives a restart: after one, the querier reads
+/// the files it cached from its local disk, not the object store. The store's copies are
+/// damaged while the server is down, so a right answer can only come from the disk tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_serve_reads_cached_files_from_its_disk_tier() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("files");
+    let mut server = FerriteServer::start(
+        binary(),
+        &[
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--query-file-cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let url = server.url();
+    write(&url, "m,k=a v=1i 1000\nm,k=b v=2i 2000\n").await;
+    // SIGTERM persists everything; the restarted server's first query reads the file once.
+    server.terminate().unwrap();
+    server.restart().await.unwrap();
+    assert_eq!(answer(&url).await, (2, 3));
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one file cached: {cached:?}");
+
+    server.terminate().unwrap();
+    let objects = server.data_dir().join("objects");
+    let mut damaged = 0;
+    for entry in walk(&objects) {
+        if entry.extension().is_some_and(|e| e == "parquet") {
+            std::fs::write(&entry, b"PAR1 not parquet PAR1").unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1);
+    server.restart().await.unwrap();
+    assert_eq!(answer(&url).await, (2, 3));
+    let metrics = crate::client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("ferrite_query_file_cache_requests_total{")
+                && l.contains("result=\"disk\"")
+        ),
+        "{metrics}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
